@@ -1,0 +1,82 @@
+namespace OrleansTunnel.Agent;
+
+/// <summary>Agent settings (configuration section "Agent"). Every limit has a default; see README.</summary>
+public sealed class AgentOptions
+{
+    public const string Section = "Agent";
+
+    /// <summary>The agent's id; the token must belong to it.</summary>
+    public string AgentId { get; set; } = "";
+
+    /// <summary>The agent's token (a secret: never logged).</summary>
+    public string Token { get; set; } = "";
+
+    /// <summary>Default tunnel endpoint when none is configured.</summary>
+    public const string DefaultGateway = "http://127.0.0.1:7070";
+
+    /// <summary>Tunnel endpoints of gateways to dial (default: <see cref="DefaultGateway"/>).</summary>
+    public List<string> Gateways { get; set; } = [];
+
+    /// <summary>Services this agent exposes: name and local URL (http://, h2c:// or https://).</summary>
+    public List<AgentServiceOptions> Services { get; set; } = [];
+
+    /// <summary>Tunnel connections to keep (to distinct gateways where there are several).</summary>
+    public int Connections { get; set; } = 1;
+
+    /// <summary>First reconnect delay; doubles per failure (with jitter) up to ReconnectMaxDelay.</summary>
+    public TimeSpan ReconnectMinDelay { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Cap of the reconnect delay.</summary>
+    public TimeSpan ReconnectMaxDelay { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long dialling a gateway and the hello exchange may take.</summary>
+    public TimeSpan DialTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Ping interval when the gateway does not say one.</summary>
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Per-request credit the agent grants the gateway for request bodies (bytes).</summary>
+    public int ReceiveWindow { get; set; } = 256 * 1024;
+
+    /// <summary>Largest data frame the agent sends (bytes, at most 65536).</summary>
+    public int MaxDataFrame { get; set; } = 64 * 1024;
+
+    /// <summary>Most bytes the tunnel writer coalesces into one gRPC message.</summary>
+    public int MaxBatchBytes { get; set; } = 512 * 1024;
+
+    /// <summary>Largest gRPC message accepted on the tunnel (bytes).</summary>
+    public int MaxTunnelMessageSize { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>Backend: TCP connect timeout.</summary>
+    public TimeSpan BackendConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Backend: idle pooled connections are closed after this long.</summary>
+    public TimeSpan BackendIdleTimeout { get; set; } = TimeSpan.FromSeconds(90);
+
+    /// <summary>Backend: HTTP/2 keep-alive ping interval (also while idle).</summary>
+    public TimeSpan BackendKeepAlivePing { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Backend: HTTP/2 keep-alive ping timeout.</summary>
+    public TimeSpan BackendKeepAlivePingTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Backend: most connections per backend (HTTP/1.1).</summary>
+    public int BackendMaxConnections { get; set; } = int.MaxValue;
+
+    /// <summary>Backend https: accept any certificate (self-signed backends). Off by default.</summary>
+    public bool BackendSkipCertificateValidation { get; set; }
+
+    /// <summary>Backend https: PEM file of a CA to trust for backend certificates.</summary>
+    public string? BackendCaFile { get; set; }
+
+    /// <summary>Buffer used to read a backend's response body (bytes).</summary>
+    public int ResponseBufferSize { get; set; } = 64 * 1024;
+}
+
+/// <summary>One service the agent exposes.</summary>
+public sealed class AgentServiceOptions
+{
+    public string Name { get; set; } = "";
+
+    /// <summary>Local URL of the backend: http://host:port, h2c://host:port or https://host:port.</summary>
+    public string Url { get; set; } = "";
+}

@@ -1,0 +1,214 @@
+using Grpc.Core;
+using Grpc.Net.Client;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using OrleansTunnel.Protocol;
+using OrleansTunnel.Protocol.V1;
+
+namespace OrleansTunnel.Agent;
+
+/// <summary>
+/// Keeps the agent's tunnel connections up: dials out, says hello, runs the multiplexed stream and
+/// reconnects with capped exponential backoff and jitter. Its receive loop only routes frames: each
+/// request is handed to the <see cref="BackendForwarder"/> on its own task.
+/// </summary>
+public sealed partial class AgentWorker(
+    IOptions<AgentOptions> options,
+    BackendForwarder forwarder,
+    AgentStatus status,
+    ILoggerFactory loggerFactory,
+    ILogger<AgentWorker> logger) : BackgroundService
+{
+    private long _lastEpoch;
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var o = options.Value;
+        int count = Math.Max(1, o.Connections);
+        var loops = Enumerable.Range(0, count).Select(slot => Task.Run(() => SlotLoopAsync((uint)slot, stoppingToken), stoppingToken));
+        return Task.WhenAll(loops);
+    }
+
+    private async Task SlotLoopAsync(uint slot, CancellationToken stoppingToken)
+    {
+        var o = options.Value;
+        int failures = 0;
+        int gatewayIndex = (int)slot;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            string gateway = o.Gateways[gatewayIndex % o.Gateways.Count];
+            bool wasUp = false;
+            try
+            {
+                wasUp = await RunOnceAsync(slot, gateway, stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (RpcException ex) when (ex.StatusCode is StatusCode.Unauthenticated or StatusCode.PermissionDenied or StatusCode.FailedPrecondition or StatusCode.InvalidArgument)
+            {
+                LogRefused(logger, gateway, ex.StatusCode.ToString(), ex.Status.Detail);
+            }
+            catch (Exception ex)
+            {
+                LogDialFailed(logger, gateway, Describe(ex));
+            }
+            finally
+            {
+                status.Down(slot);
+            }
+            if (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            failures = wasUp ? 0 : failures + 1;
+            // Try the next gateway after a failure, so one dead gateway does not hold a slot.
+            if (!wasUp)
+            {
+                gatewayIndex++;
+            }
+            var delay = Backoff(failures, o.ReconnectMinDelay, o.ReconnectMaxDelay);
+            LogReconnecting(logger, slot, delay.TotalMilliseconds);
+            await Task.Delay(delay, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+    }
+
+    /// <summary>Full-jitter exponential backoff: random in [min, min(max, min * 2^failures)].</summary>
+    public static TimeSpan Backoff(int failures, TimeSpan min, TimeSpan max)
+    {
+        double ceiling = Math.Min(max.TotalMilliseconds, min.TotalMilliseconds * Math.Pow(2, Math.Min(failures, 30)));
+        return TimeSpan.FromMilliseconds(min.TotalMilliseconds + Random.Shared.NextDouble() * Math.Max(0, ceiling - min.TotalMilliseconds));
+    }
+
+    /// <returns>True when the tunnel came up (so the next attempt starts from the shortest delay).</returns>
+    private async Task<bool> RunOnceAsync(uint slot, string gateway, CancellationToken stoppingToken)
+    {
+        var o = options.Value;
+        using var channel = GrpcChannel.ForAddress(gateway, new GrpcChannelOptions
+        {
+            HttpHandler = new SocketsHttpHandler
+            {
+                ConnectTimeout = o.DialTimeout,
+                KeepAlivePingDelay = TimeSpan.FromSeconds(30),
+                KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
+                KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
+                EnableMultipleHttp2Connections = false,
+                InitialHttp2StreamWindowSize = 4 * 1024 * 1024,
+            },
+            MaxReceiveMessageSize = o.MaxTunnelMessageSize,
+            MaxSendMessageSize = o.MaxTunnelMessageSize,
+        });
+        var client = new Protocol.V1.Tunnel.TunnelClient(channel);
+        using var call = client.Connect(cancellationToken: stoppingToken);
+        ulong epoch = NextEpoch();
+        var hello = new Hello
+        {
+            ProtocolVersion = MuxSettings.ProtocolVersion,
+            AgentId = o.AgentId,
+            Token = o.Token,
+            Epoch = epoch,
+            Slot = slot,
+            AgentVersion = typeof(AgentWorker).Assembly.GetName().Version?.ToString() ?? "0",
+            InitialWindow = (uint)o.ReceiveWindow,
+        };
+        hello.Services.AddRange(forwarder.Offers);
+        await call.RequestStream.WriteAsync(new FrameBatch { Frames = { new Frame { Hello = hello } } }, stoppingToken);
+
+        using var dial = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        dial.CancelAfter(o.DialTimeout);
+        if (!await call.ResponseStream.MoveNext(dial.Token))
+        {
+            throw new IOException("the gateway closed the tunnel before welcoming the agent");
+        }
+        var first = call.ResponseStream.Current;
+        if (first.Frames.Count != 1 || first.Frames[0].KindCase != Frame.KindOneofCase.Welcome)
+        {
+            throw new IOException("the gateway's first message was not a welcome");
+        }
+        var welcome = first.Frames[0].Welcome;
+        if (welcome.ProtocolVersion != MuxSettings.ProtocolVersion)
+        {
+            throw new IOException($"protocol version mismatch: the gateway speaks version {welcome.ProtocolVersion}, this agent speaks version {MuxSettings.ProtocolVersion}");
+        }
+
+        var settings = new MuxSettings
+        {
+            MaxDataFrame = Math.Min(o.MaxDataFrame, MuxSettings.MaxDataFrameCeiling),
+            ReceiveWindow = o.ReceiveWindow,
+            SendWindow = (int)Math.Max(1024, welcome.InitialWindow),
+            MaxBatchBytes = o.MaxBatchBytes,
+        };
+        var mux = new MuxConnection(call.ResponseStream, batch => call.RequestStream.WriteAsync(batch), settings, opensStreams: false, loggerFactory.CreateLogger<MuxConnection>())
+        {
+            // Only route: the forwarder runs on its own task, never on this loop.
+            RequestReceived = (stream, head) => _ = Task.Run(() => forwarder.ForwardAsync(stream, head)),
+        };
+        mux.GoAwayHandler = reason =>
+        {
+            LogGoAway(logger, gateway, reason);
+            _ = CloseWhenIdleAsync(mux);
+        };
+        var heartbeat = welcome.HeartbeatIntervalMs > 0 ? TimeSpan.FromMilliseconds(welcome.HeartbeatIntervalMs) : o.HeartbeatInterval;
+        status.Up(new AgentStatus.TunnelInfo(slot, gateway, welcome.GatewayId, welcome.SessionId, DateTimeOffset.UtcNow));
+        LogConnected(logger, gateway, welcome.GatewayId, welcome.SessionId, slot, epoch);
+        await mux.RunAsync(heartbeat, stoppingToken);
+        LogDisconnected(logger, gateway, mux.CloseReason ?? "closed");
+        return true;
+    }
+
+    private static async Task CloseWhenIdleAsync(MuxConnection mux)
+    {
+        // After go-away the gateway sends nothing new; close once in-flight requests finished.
+        while (mux.ActiveStreams > 0 && !mux.Closed.IsCancellationRequested)
+        {
+            await Task.Delay(100);
+        }
+        mux.Close("the gateway asked the agent to go away");
+    }
+
+    private ulong NextEpoch()
+    {
+        // Milliseconds since the epoch, strictly increasing within this process.
+        while (true)
+        {
+            long last = Interlocked.Read(ref _lastEpoch);
+            long next = Math.Max(last + 1, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+            if (Interlocked.CompareExchange(ref _lastEpoch, next, last) == last)
+            {
+                return (ulong)next;
+            }
+        }
+    }
+
+    private static string Describe(Exception ex) => ex switch
+    {
+        RpcException rpc => $"{rpc.StatusCode}: {rpc.Status.Detail}",
+        _ => ex.Message,
+    };
+
+    [LoggerMessage(EventId = 700, EventName = "TunnelConnected", Level = LogLevel.Information,
+        Message = "Tunnel up to {Gateway} (gateway {GatewayId}, session {SessionId}, slot {Slot}, epoch {Epoch}).")]
+    private static partial void LogConnected(ILogger logger, string gateway, string gatewayId, string sessionId, uint slot, ulong epoch);
+
+    [LoggerMessage(EventId = 701, EventName = "TunnelDisconnected", Level = LogLevel.Warning,
+        Message = "Tunnel to {Gateway} went down: {Reason}.")]
+    private static partial void LogDisconnected(ILogger logger, string gateway, string reason);
+
+    [LoggerMessage(EventId = 702, EventName = "TunnelRefused", Level = LogLevel.Error,
+        Message = "Gateway {Gateway} refused this agent ({Code}): {Detail}. Fix the agent's id, token or services; retrying with backoff.")]
+    private static partial void LogRefused(ILogger logger, string gateway, string code, string detail);
+
+    [LoggerMessage(EventId = 703, EventName = "TunnelDialFailed", Level = LogLevel.Warning,
+        Message = "Could not open a tunnel to {Gateway}: {Error}. Retrying with backoff.")]
+    private static partial void LogDialFailed(ILogger logger, string gateway, string error);
+
+    [LoggerMessage(EventId = 704, EventName = "TunnelReconnecting", Level = LogLevel.Debug,
+        Message = "Slot {Slot} reconnecting in {DelayMs:0} ms.")]
+    private static partial void LogReconnecting(ILogger logger, uint slot, double delayMs);
+
+    [LoggerMessage(EventId = 705, EventName = "TunnelGoAway", Level = LogLevel.Information,
+        Message = "Gateway {Gateway} said go-away ({Reason}); finishing in-flight requests, then reconnecting.")]
+    private static partial void LogGoAway(ILogger logger, string gateway, string reason);
+}

@@ -1,0 +1,383 @@
+using System.Buffers;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using OrleansTunnel.Protocol;
+using OrleansTunnel.Protocol.V1;
+
+namespace OrleansTunnel.Agent;
+
+/// <summary>
+/// Forwards one tunnelled request to its local backend with a pooled <see cref="SocketsHttpHandler"/>
+/// and streams the answer back. Failures become resets with a code the gateway maps to 502/504.
+/// </summary>
+public sealed partial class BackendForwarder : IDisposable
+{
+    private readonly AgentOptions _options;
+    private readonly ILogger _logger;
+    private readonly Dictionary<string, Backend> _backends = new(StringComparer.Ordinal);
+    private readonly HttpMessageInvoker _http1;
+    private readonly HttpMessageInvoker _http2;
+
+    private sealed record Backend(string Name, Uri BaseUri, string Scheme, HttpMessageInvoker Invoker, Version Version, HttpVersionPolicy Policy);
+
+    public BackendForwarder(IOptions<AgentOptions> options, ILogger<BackendForwarder> logger)
+    {
+        _options = options.Value;
+        _logger = logger;
+        _http1 = new HttpMessageInvoker(CreateHandler(_options), disposeHandler: true);
+        _http2 = new HttpMessageInvoker(CreateHandler(_options), disposeHandler: true);
+        foreach (var service in _options.Services)
+        {
+            var (baseUri, scheme) = ParseBackendUrl(service.Url);
+            bool h2 = scheme == "h2c";
+            _backends[service.Name] = new Backend(service.Name, baseUri, scheme, h2 ? _http2 : _http1,
+                h2 ? HttpVersion.Version20 : HttpVersion.Version11,
+                h2 ? HttpVersionPolicy.RequestVersionExact : HttpVersionPolicy.RequestVersionOrLower);
+        }
+    }
+
+    /// <summary>Services and the scheme used towards each backend.</summary>
+    public IEnumerable<ServiceOffer> Offers => _backends.Values.Select(b => new ServiceOffer { Name = b.Name, Scheme = b.Scheme });
+
+    /// <summary>Splits http://, h2c:// and https:// backend URLs into a base URI and a scheme.</summary>
+    public static (Uri BaseUri, string Scheme) ParseBackendUrl(string url)
+    {
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || string.IsNullOrEmpty(uri.Host))
+        {
+            throw new ArgumentException($"backend URL '{url}' is not an absolute URL like http://127.0.0.1:3000");
+        }
+        string scheme = uri.Scheme.ToLowerInvariant();
+        var builder = new UriBuilder(uri) { Path = uri.AbsolutePath.TrimEnd('/'), Query = "" };
+        switch (scheme)
+        {
+            case "http":
+                break;
+            case "h2c":
+                builder.Scheme = "http";
+                builder.Port = uri.Port;
+                break;
+            case "https":
+                break;
+            default:
+                throw new ArgumentException($"backend URL '{url}' has scheme '{uri.Scheme}'; use http://, h2c:// or https://");
+        }
+        return (builder.Uri, scheme);
+    }
+
+    /// <summary>Handles one request stream to completion; never throws.</summary>
+    public async Task ForwardAsync(MuxStream stream, RequestHead head)
+    {
+        if (!_backends.TryGetValue(head.Service, out var backend))
+        {
+            stream.Reset(ResetCode.UnknownService, $"this agent does not serve service '{head.Service}'");
+            return;
+        }
+        var cancel = stream.Aborted;
+        HttpResponseMessage? response = null;
+        try
+        {
+            using var request = BuildRequest(backend, head, stream);
+            try
+            {
+                response = await backend.Invoker.SendAsync(request, cancel);
+            }
+            catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+            {
+                LogCancelled(_logger, head.RequestId, stream.AbortReason?.Reason ?? "reset");
+                return;
+            }
+            catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException or IOException)
+            {
+                var (code, reason) = Classify(ex, backend);
+                LogBackendFailed(_logger, head.RequestId, backend.Name, reason);
+                stream.Reset(code, reason);
+                return;
+            }
+
+            await RelayResponseAsync(stream, head, response, backend);
+        }
+        catch (MuxStreamAbortedException)
+        {
+            // The gateway reset the request or the tunnel was lost: the backend call is abandoned.
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+        }
+        catch (Exception ex)
+        {
+            LogUnexpected(_logger, head.RequestId, ex);
+            stream.Reset(ResetCode.Internal, "the agent failed: " + ex.Message);
+        }
+        finally
+        {
+            response?.Dispose();
+            stream.Complete();
+        }
+    }
+
+    private async Task RelayResponseAsync(MuxStream stream, RequestHead head, HttpResponseMessage response, Backend backend)
+    {
+        var cancel = stream.Aborted;
+        var responseHead = new ResponseHead { Status = (int)response.StatusCode };
+        AddHeaders(responseHead.Headers, response.Headers, response.Content.Headers);
+        var frame = new Frame { ResponseHead = responseHead };
+        long? length = response.Content.Headers.ContentLength;
+        bool noBody = head.Method == "HEAD" || response.StatusCode is HttpStatusCode.NoContent or HttpStatusCode.NotModified
+            || (int)response.StatusCode < 200 || length == 0;
+        if (noBody)
+        {
+            responseHead.EndOfBody = true;
+            stream.SendHead(frame);
+            return;
+        }
+
+        var body = await response.Content.ReadAsStreamAsync(cancel);
+        byte[] current = ArrayPool<byte>.Shared.Rent(_options.ResponseBufferSize);
+        byte[] next = ArrayPool<byte>.Shared.Rent(_options.ResponseBufferSize);
+        try
+        {
+            // A small body of known length travels with its head: read it whole (it is bounded) first.
+            if (length is > 0 && length <= _options.MaxDataFrame && length <= current.Length)
+            {
+                int filled = await ReadAtLeastAsync(body, current.AsMemory(0, (int)length), cancel);
+                if (filled == length && stream.TrySendHeadWithBody(frame, current.AsSpan(0, filled)))
+                {
+                    return;
+                }
+                stream.SendHead(frame);
+                await stream.SendDataAsync(current.AsMemory(0, filled), endOfBody: false, cancel);
+            }
+            else
+            {
+                stream.SendHead(frame);
+            }
+
+            // Read one chunk ahead so the last chunk can carry the end of body, but never hold a chunk
+            // back while the backend is silent: a chunk waits only for a read that already completed.
+            int n = await body.ReadAsync(current, cancel);
+            while (n > 0)
+            {
+                var pending = body.ReadAsync(next, cancel);
+                bool sent = false;
+                if (!pending.IsCompleted)
+                {
+                    await stream.SendDataAsync(current.AsMemory(0, n), endOfBody: false, cancel);
+                    sent = true;
+                }
+                int m = await pending;
+                if (!sent)
+                {
+                    bool end = m == 0 && !HasTrailers(response);
+                    await stream.SendDataAsync(current.AsMemory(0, n), end, cancel);
+                    if (end)
+                    {
+                        return;
+                    }
+                }
+                (current, next) = (next, current);
+                n = m;
+            }
+            if (HasTrailers(response))
+            {
+                var trailers = new List<Header>();
+                foreach (var (name, values) in response.TrailingHeaders)
+                {
+                    foreach (var value in values)
+                    {
+                        trailers.Add(new Header { Name = name, Value = value });
+                    }
+                }
+                await stream.SendTrailersAsync(trailers);
+            }
+            else
+            {
+                await stream.SendDataAsync(ReadOnlyMemory<byte>.Empty, endOfBody: true, cancel);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or HttpRequestException && !cancel.IsCancellationRequested)
+        {
+            LogBackendFailed(_logger, head.RequestId, backend.Name, "the response body broke off: " + ex.Message);
+            stream.Reset(ResetCode.BackendUnavailable, "the backend's response broke off mid-body");
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(current);
+            ArrayPool<byte>.Shared.Return(next);
+        }
+    }
+
+    private static bool HasTrailers(HttpResponseMessage response) => response.TrailingHeaders.Any();
+
+    private static async ValueTask<int> ReadAtLeastAsync(Stream body, Memory<byte> buffer, CancellationToken cancel)
+    {
+        int total = 0;
+        while (total < buffer.Length)
+        {
+            int n = await body.ReadAsync(buffer[total..], cancel);
+            if (n == 0)
+            {
+                break;
+            }
+            total += n;
+        }
+        return total;
+    }
+
+    private static HttpRequestMessage BuildRequest(Backend backend, RequestHead head, MuxStream stream)
+    {
+        // The path and query go to the backend exactly as the visitor sent them.
+        var target = backend.BaseUri.GetLeftPart(UriPartial.Authority) + backend.BaseUri.AbsolutePath.TrimEnd('/') + head.PathAndQuery;
+        var uri = new Uri(target, new UriCreationOptions { DangerousDisablePathAndQueryCanonicalization = true });
+        var request = new HttpRequestMessage(new HttpMethod(head.Method), uri)
+        {
+            Version = backend.Version,
+            VersionPolicy = backend.Policy,
+        };
+        long? contentLength = null;
+        foreach (var h in head.Headers)
+        {
+            if (h.Name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase) && long.TryParse(h.Value, out long cl))
+            {
+                contentLength = cl;
+            }
+        }
+        if (!head.EndOfBody)
+        {
+            request.Content = new MuxRequestContent(stream, contentLength);
+        }
+        foreach (var h in head.Headers)
+        {
+            if (h.Name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase))
+            {
+                continue;
+            }
+            if (!request.Headers.TryAddWithoutValidation(h.Name, h.Value))
+            {
+                // A content header (Content-Type, ...): it belongs to the body.
+                request.Content ??= new ByteArrayContent([]);
+                request.Content.Headers.TryAddWithoutValidation(h.Name, h.Value);
+            }
+        }
+        // Keep the visitor's Host: backends build links and check virtual hosts with it.
+        request.Headers.Host = head.Authority;
+        return request;
+    }
+
+    private static void AddHeaders(Google.Protobuf.Collections.RepeatedField<Header> target, HttpResponseHeaders headers, HttpContentHeaders contentHeaders)
+    {
+        HashSet<string>? connectionNamed = headers.Connection.Count > 0 ? HopByHop.NamedBy(headers.Connection) : null;
+        foreach (var (name, values) in headers.NonValidated)
+        {
+            foreach (var value in values)
+            {
+                if (!HopByHop.ShouldDrop(name, value, connectionNamed))
+                {
+                    target.Add(name, value);
+                }
+            }
+        }
+        foreach (var (name, values) in contentHeaders.NonValidated)
+        {
+            foreach (var value in values)
+            {
+                target.Add(name, value);
+            }
+        }
+    }
+
+    private (ResetCode Code, string Reason) Classify(Exception ex, Backend backend)
+    {
+        var socket = ex.InnerException as SocketException ?? ex.InnerException?.InnerException as SocketException;
+        if (ex is OperationCanceledException || ex.InnerException is TimeoutException)
+        {
+            return (ResetCode.BackendTimeout, $"connecting to {backend.BaseUri.Authority} timed out after {_options.BackendConnectTimeout.TotalSeconds:0.#} s");
+        }
+        if (socket?.SocketErrorCode == SocketError.ConnectionRefused)
+        {
+            return (ResetCode.BackendUnavailable, $"connection refused by {backend.BaseUri.Authority}");
+        }
+        return (ResetCode.BackendUnavailable, $"{backend.BaseUri.Authority}: {ex.Message}");
+    }
+
+    private static SocketsHttpHandler CreateHandler(AgentOptions o)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            ConnectTimeout = o.BackendConnectTimeout,
+            PooledConnectionIdleTimeout = o.BackendIdleTimeout,
+            PooledConnectionLifetime = Timeout.InfiniteTimeSpan,
+            KeepAlivePingDelay = o.BackendKeepAlivePing,
+            KeepAlivePingTimeout = o.BackendKeepAlivePingTimeout,
+            KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
+            MaxConnectionsPerServer = o.BackendMaxConnections,
+            EnableMultipleHttp2Connections = true,
+            AllowAutoRedirect = false,
+            UseCookies = false,
+            UseProxy = false,
+            AutomaticDecompression = DecompressionMethods.None,
+            ActivityHeadersPropagator = null,
+            ConnectCallback = async (context, cancel) =>
+            {
+                var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+                try
+                {
+                    await socket.ConnectAsync(context.DnsEndPoint, cancel);
+                    return new NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            },
+        };
+        if (o.BackendSkipCertificateValidation)
+        {
+            handler.SslOptions.RemoteCertificateValidationCallback = (_, _, _, _) => true;
+        }
+        else if (!string.IsNullOrEmpty(o.BackendCaFile))
+        {
+            var ca = X509Certificate2.CreateFromPemFile(o.BackendCaFile);
+            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
+            {
+                if (errors == SslPolicyErrors.None)
+                {
+                    return true;
+                }
+                if (certificate is null)
+                {
+                    return false;
+                }
+                using var chain = new X509Chain();
+                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+                chain.ChainPolicy.CustomTrustStore.Add(ca);
+                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                return chain.Build(new X509Certificate2(certificate));
+            };
+        }
+        return handler;
+    }
+
+    public void Dispose()
+    {
+        _http1.Dispose();
+        _http2.Dispose();
+    }
+
+    [LoggerMessage(EventId = 600, EventName = "BackendFailed", Level = LogLevel.Warning,
+        Message = "Request {RequestId} to service '{Service}' failed at the backend: {Reason}. Check that the backend is running at the configured URL.")]
+    private static partial void LogBackendFailed(ILogger logger, string requestId, string service, string reason);
+
+    [LoggerMessage(EventId = 601, EventName = "RequestCancelled", Level = LogLevel.Debug,
+        Message = "Request {RequestId} cancelled by the gateway ({Reason}); the backend call was aborted.")]
+    private static partial void LogCancelled(ILogger logger, string requestId, string reason);
+
+    [LoggerMessage(EventId = 602, EventName = "ForwardUnexpected", Level = LogLevel.Error,
+        Message = "Request {RequestId} failed inside the agent.")]
+    private static partial void LogUnexpected(ILogger logger, string requestId, Exception ex);
+}

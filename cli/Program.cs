@@ -1,0 +1,348 @@
+using System.Security.Cryptography;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using OrleansTunnel.Agent;
+using OrleansTunnel.Cli;
+using OrleansTunnel.Demo;
+using OrleansTunnel.Gateway;
+using OrleansTunnel.Gateway.Auth;
+
+return await Cli.RunAsync(args);
+
+namespace OrleansTunnel.Cli
+{
+    internal static class Cli
+    {
+        private static readonly Args.Flag[] ClusterFlags =
+        [
+            new("--cluster-id", "Cluster:ClusterId", "Orleans cluster id", "otun-dev"),
+            new("--service-id", "Cluster:ServiceId", "Orleans service id (keys durable state)", "orleans-tunnel"),
+            new("--redis", "Cluster:Redis", "Redis connection string; empty: localhost clustering, in-memory state", ""),
+            new("--silo-port", "Cluster:SiloPort", "silo-to-silo port", "11111"),
+            new("--gateway-port", "Cluster:GatewayPort", "Orleans client port of the silo", "30000"),
+            new("--advertised-address", "Cluster:AdvertisedAddress", "address other nodes reach this silo at", "loopback"),
+        ];
+
+        private static readonly Args.Flag[] GatewayFlags =
+        [
+            new("--gateway-id", "Gateway:GatewayId", "this gateway's id", "gw-<random>"),
+            new("--ingress", "Gateway:Ingress", "public ingress URL", "http://127.0.0.1:8080"),
+            new("--tunnel", "Gateway:Tunnel", "tunnel endpoint URL (agents dial it)", "http://127.0.0.1:7070"),
+            new("--admin", "Gateway:Admin", "admin URL (/healthz, /readyz)", "http://127.0.0.1:9090"),
+            new("--response-timeout", "Gateway:ResponseTimeout", "wait for a response head before 504 (hh:mm:ss)", "00:01:40"),
+        ];
+
+        private static readonly Args.Flag[] AgentFlags =
+        [
+            new("--agent-id", "Agent:AgentId", "this agent's id", ""),
+            new("--token", "Agent:Token", "the agent's token (prefer OTUN_Agent__Token: flags show in ps)", ""),
+            new("--connections", "Agent:Connections", "tunnel connections to keep", "1"),
+        ];
+
+        public static async Task<int> RunAsync(string[] argv)
+        {
+            string command = argv.Length > 0 ? argv[0] : "--help";
+            string[] rest = argv.Length > 0 ? argv[1..] : [];
+            try
+            {
+                return command switch
+                {
+                    "dev" => await DevAsync(rest),
+                    "silo" => await SiloAsync(rest),
+                    "gateway" => await GatewayAsync(rest),
+                    "agent" => await AgentAsync(rest),
+                    "hash-token" => HashToken(rest),
+                    "new-token" => NewToken(),
+                    "-h" or "--help" or "help" => Usage(),
+                    _ => throw new CliException($"unknown command '{command}'; see otun --help"),
+                };
+            }
+            catch (CliException ex)
+            {
+                Console.Error.WriteLine($"otun: {ex.Message}");
+                return 2;
+            }
+            catch (OptionsValidationException ex)
+            {
+                Console.Error.WriteLine("otun: invalid configuration:");
+                foreach (var failure in ex.Failures)
+                {
+                    Console.Error.WriteLine($"  - {failure}");
+                }
+                return 2;
+            }
+            catch (IOException ex) when (ex.InnerException is System.Net.Sockets.SocketException || ex.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+            {
+                Console.Error.WriteLine($"otun: {ex.Message} (is another otun running? pick other ports with the flags)");
+                return 1;
+            }
+        }
+
+        private static int Usage()
+        {
+            Console.WriteLine("""
+                otun: OrleansTunnel, a distributed reverse tunnel.
+
+                usage: otun <command> [flags]     (otun <command> --help for its flags)
+
+                commands:
+                  dev          silo + gateway + agent + demo backend in one process (in-memory state)
+                  silo         an Orleans silo of the cluster
+                  gateway      a gateway (ingress + tunnel endpoint), an Orleans client of the cluster
+                  agent        an agent: dials gateways, forwards to local backends
+                  hash-token   print the SHA-256 a gateway is configured with for a token
+                  new-token    print a fresh random token
+
+                Configuration: appsettings.json in the working directory, then environment variables
+                OTUN_<Section>__<Key> (e.g. OTUN_Gateway__ResponseTimeout=00:00:30), then flags;
+                --set Section:Key=Value sets any option (see README for all of them).
+                """);
+            return 0;
+        }
+
+        private static void FlagHelp(string title, string usage, params Args.Flag[][] groups)
+        {
+            Console.WriteLine(title);
+            Console.WriteLine();
+            Console.WriteLine("usage: " + usage);
+            Console.WriteLine();
+            foreach (var f in groups.SelectMany(g => g))
+            {
+                Console.WriteLine($"  {f.Name,-22} {f.Help} (default {f.Default}; config {f.Key})");
+            }
+            Console.WriteLine($"  {"--set KEY=VALUE",-22} set any configuration key (see README)");
+            Console.WriteLine($"  {"-h, --help",-22} this help");
+        }
+
+        private static async Task<int> SiloAsync(string[] argv)
+        {
+            var args = Args.Parse(argv, ClusterFlags, false, false, false, false);
+            if (args.Help)
+            {
+                FlagHelp("otun silo: run one Orleans silo of the cluster.", "otun silo [flags]", ClusterFlags);
+                return 0;
+            }
+            using var signal = new ShutdownSignal();
+            var app = Roles.BuildSilo(args.Config);
+            await app.StartAsync(signal.Token);
+            Console.WriteLine($"otun silo: ready (pid {Environment.ProcessId})");
+            await signal.WaitAsync(app);
+            await StopAsync("silo", app);
+            return 0;
+        }
+
+        private static async Task<int> GatewayAsync(string[] argv)
+        {
+            var args = Args.Parse(argv, [.. GatewayFlags, .. ClusterFlags], false, true, true, false);
+            if (args.Help)
+            {
+                FlagHelp("otun gateway: run a gateway (visitor ingress, tunnel endpoint, admin), joining the cluster as an Orleans client.",
+                    "otun gateway [--route HOST[/PATH]=SERVICE]... [--agent ID:TOKEN_SHA256:SVC[,SVC]]... [flags]", GatewayFlags, ClusterFlags);
+                Console.WriteLine($"  {"--route H[/P]=SVC",-22} seed a route (repeatable)");
+                Console.WriteLine($"  {"--agent ID:SHA:SVCS",-22} allow an agent (repeatable; otun hash-token prints SHA)");
+                return 0;
+            }
+            using var signal = new ShutdownSignal();
+            var app = Roles.BuildGateway(args.Config, withSilo: false);
+            await app.StartAsync(signal.Token);
+            PrintGateway(app);
+            Console.WriteLine($"otun gateway: ready (pid {Environment.ProcessId})");
+            await signal.WaitAsync(app);
+            await StopAsync("gateway", app);
+            return 0;
+        }
+
+        private static async Task<int> AgentAsync(string[] argv)
+        {
+            var args = Args.Parse(argv, AgentFlags, true, false, false, true);
+            if (args.Help)
+            {
+                FlagHelp("otun agent: dial gateways and forward tunnelled requests to local backends.",
+                    "otun agent --agent-id ID --gateway URL [--gateway URL]... --expose URL --service NAME [--expose ...] [flags]", AgentFlags);
+                Console.WriteLine($"  {"--gateway URL",-22} a gateway's tunnel endpoint (repeatable)");
+                Console.WriteLine($"  {"--expose URL",-22} a local backend: http://, h2c:// or https:// (repeatable)");
+                Console.WriteLine($"  {"--service NAME",-22} the service name of the preceding --expose");
+                return 0;
+            }
+            for (int i = 0; i < args.Exposes.Count; i++)
+            {
+                var (url, hosts, service) = args.Exposes[i];
+                args.Config[$"Agent:Services:{i}:Name"] = service ?? hosts.FirstOrDefault() ?? throw new CliException($"--expose {url} needs a --service NAME");
+                args.Config[$"Agent:Services:{i}:Url"] = url;
+            }
+            using var signal = new ShutdownSignal();
+            using var host = Roles.BuildAgent(args.Config);
+            await host.StartAsync(signal.Token);
+            var status = host.Services.GetRequiredService<AgentStatus>();
+            var stopped = signal.WaitAsync(host);
+            if (await Task.WhenAny(status.AnyUp, stopped) == status.AnyUp)
+            {
+                Console.WriteLine($"otun agent: ready, tunnel up (pid {Environment.ProcessId})");
+            }
+            await stopped;
+            await StopAsync("agent", host);
+            return 0;
+        }
+
+        private static async Task<int> DevAsync(string[] argv)
+        {
+            var args = Args.Parse(argv, GatewayFlags, true, true, false, false);
+            if (args.Help)
+            {
+                FlagHelp("otun dev: a silo (localhost clustering, in-memory state), a gateway, an agent and a demo backend in one process.",
+                    "otun dev [--expose URL --host NAME [--host NAME]...]... [flags]", GatewayFlags);
+                Console.WriteLine($"  {"--expose URL",-22} expose your own backend instead of the demo (repeatable): http://, h2c:// or https://");
+                Console.WriteLine($"  {"--host NAME",-22} a host name routed to the preceding --expose (repeatable)");
+                return 0;
+            }
+
+            using var signal = new ShutdownSignal();
+            var stop = signal;
+
+            WebApplication? demo = null;
+            var services = new List<(string Name, string Url, List<string> Hosts)>();
+            if (args.Exposes.Count == 0)
+            {
+                demo = await DemoBackend.StartAsync("http://127.0.0.1:0");
+                services.Add(("demo", $"http://127.0.0.1:{DemoBackend.Port(demo)}", ["demo.localhost", "localhost", "127.0.0.1"]));
+            }
+            else
+            {
+                for (int i = 0; i < args.Exposes.Count; i++)
+                {
+                    var (url, hosts, service) = args.Exposes[i];
+                    if (hosts.Count == 0)
+                    {
+                        hosts = i == 0 ? ["localhost", "127.0.0.1"] : throw new CliException($"--expose {url} needs a --host NAME");
+                    }
+                    services.Add((service ?? hosts[0], url, hosts));
+                }
+            }
+
+            // A fresh token per run: the in-process agent presents it, the gateway holds its hash.
+            string token = NewTokenValue();
+            var gatewayConfig = new Dictionary<string, string?>(args.Config, StringComparer.OrdinalIgnoreCase)
+            {
+                ["Gateway:Agents:0:Id"] = "dev-agent",
+                ["Gateway:Agents:0:TokenSha256"] = AgentCredentialStore.Hash(token),
+                ["Gateway:Agents:0:Services:0"] = "*",
+            };
+            int route = args.Config.Keys.Count(k => k.EndsWith(":Service", StringComparison.OrdinalIgnoreCase) && k.StartsWith("Gateway:Routes:", StringComparison.OrdinalIgnoreCase));
+            foreach (var (name, _, hosts) in services)
+            {
+                foreach (var host in hosts)
+                {
+                    gatewayConfig[$"Gateway:Routes:{route}:Host"] = host;
+                    gatewayConfig[$"Gateway:Routes:{route}:Service"] = name;
+                    route++;
+                }
+            }
+            var gateway = Roles.BuildGateway(gatewayConfig, withSilo: true);
+            await gateway.StartAsync(stop.Token);
+            var endpoints = gateway.Services.GetRequiredService<GatewayEndpoints>();
+
+            var agentConfig = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase)
+            {
+                ["Agent:AgentId"] = "dev-agent",
+                ["Agent:Token"] = token,
+                ["Agent:Gateways:0"] = $"http://127.0.0.1:{endpoints.TunnelPort}",
+            };
+            for (int i = 0; i < services.Count; i++)
+            {
+                agentConfig[$"Agent:Services:{i}:Name"] = services[i].Name;
+                agentConfig[$"Agent:Services:{i}:Url"] = services[i].Url;
+            }
+            foreach (var (key, value) in args.Config.Where(kv => kv.Key.StartsWith("Agent:", StringComparison.OrdinalIgnoreCase)))
+            {
+                agentConfig[key] = value;
+            }
+            using var agent = Roles.BuildAgent(agentConfig);
+            await agent.StartAsync(stop.Token);
+            var status = agent.Services.GetRequiredService<AgentStatus>();
+
+            Console.WriteLine("otun dev: silo (localhost clustering, in-memory state), gateway, agent and backend in one process");
+            PrintGateway(gateway);
+            foreach (var (name, url, hosts) in services)
+            {
+                Console.WriteLine($"  service   {name} -> {url}  (hosts: {string.Join(", ", hosts)})");
+            }
+            await Task.WhenAny(status.AnyUp, Task.Delay(Timeout.Infinite, stop.Token));
+            if (status.AnyUp.IsCompleted)
+            {
+                string ingress = $"http://127.0.0.1:{endpoints.IngressPort}";
+                string exampleHost = services[0].Hosts[0];
+                Console.WriteLine("try:");
+                if (demo is not null)
+                {
+                    Console.WriteLine($"  curl {ingress}/hello");
+                    Console.WriteLine($"  curl -N {ingress}/sse");
+                    Console.WriteLine($"  curl -s {ingress}/download?size=104857600 | sha256sum");
+                }
+                else
+                {
+                    Console.WriteLine($"  curl -H 'Host: {exampleHost}' {ingress}/");
+                }
+                Console.WriteLine($"otun dev: ready (pid {Environment.ProcessId})");
+            }
+
+            await signal.WaitAsync(gateway, agent);
+            Console.WriteLine("otun dev: stopping");
+            await StopAsync("agent", agent);
+            await StopAsync("gateway", gateway);
+            if (demo is not null)
+            {
+                await StopAsync("demo backend", demo);
+            }
+            return 0;
+        }
+
+        private static async Task StopAsync(string what, IHost host)
+        {
+            using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            try
+            {
+                await host.StopAsync(deadline.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                Console.Error.WriteLine($"otun: the {what} did not stop within 30 s; exiting anyway");
+            }
+        }
+
+        private static void PrintGateway(WebApplication app)
+        {
+            var e = app.Services.GetRequiredService<GatewayEndpoints>();
+            var o = app.Services.GetRequiredService<IOptions<GatewayOptions>>().Value;
+            Console.WriteLine($"  gateway   {o.GatewayId}");
+            Console.WriteLine($"  ingress   http://{e.Ingress?.IPEndPoint}");
+            Console.WriteLine($"  tunnel    http://{e.Tunnel?.IPEndPoint}");
+            Console.WriteLine($"  admin     http://{e.Admin?.IPEndPoint}  (/healthz, /readyz)");
+        }
+
+        private static int HashToken(string[] argv)
+        {
+            string? token = argv.FirstOrDefault(a => !a.StartsWith('-'));
+            if (token is null || token == "-")
+            {
+                token = Console.In.ReadLine();
+            }
+            if (string.IsNullOrEmpty(token))
+            {
+                throw new CliException("hash-token needs a token (argument, or on standard input with '-')");
+            }
+            Console.WriteLine(AgentCredentialStore.Hash(token));
+            return 0;
+        }
+
+        private static int NewToken()
+        {
+            Console.WriteLine(NewTokenValue());
+            return 0;
+        }
+
+        private static string NewTokenValue() =>
+            Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+    }
+}

@@ -1,0 +1,56 @@
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Extensions.Options;
+
+namespace OrleansTunnel.Gateway.Auth;
+
+/// <summary>Outcome of checking an agent's hello credential.</summary>
+public readonly record struct CredentialCheck(bool Ok, string? Failure, IReadOnlySet<string>? AllowedServices)
+{
+    public bool AllowsService(string service) => AllowedServices is { } s && (s.Contains("*") || s.Contains(service));
+}
+
+/// <summary>
+/// Verifies agent tokens against configured SHA-256 hashes in constant time. The gateway never holds
+/// a token; only its hash. Failures name the cause but never echo the token.
+/// </summary>
+public sealed class AgentCredentialStore(IOptionsMonitor<GatewayOptions> options)
+{
+    private static readonly byte[] Decoy = SHA256.HashData("decoy"u8);
+
+    /// <summary>Hex SHA-256 of a token, as configured in TokenSha256.</summary>
+    public static string Hash(string token) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
+
+    public CredentialCheck Check(string agentId, string? token)
+    {
+        if (string.IsNullOrEmpty(agentId))
+        {
+            return new(false, "the hello names no agent id", null);
+        }
+        if (string.IsNullOrEmpty(token))
+        {
+            return new(false, $"agent '{agentId}' presented no token", null);
+        }
+        var presented = SHA256.HashData(Encoding.UTF8.GetBytes(token));
+        var entry = options.CurrentValue.Agents.FirstOrDefault(a => string.Equals(a.Id, agentId, StringComparison.Ordinal));
+        byte[] expected = Decoy;
+        if (entry is not null && entry.TokenSha256.Length == 64)
+        {
+            try
+            {
+                expected = Convert.FromHexString(entry.TokenSha256);
+            }
+            catch (FormatException)
+            {
+                expected = Decoy;
+            }
+        }
+        // Compare even for unknown agents, so timing does not tell which agent ids exist.
+        bool match = CryptographicOperations.FixedTimeEquals(presented, expected) && entry is not null;
+        if (!match)
+        {
+            return new(false, $"the token is not valid for agent '{agentId}'", null);
+        }
+        return new(true, null, new HashSet<string>(entry!.Services, StringComparer.Ordinal));
+    }
+}

@@ -1,0 +1,188 @@
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Connections.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Configuration;
+using OrleansTunnel.Gateway.Auth;
+using OrleansTunnel.Gateway.Ingress;
+using OrleansTunnel.Gateway.Routing;
+using OrleansTunnel.Gateway.Tunnel;
+using OrleansTunnel.Silo;
+using StackExchange.Redis;
+
+namespace OrleansTunnel.Gateway;
+
+/// <summary>Hosting of the gateway role: visitor ingress, the tunnel endpoint and the admin endpoint.</summary>
+public static class GatewayHosting
+{
+    internal const string ListenerKey = "otun.listener";
+
+    /// <summary>
+    /// Adds the gateway. With <paramref name="joinAsClient"/> it joins the cluster as an Orleans
+    /// client (configured from "Cluster"); otherwise a silo must be hosted in the same process.
+    /// </summary>
+    public static WebApplicationBuilder AddTunnelGateway(this WebApplicationBuilder builder, bool joinAsClient)
+    {
+        var section = builder.Configuration.GetSection(GatewayOptions.Section);
+        builder.Services.AddOptions<GatewayOptions>().Bind(section).ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>();
+        var gatewayOptions = section.Get<GatewayOptions>() ?? new GatewayOptions();
+        // One id for the whole process, even when the configuration leaves it to the default.
+        builder.Services.PostConfigure<GatewayOptions>(o => o.GatewayId = string.IsNullOrWhiteSpace(section["GatewayId"]) ? gatewayOptions.GatewayId : o.GatewayId);
+
+        builder.Services.AddSingleton<AgentCredentialStore>();
+        builder.Services.AddSingleton<ConnectionRegistry>();
+        builder.Services.AddSingleton<RoutingCache>();
+        builder.Services.AddSingleton<RequestTracker>();
+        builder.Services.AddSingleton<IngressForwarder>();
+        builder.Services.AddSingleton<RoutingSubscriber>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<RoutingSubscriber>());
+        var endpoints = new GatewayEndpoints();
+        builder.Services.AddSingleton(endpoints);
+        builder.Services.AddGrpc(o =>
+        {
+            o.MaxReceiveMessageSize = gatewayOptions.MaxTunnelMessageSize;
+            o.MaxSendMessageSize = gatewayOptions.MaxTunnelMessageSize;
+            o.EnableDetailedErrors = false;
+        });
+
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxRequestBodySize = gatewayOptions.MaxRequestBodySize;
+            endpoints.Ingress = Listen(kestrel, gatewayOptions.Ingress, "ingress", HttpProtocols.Http1);
+            endpoints.Tunnel = Listen(kestrel, gatewayOptions.Tunnel, "tunnel", HttpProtocols.Http2);
+            endpoints.Admin = Listen(kestrel, gatewayOptions.Admin, "admin", HttpProtocols.Http1);
+        });
+
+        if (joinAsClient)
+        {
+            var cluster = builder.Configuration.GetSection(ClusterSettings.Section).Get<ClusterSettings>() ?? new ClusterSettings();
+            builder.Logging.AddFilter("Polly", LogLevel.Warning);
+            builder.UseOrleansClient(client =>
+            {
+                client.Configure<ClusterOptions>(o =>
+                {
+                    o.ClusterId = cluster.ClusterId;
+                    o.ServiceId = cluster.ServiceId;
+                });
+                if (string.IsNullOrWhiteSpace(cluster.Redis))
+                {
+                    client.UseLocalhostClustering(cluster.GatewayPort, cluster.ServiceId, cluster.ClusterId);
+                }
+                else
+                {
+                    client.UseRedisClustering(o => o.ConfigurationOptions = ConfigurationOptions.Parse(cluster.Redis));
+                }
+            });
+        }
+        return builder;
+    }
+
+    /// <summary>Maps the gateway's three listeners: ingress (everything), tunnel (gRPC), admin (health).</summary>
+    public static WebApplication MapTunnelGateway(this WebApplication app)
+    {
+        var forwarder = app.Services.GetRequiredService<IngressForwarder>();
+        var subscriber = app.Services.GetRequiredService<RoutingSubscriber>();
+        var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
+        app.Use((context, next) =>
+        {
+            var listener = context.Features.Get<IConnectionItemsFeature>()?.Items[ListenerKey] as string;
+            switch (listener)
+            {
+                case "ingress":
+                    return forwarder.InvokeAsync(context);
+                case "tunnel":
+                    return next(context);
+                case "admin":
+                    return Admin(context, subscriber, lifetime);
+                default:
+                    context.Response.StatusCode = StatusCodes.Status404NotFound;
+                    return Task.CompletedTask;
+            }
+        });
+        app.MapGrpcService<TunnelService>();
+        return app;
+    }
+
+    private static Task Admin(HttpContext context, RoutingSubscriber subscriber, IHostApplicationLifetime lifetime)
+    {
+        switch (context.Request.Path.Value)
+        {
+            case "/healthz":
+                return Results.Text("ok\n").ExecuteAsync(context);
+            case "/readyz":
+                bool started = lifetime.ApplicationStarted.IsCancellationRequested && !lifetime.ApplicationStopping.IsCancellationRequested;
+                bool routing = subscriber.Ready.IsCompletedSuccessfully;
+                return started && routing
+                    ? Results.Text("ready\n").ExecuteAsync(context)
+                    : Results.Text($"not ready: {(started ? "" : "not started; ")}{(routing ? "" : "routing table not loaded from the cluster")}\n", statusCode: 503).ExecuteAsync(context);
+            default:
+                return Results.Text("otun admin: unknown path\n", statusCode: 404).ExecuteAsync(context);
+        }
+    }
+
+    /// <summary>Listens on an URL such as http://127.0.0.1:8080 and tags the connections with the listener's name.</summary>
+    internal static ListenOptions Listen(KestrelServerOptions kestrel, string url, string name, HttpProtocols protocols)
+    {
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri))
+        {
+            throw new OptionsValidationException(name, typeof(GatewayOptions), [$"Gateway:{char.ToUpperInvariant(name[0])}{name[1..]} '{url}' is not an absolute URL like http://127.0.0.1:8080"]);
+        }
+        ListenOptions? result = null;
+        void Configure(ListenOptions lo)
+        {
+            lo.Protocols = protocols;
+            lo.Use(next => connection =>
+            {
+                connection.Items[ListenerKey] = name;
+                return next(connection);
+            });
+            result = lo;
+        }
+        string host = uri.Host.Trim('[', ']');
+        int port = uri.Port;
+        if (host is "*" or "+" or "0.0.0.0")
+        {
+            kestrel.Listen(IPAddress.Any, port, Configure);
+        }
+        else if (host is "::")
+        {
+            kestrel.Listen(IPAddress.IPv6Any, port, Configure);
+        }
+        else if (IPAddress.TryParse(host, out var ip))
+        {
+            kestrel.Listen(ip, port, Configure);
+        }
+        else if (host.Equals("localhost", StringComparison.OrdinalIgnoreCase))
+        {
+            kestrel.Listen(IPAddress.Loopback, port, Configure);
+        }
+        else
+        {
+            var resolved = Dns.GetHostAddresses(host);
+            kestrel.Listen(resolved.First(), port, Configure);
+        }
+        return result!;
+    }
+}
+
+/// <summary>The gateway's bound listeners (ports are known once the server started).</summary>
+public sealed class GatewayEndpoints
+{
+    public ListenOptions? Ingress { get; set; }
+    public ListenOptions? Tunnel { get; set; }
+    public ListenOptions? Admin { get; set; }
+
+    public int IngressPort => Ingress?.IPEndPoint?.Port ?? 0;
+    public int TunnelPort => Tunnel?.IPEndPoint?.Port ?? 0;
+    public int AdminPort => Admin?.IPEndPoint?.Port ?? 0;
+}

@@ -1,0 +1,76 @@
+namespace OrleansTunnel.Gateway;
+
+/// <summary>Gateway settings (configuration section "Gateway"). Every limit has a default; see README.</summary>
+public sealed class GatewayOptions
+{
+    public const string Section = "Gateway";
+
+    /// <summary>This gateway's id in the cluster (default: a fresh id per process).</summary>
+    public string GatewayId { get; set; } = "gw-" + Guid.NewGuid().ToString("N")[..8];
+
+    /// <summary>Public ingress for visitors.</summary>
+    public string Ingress { get; set; } = "http://127.0.0.1:8080";
+
+    /// <summary>The tunnel endpoint agents dial (gRPC over HTTP/2).</summary>
+    public string Tunnel { get; set; } = "http://127.0.0.1:7070";
+
+    /// <summary>Admin endpoint: /healthz, /readyz (never on the public ingress).</summary>
+    public string Admin { get; set; } = "http://127.0.0.1:9090";
+
+    /// <summary>How long the gateway waits for a backend's response head before answering 504.</summary>
+    public TimeSpan ResponseTimeout { get; set; } = TimeSpan.FromSeconds(100);
+
+    /// <summary>Largest request body accepted from a visitor (bytes); null: no limit. Bodies stream, so this bounds traffic, not memory.</summary>
+    public long? MaxRequestBodySize { get; set; }
+
+    /// <summary>Value of Retry-After on 503 answers.</summary>
+    public TimeSpan RetryAfter { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Ping interval on tunnel connections; three missed pongs close the connection.</summary>
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Per-request credit the gateway grants agents for response bodies (bytes).</summary>
+    public int ReceiveWindow { get; set; } = 256 * 1024;
+
+    /// <summary>Largest data frame the gateway sends (bytes, at most 65536).</summary>
+    public int MaxDataFrame { get; set; } = 64 * 1024;
+
+    /// <summary>Most bytes the tunnel writer coalesces into one gRPC message.</summary>
+    public int MaxBatchBytes { get; set; } = 512 * 1024;
+
+    /// <summary>Largest gRPC message accepted on the tunnel (bytes).</summary>
+    public int MaxTunnelMessageSize { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>Most concurrent requests on one agent connection.</summary>
+    public int MaxStreamsPerConnection { get; set; } = 10_000;
+
+    /// <summary>How long the first (hello) frame may take after an agent connects.</summary>
+    public TimeSpan HelloTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Agents allowed to connect: id, SHA-256 of the token, services it may serve.</summary>
+    public List<AgentCredentialOptions> Agents { get; set; } = [];
+
+    /// <summary>Routes seeded into the cluster's routing table at start (idempotent).</summary>
+    public List<RouteOptions> Routes { get; set; } = [];
+}
+
+/// <summary>One agent credential. Only the token's hash is configured, never the token.</summary>
+public sealed class AgentCredentialOptions
+{
+    /// <summary>The agent id the token belongs to.</summary>
+    public string Id { get; set; } = "";
+
+    /// <summary>Lower-case hex SHA-256 of the token (<c>otun hash-token</c> prints it).</summary>
+    public string TokenSha256 { get; set; } = "";
+
+    /// <summary>Services this agent may serve; "*" allows any.</summary>
+    public List<string> Services { get; set; } = [];
+}
+
+/// <summary>A route from configuration.</summary>
+public sealed class RouteOptions
+{
+    public string Host { get; set; } = "";
+    public string? PathPrefix { get; set; }
+    public string Service { get; set; } = "";
+}

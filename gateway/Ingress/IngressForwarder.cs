@@ -1,0 +1,412 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Primitives;
+using OrleansTunnel.Gateway.Routing;
+using OrleansTunnel.Gateway.Tunnel;
+using OrleansTunnel.Grains;
+using OrleansTunnel.Protocol;
+using OrleansTunnel.Protocol.V1;
+
+namespace OrleansTunnel.Gateway.Ingress;
+
+/// <summary>
+/// The visitor side of the gateway: matches a route, picks an agent connection, opens the request's
+/// grain and streams the request and its response through the tunnel. Errors a visitor can act on get
+/// a status and a one-line body naming the cause.
+/// </summary>
+public sealed partial class IngressForwarder(
+    RoutingCache routing,
+    ConnectionRegistry registry,
+    RequestTracker tracker,
+    IOptionsMonitor<GatewayOptions> options,
+    ILogger<IngressForwarder> logger)
+{
+    /// <summary>Response header that carries the request id (also the request grain's key).</summary>
+    public const string RequestIdHeader = "X-Tunnel-Request-Id";
+
+    public async Task InvokeAsync(HttpContext context)
+    {
+        var request = context.Request;
+        var o = options.CurrentValue;
+        string? host = NormalizeHost(request.Host);
+        if (host is null)
+        {
+            await WriteErrorAsync(context, StatusCodes.Status400BadRequest, "the request has no Host");
+            return;
+        }
+        string path = request.Path.HasValue ? request.Path.Value! : "/";
+        var route = routing.Current.Routes.Match(host, path);
+        if (route is null)
+        {
+            await WriteErrorAsync(context, StatusCodes.Status404NotFound, $"no route for host '{host}'");
+            return;
+        }
+        var connection = registry.Choose(route.Service);
+        MuxStream? stream = null;
+        if (connection is not null)
+        {
+            try
+            {
+                stream = connection.Mux.OpenStream();
+            }
+            catch (MuxStreamAbortedException)
+            {
+                stream = null;
+            }
+        }
+        if (stream is null || connection is null)
+        {
+            context.Response.Headers.RetryAfter = ((int)Math.Ceiling(o.RetryAfter.TotalSeconds)).ToString();
+            await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, $"no agent is connected for service '{route.Service}'");
+            return;
+        }
+
+        string requestId = Guid.CreateVersion7().ToString("N");
+        context.Response.Headers[RequestIdHeader] = requestId;
+        bool hasBody = HasBody(request);
+        var head = BuildHead(context, requestId, route.Service, host, hasBody, o.ResponseTimeout);
+        var record = tracker.Open(requestId, connection, route.Service, request.Method, host, path, o.ResponseTimeout);
+        var exchange = new Exchange(context, stream, record);
+        try
+        {
+            stream.SendHead(new Frame { RequestHead = head });
+            var upload = hasBody ? PumpRequestBodyAsync(exchange) : Task.CompletedTask;
+            await RelayResponseAsync(exchange, o);
+            await upload;
+        }
+        finally
+        {
+            stream.Complete();
+            tracker.Complete(record, exchange.Outcome());
+        }
+    }
+
+    private async Task PumpRequestBodyAsync(Exchange exchange)
+    {
+        var reader = exchange.Context.Request.BodyReader;
+        var stream = exchange.Stream;
+        try
+        {
+            while (true)
+            {
+                var result = await reader.ReadAsync(stream.Aborted);
+                var buffer = result.Buffer;
+                // The last bytes and the end of body travel in one frame when they can.
+                await stream.SendDataAsync(buffer, endOfBody: result.IsCompleted, stream.Aborted);
+                exchange.BytesIn += buffer.Length;
+                reader.AdvanceTo(buffer.End);
+                if (result.IsCompleted)
+                {
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The stream was reset (the response ended early or failed): stop reading the visitor.
+        }
+        catch (MuxStreamAbortedException)
+        {
+        }
+        catch (Exception ex) when (ex is IOException or BadHttpRequestException)
+        {
+            // The visitor's upload broke off: the backend must not see a truncated body as complete.
+            exchange.VisitorGone = true;
+            stream.Reset(ResetCode.Cancelled, "the visitor's request body broke off: " + ex.Message);
+        }
+    }
+
+    private async Task RelayResponseAsync(Exchange exchange, GatewayOptions o)
+    {
+        var context = exchange.Context;
+        var stream = exchange.Stream;
+        using var headTimeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        headTimeout.CancelAfter(o.ResponseTimeout);
+        Frame? frame;
+        try
+        {
+            frame = await stream.ReadAsync(headTimeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            if (context.RequestAborted.IsCancellationRequested)
+            {
+                exchange.VisitorGone = true;
+                stream.Reset(ResetCode.Cancelled, "the visitor disconnected");
+                return;
+            }
+            stream.Reset(ResetCode.BackendTimeout, "the gateway stopped waiting for the response");
+            exchange.Timeout = true;
+            await WriteErrorAsync(context, StatusCodes.Status504GatewayTimeout, $"the backend did not answer within {o.ResponseTimeout.TotalSeconds:0.###} s");
+            exchange.Status = StatusCodes.Status504GatewayTimeout;
+            return;
+        }
+
+        if (frame is null || frame.KindCase != Frame.KindOneofCase.ResponseHead)
+        {
+            await FailBeforeHeadAsync(exchange, frame?.Reset);
+            return;
+        }
+
+        var head = frame.ResponseHead;
+        var response = context.Response;
+        exchange.Status = head.Status;
+        response.StatusCode = head.Status;
+        CopyResponseHeaders(head, response);
+        if (head.EndOfBody)
+        {
+            return;
+        }
+        tracker.MarkStreaming(exchange.Record, response.ContentLength);
+
+        var aborted = context.RequestAborted;
+        var body = response.BodyWriter;
+        try
+        {
+            // Small answers arrive with their head; only flush the head alone when the body is not here yet.
+            if (!stream.TryRead(out frame))
+            {
+                await response.StartAsync(aborted);
+                frame = await stream.ReadAsync(aborted);
+            }
+            while (frame is not null)
+            {
+                switch (frame.KindCase)
+                {
+                    case Frame.KindOneofCase.Data:
+                        var payload = frame.Data.Payload;
+                        if (!payload.IsEmpty)
+                        {
+                            var flush = await body.WriteAsync(payload.Memory, aborted);
+                            exchange.BytesOut += payload.Length;
+                            stream.ReturnCredit(payload.Length);
+                            if (flush.IsCanceled)
+                            {
+                                throw new OperationCanceledException();
+                            }
+                        }
+                        if (frame.Data.EndOfBody)
+                        {
+                            return;
+                        }
+                        break;
+                    case Frame.KindOneofCase.Trailers:
+                        WriteTrailers(context, frame.Trailers);
+                        return;
+                    case Frame.KindOneofCase.Reset:
+                        // The answer broke off (agent lost, backend reset): abort, never end it as if whole.
+                        exchange.Failure = $"response aborted mid-body: {frame.Reset.Reason}";
+                        LogResponseAborted(logger, exchange.Record.RequestId, frame.Reset.Code.ToString(), frame.Reset.Reason);
+                        context.Abort();
+                        return;
+                }
+                frame = await stream.ReadAsync(aborted);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            exchange.VisitorGone = true;
+            stream.Reset(ResetCode.Cancelled, "the visitor disconnected");
+        }
+        catch (Exception ex) when (ex is IOException)
+        {
+            exchange.VisitorGone = true;
+            stream.Reset(ResetCode.Cancelled, "the visitor disconnected");
+        }
+    }
+
+    private async Task FailBeforeHeadAsync(Exchange exchange, Reset? reset)
+    {
+        var (status, message) = reset?.Code switch
+        {
+            ResetCode.BackendUnavailable => (StatusCodes.Status502BadGateway, $"the backend refused or reset the connection: {reset.Reason}"),
+            ResetCode.BackendTimeout => (StatusCodes.Status504GatewayTimeout, $"the backend timed out: {reset.Reason}"),
+            ResetCode.Refused => (StatusCodes.Status503ServiceUnavailable, $"the agent refused the request: {reset.Reason}"),
+            ResetCode.UnknownService => (StatusCodes.Status502BadGateway, $"the agent does not serve this service: {reset.Reason}"),
+            ResetCode.Cancelled when exchange.Context.RequestAborted.IsCancellationRequested => (0, ""),
+            _ => (StatusCodes.Status502BadGateway, $"the agent was lost before it answered: {reset?.Reason ?? "the stream ended"}"),
+        };
+        if (status == 0)
+        {
+            exchange.VisitorGone = true;
+            return;
+        }
+        exchange.Status = status;
+        exchange.Failure = message;
+        if (status == StatusCodes.Status503ServiceUnavailable)
+        {
+            exchange.Context.Response.Headers.RetryAfter = ((int)Math.Ceiling(options.CurrentValue.RetryAfter.TotalSeconds)).ToString();
+        }
+        await WriteErrorAsync(exchange.Context, status, message);
+    }
+
+    private static RequestHead BuildHead(HttpContext context, string requestId, string service, string host, bool hasBody, TimeSpan timeout)
+    {
+        var request = context.Request;
+        var rawTarget = context.Features.Get<IHttpRequestFeature>()?.RawTarget;
+        var head = new RequestHead
+        {
+            RequestId = requestId,
+            Service = service,
+            Method = request.Method,
+            Scheme = request.Scheme,
+            Authority = request.Host.Value ?? host,
+            PathAndQuery = string.IsNullOrEmpty(rawTarget) ? request.Path.Value + request.QueryString.Value : rawTarget,
+            Protocol = OrleansTunnel.Protocol.V1.Protocol.Http1,
+            EndOfBody = !hasBody,
+            TimeoutMs = (uint)Math.Min(timeout.TotalMilliseconds, uint.MaxValue),
+            HttpVersion = request.Protocol switch { "HTTP/2" => "2", "HTTP/1.0" => "1.0", _ => "1.1" },
+        };
+        var headers = request.Headers;
+        var connectionNamed = HopByHop.NamedBy(headers.Connection);
+        foreach (var (name, values) in headers)
+        {
+            if (name.StartsWith(':') || IsForwardingHeader(name) || name.Equals("Host", StringComparison.OrdinalIgnoreCase))
+            {
+                continue;
+            }
+            foreach (var value in values)
+            {
+                if (value is not null && !HopByHop.ShouldDrop(name, value, connectionNamed))
+                {
+                    head.Headers.Add(name, value);
+                }
+            }
+        }
+        // Forwarding headers come from what the gateway saw, never from the visitor (replaced, not appended).
+        var remote = context.Connection.RemoteIpAddress;
+        if (remote is not null)
+        {
+            head.Headers.Add("X-Forwarded-For", (remote.IsIPv4MappedToIPv6 ? remote.MapToIPv4() : remote).ToString());
+        }
+        head.Headers.Add("X-Forwarded-Proto", request.Scheme);
+        head.Headers.Add("X-Forwarded-Host", request.Host.Value ?? host);
+        return head;
+    }
+
+    private static bool IsForwardingHeader(string name) =>
+        name.Equals("X-Forwarded-For", StringComparison.OrdinalIgnoreCase)
+        || name.Equals("X-Forwarded-Proto", StringComparison.OrdinalIgnoreCase)
+        || name.Equals("X-Forwarded-Host", StringComparison.OrdinalIgnoreCase)
+        || name.Equals("Forwarded", StringComparison.OrdinalIgnoreCase);
+
+    private static void CopyResponseHeaders(ResponseHead head, HttpResponse response)
+    {
+        var headers = response.Headers;
+        HashSet<string>? connectionNamed = null;
+        foreach (var h in head.Headers)
+        {
+            if (h.Name.Equals("Connection", StringComparison.OrdinalIgnoreCase))
+            {
+                connectionNamed = HopByHop.NamedBy([h.Value]);
+            }
+        }
+        foreach (var h in head.Headers)
+        {
+            if (HopByHop.ShouldDrop(h.Name, h.Value, connectionNamed) || h.Name.StartsWith(':'))
+            {
+                continue;
+            }
+            if (h.Name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase))
+            {
+                if (long.TryParse(h.Value, out long length))
+                {
+                    response.ContentLength = length;
+                }
+                continue;
+            }
+            headers.Append(h.Name, h.Value);
+        }
+    }
+
+    private static void WriteTrailers(HttpContext context, Trailers trailers)
+    {
+        var feature = context.Features.Get<IHttpResponseTrailersFeature>();
+        if (feature?.Trailers is not { IsReadOnly: false } target)
+        {
+            return;
+        }
+        foreach (var t in trailers.Headers)
+        {
+            target.Append(t.Name, t.Value);
+        }
+    }
+
+    private static bool HasBody(HttpRequest request)
+    {
+        var detection = request.HttpContext.Features.Get<IHttpRequestBodyDetectionFeature>();
+        return detection?.CanHaveBody ?? (request.ContentLength > 0 || request.Headers.TransferEncoding.Count > 0);
+    }
+
+    /// <summary>Lower-cased host without port or trailing dot; null when absent.</summary>
+    public static string? NormalizeHost(HostString host)
+    {
+        if (!host.HasValue)
+        {
+            return null;
+        }
+        var h = host.Host;
+        if (h.Length == 0)
+        {
+            return null;
+        }
+        if (h.StartsWith('[') && h.EndsWith(']'))
+        {
+            h = h[1..^1];
+        }
+        return h.TrimEnd('.').ToLowerInvariant();
+    }
+
+    /// <summary>Writes a gateway-made error: status and a one-line body naming the cause.</summary>
+    public static async Task WriteErrorAsync(HttpContext context, int status, string message)
+    {
+        var response = context.Response;
+        if (response.HasStarted)
+        {
+            context.Abort();
+            return;
+        }
+        response.StatusCode = status;
+        response.ContentType = "text/plain; charset=utf-8";
+        response.Headers.CacheControl = "no-store";
+        try
+        {
+            await response.WriteAsync("otun: " + message + "\n", context.RequestAborted);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException)
+        {
+            // The visitor is gone; nothing to tell.
+        }
+    }
+
+    [LoggerMessage(EventId = 500, EventName = "ResponseAborted", Level = LogLevel.Information,
+        Message = "Request {RequestId}: the response broke off mid-body ({Code}: {Reason}); the visitor's connection was aborted so it cannot mistake it for a whole answer.")]
+    private static partial void LogResponseAborted(ILogger logger, string requestId, string code, string reason);
+
+    /// <summary>What one request did, gathered for its grain's outcome.</summary>
+    private sealed class Exchange(HttpContext context, MuxStream stream, RequestTracker.Record record)
+    {
+        public HttpContext Context { get; } = context;
+        public MuxStream Stream { get; } = stream;
+        public RequestTracker.Record Record { get; } = record;
+        public int Status { get; set; }
+        public long BytesIn { get; set; }
+        public long BytesOut { get; set; }
+        public bool VisitorGone { get; set; }
+        public bool Timeout { get; set; }
+        public string? Failure { get; set; }
+
+        public RequestOutcome Outcome()
+        {
+            var state = VisitorGone ? RequestState.Cancelled
+                : Timeout ? RequestState.TimedOut
+                : Failure is not null ? RequestState.Failed
+                : RequestState.Completed;
+            return new RequestOutcome(state, Status, Failure, BytesIn, BytesOut, DateTimeOffset.UtcNow);
+        }
+    }
+}

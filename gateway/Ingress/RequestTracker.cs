@@ -1,0 +1,87 @@
+using Microsoft.Extensions.Logging;
+using OrleansTunnel.Gateway.Tunnel;
+using OrleansTunnel.Grains;
+
+namespace OrleansTunnel.Gateway.Ingress;
+
+/// <summary>
+/// Keeps each request's <see cref="IRequestGrain"/> up to date without putting it on the latency
+/// path: the grain is opened while the request travels, marked streaming only for large or open-ended
+/// responses, and completed after the visitor has the answer.
+/// </summary>
+public sealed partial class RequestTracker(IGrainFactory grains, ILogger<RequestTracker> logger)
+{
+    /// <summary>Responses at most this large (with a known length) are not marked streaming.</summary>
+    public const long StreamingThreshold = 64 * 1024;
+
+    private long _inFlight;
+    private long _grainFailures;
+
+    public sealed class Record(string requestId, IRequestGrain grain)
+    {
+        public string RequestId { get; } = requestId;
+        public IRequestGrain Grain { get; } = grain;
+        public Task Opened { get; set; } = Task.CompletedTask;
+    }
+
+    /// <summary>Requests this gateway is forwarding now.</summary>
+    public long InFlight => Interlocked.Read(ref _inFlight);
+
+    /// <summary>Grain calls that failed (the request itself was unaffected).</summary>
+    public long GrainFailures => Interlocked.Read(ref _grainFailures);
+
+    public Record Open(string requestId, AgentConnection connection, string service, string method, string authority, string path, TimeSpan timeout)
+    {
+        Interlocked.Increment(ref _inFlight);
+        var record = new Record(requestId, grains.GetGrain<IRequestGrain>(requestId));
+        var now = DateTimeOffset.UtcNow;
+        record.Opened = Guard(record.Grain.Open(new RequestOpen(
+            connection.Session.GatewayId, connection.AgentId, connection.Session.SessionId, service, method, authority, path,
+            "http/1.1", now, now + timeout)), requestId, "open");
+        return record;
+    }
+
+    public void MarkStreaming(Record record, long? contentLength)
+    {
+        if (contentLength is null || contentLength > StreamingThreshold)
+        {
+            _ = MarkStreamingAsync(record);
+        }
+    }
+
+    public void Complete(Record record, RequestOutcome outcome)
+    {
+        Interlocked.Decrement(ref _inFlight);
+        _ = CompleteAsync(record, outcome);
+    }
+
+    private async Task MarkStreamingAsync(Record record)
+    {
+        await record.Opened;
+        await Guard(record.Grain.MarkStreaming(DateTimeOffset.UtcNow), record.RequestId, "mark streaming");
+    }
+
+    private async Task CompleteAsync(Record record, RequestOutcome outcome)
+    {
+        // Orleans does not order calls that were not awaited: complete only after the open landed.
+        await record.Opened;
+        await Guard(record.Grain.Complete(outcome), record.RequestId, "complete");
+    }
+
+    private async Task Guard(Task call, string requestId, string what)
+    {
+        try
+        {
+            await call;
+        }
+        catch (Exception ex)
+        {
+            Interlocked.Increment(ref _grainFailures);
+            LogGrainCallFailed(logger, what, requestId, ex.Message);
+        }
+    }
+
+    [LoggerMessage(EventId = 510, EventName = "RequestGrainCallFailed", Level = LogLevel.Warning,
+        Message = "Could not {What} the record of request {RequestId} in the cluster: {Error}. The request itself went on; check the silos.")]
+    private static partial void LogGrainCallFailed(ILogger logger, string what, string requestId, string error);
+}

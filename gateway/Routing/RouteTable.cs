@@ -1,0 +1,63 @@
+using OrleansTunnel.Grains;
+
+namespace OrleansTunnel.Gateway.Routing;
+
+/// <summary>
+/// Routes compiled for matching: an exact host beats a wildcard (the longer suffix first), and within
+/// a host the longest path prefix wins. Prefixes match on segment boundaries ("/api" matches "/api"
+/// and "/api/x", not "/apix").
+/// </summary>
+public sealed class RouteTable
+{
+    private readonly Dictionary<string, Route[]> _exact = new(StringComparer.Ordinal);
+    private readonly (string Suffix, Route[] Routes)[] _wildcards;
+
+    public RouteTable(IEnumerable<Route> routes)
+    {
+        var normalized = routes.Select(RoutingGrain.Normalize).ToList();
+        foreach (var group in normalized.Where(r => !r.Host.StartsWith("*.", StringComparison.Ordinal)).GroupBy(r => r.Host, StringComparer.Ordinal))
+        {
+            _exact[group.Key] = Order(group);
+        }
+        _wildcards = [.. normalized.Where(r => r.Host.StartsWith("*.", StringComparison.Ordinal))
+            .GroupBy(r => r.Host[1..], StringComparer.Ordinal)
+            .Select(g => (g.Key, Order(g)))
+            .OrderByDescending(w => w.Key.Length)];
+        Count = normalized.Count;
+    }
+
+    public int Count { get; }
+
+    /// <summary>The route for a normalised host (lower case, no port) and a path, or null.</summary>
+    public Route? Match(string host, string path)
+    {
+        if (_exact.TryGetValue(host, out var routes) && MatchPath(routes, path) is { } exact)
+        {
+            return exact;
+        }
+        foreach (var (suffix, wildcardRoutes) in _wildcards)
+        {
+            if (host.Length > suffix.Length && host.EndsWith(suffix, StringComparison.Ordinal) && MatchPath(wildcardRoutes, path) is { } wild)
+            {
+                return wild;
+            }
+        }
+        return null;
+    }
+
+    private static Route[] Order(IEnumerable<Route> routes) => [.. routes.OrderByDescending(r => r.PathPrefix?.Length ?? 0)];
+
+    private static Route? MatchPath(Route[] routes, string path)
+    {
+        foreach (var route in routes)
+        {
+            var prefix = route.PathPrefix;
+            if (prefix is null
+                || (path.StartsWith(prefix, StringComparison.Ordinal) && (path.Length == prefix.Length || path[prefix.Length] == '/')))
+            {
+                return route;
+            }
+        }
+        return null;
+    }
+}

@@ -1,0 +1,85 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using OrleansTunnel.Grains;
+
+namespace OrleansTunnel.Gateway.Routing;
+
+/// <summary>
+/// Seeds configured routes into the routing grain, subscribes the gateway's cache as an observer and
+/// renews the subscription (and re-reads the snapshot) periodically, so a lost push or a restarted
+/// silo heals by itself.
+/// </summary>
+public sealed partial class RoutingSubscriber(
+    IGrainFactory grains,
+    RoutingCache cache,
+    IOptions<GatewayOptions> options,
+    ILogger<RoutingSubscriber> logger) : BackgroundService
+{
+    /// <summary>How often the subscription is renewed.</summary>
+    public static readonly TimeSpan RenewInterval = TimeSpan.FromSeconds(30);
+
+    private readonly TaskCompletionSource _firstSnapshot = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes once routes were seeded and a first snapshot applied.</summary>
+    public Task Ready => _firstSnapshot.Task;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        IRoutingObserver? reference = null;
+        var delay = TimeSpan.FromMilliseconds(200);
+        bool seeded = false;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                var routing = grains.GetGrain<IRoutingGrain>(RoutingGrain.DefaultKey);
+                if (!seeded)
+                {
+                    foreach (var route in options.Value.Routes)
+                    {
+                        await routing.UpsertRoute(new Route(route.Host, route.PathPrefix, route.Service));
+                    }
+                    seeded = true;
+                }
+                reference ??= grains.CreateObjectReference<IRoutingObserver>(cache);
+                cache.Apply(await routing.Subscribe(reference));
+                if (_firstSnapshot.TrySetResult())
+                {
+                    LogSubscribed(logger, cache.Current.Routes.Count);
+                }
+                delay = TimeSpan.FromMilliseconds(200);
+                await Task.Delay(RenewInterval, stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception ex)
+            {
+                LogSubscribeFailed(logger, ex.Message, delay.TotalMilliseconds);
+                await Task.Delay(delay, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
+                delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 5000));
+            }
+        }
+        if (reference is not null)
+        {
+            try
+            {
+                await grains.GetGrain<IRoutingGrain>(RoutingGrain.DefaultKey).Unsubscribe(reference).WaitAsync(TimeSpan.FromSeconds(2));
+            }
+            catch (Exception)
+            {
+                // Shutting down: the grain's observer list expires us anyway.
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 300, EventName = "RoutingSubscribed", Level = LogLevel.Information,
+        Message = "Routing table loaded from the cluster ({Routes} routes); changes are pushed to this gateway.")]
+    private static partial void LogSubscribed(ILogger logger, int routes);
+
+    [LoggerMessage(EventId = 301, EventName = "RoutingSubscribeFailed", Level = LogLevel.Warning,
+        Message = "Could not read the routing table from the cluster ({Error}); retrying in {DelayMs} ms. Check that a silo is up and reachable.")]
+    private static partial void LogSubscribeFailed(ILogger logger, string error, double delayMs);
+}

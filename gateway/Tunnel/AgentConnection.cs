@@ -1,0 +1,22 @@
+using OrleansTunnel.Grains;
+using OrleansTunnel.Protocol;
+
+namespace OrleansTunnel.Gateway.Tunnel;
+
+/// <summary>One agent's live tunnel connection to this gateway.</summary>
+public sealed class AgentConnection(AgentSession session, MuxConnection mux)
+{
+    public AgentSession Session { get; } = session;
+
+    public string AgentId { get; init; } = "";
+
+    public MuxConnection Mux { get; } = mux;
+
+    /// <summary>True while new requests may be sent here (not closing, no go-away either way).</summary>
+    public bool Accepting => !Mux.Closed.IsCancellationRequested && !Mux.GoAwayReceived && !Draining;
+
+    /// <summary>Set when this gateway is draining: finish in-flight requests, open none.</summary>
+    public bool Draining { get; set; }
+
+    public bool Serves(string service) => Array.IndexOf(Session.Services, service) >= 0;
+}

@@ -1,0 +1,233 @@
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using OrleansTunnel.Gateway.Auth;
+using OrleansTunnel.Grains;
+using OrleansTunnel.Protocol;
+using OrleansTunnel.Protocol.V1;
+
+namespace OrleansTunnel.Gateway.Tunnel;
+
+/// <summary>
+/// The tunnel endpoint: authenticates an agent's hello, registers its session with its
+/// <see cref="IAgentGrain"/>, then runs the multiplexed connection until it ends.
+/// </summary>
+public sealed partial class TunnelService(
+    AgentCredentialStore credentials,
+    ConnectionRegistry registry,
+    IGrainFactory grains,
+    IOptions<GatewayOptions> options,
+    ILoggerFactory loggerFactory,
+    ILogger<TunnelService> logger) : OrleansTunnel.Protocol.V1.Tunnel.TunnelBase
+{
+    public override async Task Connect(IAsyncStreamReader<FrameBatch> requestStream, IServerStreamWriter<FrameBatch> responseStream, ServerCallContext context)
+    {
+        var o = options.Value;
+        string peer = context.Peer;
+        var hello = await ReadHelloAsync(requestStream, o.HelloTimeout, context.CancellationToken);
+
+        if (hello.ProtocolVersion != MuxSettings.ProtocolVersion)
+        {
+            LogRefused(logger, hello.AgentId, peer, "protocol version mismatch");
+            throw new RpcException(new Status(StatusCode.FailedPrecondition,
+                $"protocol version mismatch: the agent speaks version {hello.ProtocolVersion}, this gateway speaks version {MuxSettings.ProtocolVersion}; upgrade the older side"));
+        }
+
+        var check = credentials.Check(hello.AgentId, hello.Token);
+        if (!check.Ok)
+        {
+            LogRefused(logger, hello.AgentId, peer, check.Failure!);
+            throw new RpcException(new Status(StatusCode.Unauthenticated, check.Failure!));
+        }
+        if (hello.Services.Count == 0)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "the hello offers no services"));
+        }
+        foreach (var service in hello.Services)
+        {
+            if (string.IsNullOrWhiteSpace(service.Name))
+            {
+                throw new RpcException(new Status(StatusCode.InvalidArgument, "a service in the hello has an empty name"));
+            }
+            if (!check.AllowsService(service.Name))
+            {
+                LogRefused(logger, hello.AgentId, peer, $"service '{service.Name}' not allowed for this token");
+                throw new RpcException(new Status(StatusCode.PermissionDenied, $"agent '{hello.AgentId}' may not serve service '{service.Name}'"));
+            }
+        }
+        if (hello.InitialWindow is < 1024 or > 64 * 1024 * 1024)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"initial_window {hello.InitialWindow} is outside 1 KiB..64 MiB"));
+        }
+
+        var session = new AgentSession(
+            Guid.NewGuid().ToString("N"), o.GatewayId, hello.Slot, hello.Epoch,
+            [.. hello.Services.Select(s => s.Name).Distinct(StringComparer.Ordinal)],
+            DateTimeOffset.UtcNow, peer);
+        var agentGrain = grains.GetGrain<IAgentGrain>(hello.AgentId);
+        SessionAdmission admission;
+        try
+        {
+            admission = await agentGrain.OpenSession(session);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            LogClusterUnavailable(logger, hello.AgentId, ex.Message);
+            throw new RpcException(new Status(StatusCode.Unavailable, "the gateway cannot reach the cluster right now; retry"));
+        }
+        if (!admission.Accepted)
+        {
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, admission.RefusedBecause ?? "session refused"));
+        }
+        foreach (var old in admission.Superseded)
+        {
+            if (registry.Find(old.SessionId) is { } stale)
+            {
+                LogSuperseded(logger, hello.AgentId, old.SessionId, old.Epoch, session.Epoch);
+                stale.Mux.Close($"superseded by a newer session (epoch {session.Epoch})");
+            }
+        }
+
+        await responseStream.WriteAsync(new FrameBatch
+        {
+            Frames =
+            {
+                new Frame
+                {
+                    Welcome = new Welcome
+                    {
+                        ProtocolVersion = MuxSettings.ProtocolVersion,
+                        GatewayId = o.GatewayId,
+                        SessionId = session.SessionId,
+                        HeartbeatIntervalMs = (uint)o.HeartbeatInterval.TotalMilliseconds,
+                        InitialWindow = (uint)o.ReceiveWindow,
+                    },
+                },
+            },
+        }, context.CancellationToken);
+
+        var settings = new MuxSettings
+        {
+            MaxDataFrame = Math.Min(o.MaxDataFrame, MuxSettings.MaxDataFrameCeiling),
+            ReceiveWindow = o.ReceiveWindow,
+            SendWindow = (int)hello.InitialWindow,
+            MaxBatchBytes = o.MaxBatchBytes,
+            MaxConcurrentStreams = o.MaxStreamsPerConnection,
+        };
+        var mux = new MuxConnection(requestStream, batch => responseStream.WriteAsync(batch), settings, opensStreams: true, loggerFactory.CreateLogger<MuxConnection>());
+        mux.ProtocolViolation = violation => LogViolation(logger, hello.AgentId, session.SessionId, violation);
+        var connection = new AgentConnection(session, mux) { AgentId = hello.AgentId };
+        registry.Add(connection);
+        LogConnected(logger, hello.AgentId, session.SessionId, peer, string.Join(",", session.Services), session.Slot, session.Epoch);
+        using var heartbeats = new CancellationTokenSource();
+        var heartbeatTask = HeartbeatGrainAsync(agentGrain, connection, o.HeartbeatInterval, heartbeats.Token);
+        try
+        {
+            await mux.RunAsync(o.HeartbeatInterval, context.CancellationToken);
+        }
+        finally
+        {
+            registry.Remove(connection);
+            heartbeats.Cancel();
+            await heartbeatTask;
+            LogDisconnected(logger, hello.AgentId, session.SessionId, mux.CloseReason ?? "closed");
+            try
+            {
+                await agentGrain.CloseSession(session.SessionId).WaitAsync(TimeSpan.FromSeconds(5));
+            }
+            catch (Exception ex)
+            {
+                // The grain expires the session by its time-to-live anyway.
+                LogCloseSessionFailed(logger, hello.AgentId, session.SessionId, ex.Message);
+            }
+        }
+    }
+
+    private static async Task<Hello> ReadHelloAsync(IAsyncStreamReader<FrameBatch> requestStream, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        cts.CancelAfter(timeout);
+        bool got;
+        try
+        {
+            got = await requestStream.MoveNext(cts.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new RpcException(new Status(StatusCode.DeadlineExceeded, $"no hello within {timeout.TotalSeconds:0.#} s"));
+        }
+        if (!got)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "the stream ended before a hello"));
+        }
+        var batch = requestStream.Current;
+        if (batch.Frames.Count != 1 || batch.Frames[0].KindCase != Frame.KindOneofCase.Hello)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "the first message must hold exactly one hello frame"));
+        }
+        return batch.Frames[0].Hello;
+    }
+
+    private async Task HeartbeatGrainAsync(IAgentGrain agentGrain, AgentConnection connection, TimeSpan interval, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var timer = new PeriodicTimer(interval);
+            while (await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                try
+                {
+                    if (!await agentGrain.Heartbeat(connection.Session))
+                    {
+                        LogFenced(logger, connection.AgentId, connection.Session.SessionId);
+                        connection.Mux.Close("fenced: a newer session of this agent took over");
+                        return;
+                    }
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    LogHeartbeatFailed(logger, connection.AgentId, ex.Message);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    [LoggerMessage(EventId = 400, EventName = "AgentRefused", Level = LogLevel.Warning,
+        Message = "Refused tunnel from agent '{AgentId}' at {Peer}: {Reason}.")]
+    private static partial void LogRefused(ILogger logger, string agentId, string peer, string reason);
+
+    [LoggerMessage(EventId = 401, EventName = "AgentConnected", Level = LogLevel.Information,
+        Message = "Agent '{AgentId}' connected from {Peer} (session {SessionId}, services {Services}, slot {Slot}, epoch {Epoch}).")]
+    private static partial void LogConnected(ILogger logger, string agentId, string sessionId, string peer, string services, uint slot, ulong epoch);
+
+    [LoggerMessage(EventId = 402, EventName = "AgentDisconnected", Level = LogLevel.Information,
+        Message = "Agent '{AgentId}' session {SessionId} ended: {Reason}.")]
+    private static partial void LogDisconnected(ILogger logger, string agentId, string sessionId, string reason);
+
+    [LoggerMessage(EventId = 403, EventName = "AgentSuperseded", Level = LogLevel.Information,
+        Message = "Agent '{AgentId}' session {SessionId} (epoch {OldEpoch}) superseded by epoch {NewEpoch}; closing it.")]
+    private static partial void LogSuperseded(ILogger logger, string agentId, string sessionId, ulong oldEpoch, ulong newEpoch);
+
+    [LoggerMessage(EventId = 404, EventName = "AgentProtocolViolation", Level = LogLevel.Warning,
+        Message = "Agent '{AgentId}' session {SessionId} broke the tunnel protocol: {Violation}.")]
+    private static partial void LogViolation(ILogger logger, string agentId, string sessionId, string violation);
+
+    [LoggerMessage(EventId = 405, EventName = "ClusterUnavailable", Level = LogLevel.Error,
+        Message = "Could not register agent '{AgentId}' with the cluster: {Error}. The agent will retry; check the silos.")]
+    private static partial void LogClusterUnavailable(ILogger logger, string agentId, string error);
+
+    [LoggerMessage(EventId = 406, EventName = "AgentFenced", Level = LogLevel.Warning,
+        Message = "Agent '{AgentId}' session {SessionId} was fenced by the cluster (a newer session took its slot); closing it.")]
+    private static partial void LogFenced(ILogger logger, string agentId, string sessionId);
+
+    [LoggerMessage(EventId = 407, EventName = "HeartbeatFailed", Level = LogLevel.Warning,
+        Message = "Heartbeat of agent '{AgentId}' to the cluster failed: {Error}; the tunnel stays up and the next heartbeat retries.")]
+    private static partial void LogHeartbeatFailed(ILogger logger, string agentId, string error);
+
+    [LoggerMessage(EventId = 408, EventName = "CloseSessionFailed", Level = LogLevel.Debug,
+        Message = "Could not tell the cluster that agent '{AgentId}' session {SessionId} ended: {Error}; it expires on its own.")]
+    private static partial void LogCloseSessionFailed(ILogger logger, string agentId, string sessionId, string error);
+}

@@ -1,0 +1,39 @@
+namespace OrleansTunnel.Grains;
+
+/// <summary>Receives routing snapshots pushed by <see cref="IRoutingGrain"/>.</summary>
+[Alias("OrleansTunnel.IRoutingObserver")]
+public interface IRoutingObserver : IGrainObserver
+{
+    [Alias("OnRoutingChanged")]
+    Task OnRoutingChanged(RoutingSnapshot snapshot);
+}
+
+/// <summary>
+/// The routing table of the cluster (a single activation, key "default"): routes (persisted) and
+/// which agent sessions serve which service. Gateways subscribe and cache what it pushes, so
+/// matching a route and choosing an agent are local reads.
+/// </summary>
+[Alias("OrleansTunnel.IRoutingGrain")]
+public interface IRoutingGrain : IGrainWithStringKey
+{
+    [Alias("GetSnapshot")]
+    Task<RoutingSnapshot> GetSnapshot();
+
+    /// <summary>Adds or replaces the route for (host, path prefix).</summary>
+    [Alias("UpsertRoute")]
+    Task<RoutingSnapshot> UpsertRoute(Route route);
+
+    /// <summary>Removes the route for (host, path prefix); false if there was none.</summary>
+    [Alias("RemoveRoute")]
+    Task<bool> RemoveRoute(string host, string? pathPrefix);
+
+    /// <summary>Replaces the endpoints one agent offers (an empty list removes the agent).</summary>
+    [Alias("SetAgentEndpoints")]
+    Task SetAgentEndpoints(string agentId, Dictionary<string, ServiceEndpoint[]> endpointsByService);
+
+    [Alias("Subscribe")]
+    Task<RoutingSnapshot> Subscribe(IRoutingObserver observer);
+
+    [Alias("Unsubscribe")]
+    Task Unsubscribe(IRoutingObserver observer);
+}

@@ -1,0 +1,28 @@
+namespace OrleansTunnel.Grains;
+
+/// <summary>
+/// A routing rule: a host (exact, or a wildcard <c>*.example.com</c> matching any subdomain) and an
+/// optional path prefix (matched on segment boundaries) send visitors to a service.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("OrleansTunnel.Route")]
+public sealed record Route(
+    [property: Id(0)] string Host,
+    [property: Id(1)] string? PathPrefix,
+    [property: Id(2)] string Service);
+
+/// <summary>One place a service is served from: an agent's session on a gateway.</summary>
+[GenerateSerializer, Immutable, Alias("OrleansTunnel.ServiceEndpoint")]
+public sealed record ServiceEndpoint(
+    [property: Id(0)] string AgentId,
+    [property: Id(1)] string SessionId,
+    [property: Id(2)] string GatewayId);
+
+/// <summary>Everything a gateway caches to route locally; replaced whole, newer versions win.</summary>
+[GenerateSerializer, Immutable, Alias("OrleansTunnel.RoutingSnapshot")]
+public sealed record RoutingSnapshot(
+    [property: Id(0)] long Version,
+    [property: Id(1)] Route[] Routes,
+    [property: Id(2)] Dictionary<string, ServiceEndpoint[]> Endpoints)
+{
+    public static RoutingSnapshot Empty { get; } = new(0, [], new Dictionary<string, ServiceEndpoint[]>());
+}

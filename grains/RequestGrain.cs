@@ -1,0 +1,89 @@
+namespace OrleansTunnel.Grains;
+
+/// <inheritdoc cref="IRequestGrain"/>
+public sealed class RequestGrain : Grain, IRequestGrain
+{
+    /// <summary>
+    /// How long an ended request stays readable by tools before it deactivates. Short, because at
+    /// tens of thousands of requests a second every second of linger is that many live activations.
+    /// </summary>
+    public static readonly TimeSpan EndedLinger = TimeSpan.FromSeconds(1);
+
+    private RequestOpen? _open;
+    private RequestState _state;
+    private RequestOutcome? _outcome;
+    private DateTimeOffset? _streamingAt;
+    // One timer per request: first the deadline of its response head, then the linger after it ended.
+    private IGrainTimer? _timer;
+
+    public Task Open(RequestOpen request)
+    {
+        if (_state != RequestState.None)
+        {
+            return Task.CompletedTask;
+        }
+        _open = request;
+        _state = RequestState.Open;
+        var due = request.Deadline - DateTimeOffset.UtcNow;
+        // If nobody completes the request (its gateway died), it still ends: timed out at its deadline.
+        _timer = this.RegisterGrainTimer(OnTimer, new GrainTimerCreationOptions(due < TimeSpan.Zero ? TimeSpan.Zero : due, Timeout.InfiniteTimeSpan) { KeepAlive = true });
+        return Task.CompletedTask;
+    }
+
+    public Task MarkStreaming(DateTimeOffset at)
+    {
+        if (_state is RequestState.Open or RequestState.None)
+        {
+            _state = RequestState.Streaming;
+            _streamingAt = at;
+            // A streaming response (SSE, a large download) may legitimately outlive the head's deadline.
+            _timer?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        }
+        return Task.CompletedTask;
+    }
+
+    public Task<bool> Complete(RequestOutcome outcome)
+    {
+        if (IsEnded(_state))
+        {
+            return Task.FromResult(false);
+        }
+        _state = outcome.State;
+        _outcome = outcome;
+        Linger();
+        return Task.FromResult(true);
+    }
+
+    public Task<RequestSnapshot> GetSnapshot() =>
+        Task.FromResult(new RequestSnapshot(this.GetPrimaryKeyString(), _state, _open, _outcome, _streamingAt));
+
+    private Task OnTimer(CancellationToken cancellationToken)
+    {
+        if (IsEnded(_state))
+        {
+            _timer?.Dispose();
+            _timer = null;
+            DeactivateOnIdle();
+        }
+        else if (_state == RequestState.Open)
+        {
+            _state = RequestState.TimedOut;
+            _outcome = new RequestOutcome(RequestState.TimedOut, 504, "no completion before the request's deadline", 0, 0, DateTimeOffset.UtcNow);
+            Linger();
+        }
+        return Task.CompletedTask;
+    }
+
+    private void Linger()
+    {
+        if (_timer is null)
+        {
+            DeactivateOnIdle();
+            return;
+        }
+        _timer.Change(EndedLinger, Timeout.InfiniteTimeSpan);
+    }
+
+    private static bool IsEnded(RequestState state) =>
+        state is RequestState.Completed or RequestState.Failed or RequestState.Cancelled or RequestState.TimedOut;
+}

@@ -1,0 +1,481 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+using OrleansTunnel.Protocol.V1;
+
+namespace OrleansTunnel.Protocol;
+
+/// <summary>
+/// Both ends of one tunnel connection (a gRPC bidirectional stream) after the hello exchange:
+/// a read loop that only routes frames (it never awaits a consumer), and exactly one writer that
+/// writes control frames before data and takes data frames round-robin across streams.
+/// </summary>
+public sealed partial class MuxConnection
+{
+    private readonly IAsyncStreamReader<FrameBatch> _reader;
+    private readonly Func<FrameBatch, Task> _write;
+    private readonly ILogger _logger;
+    private readonly bool _opensStreams;
+    private readonly ConcurrentDictionary<ulong, MuxStream> _streams = new();
+    private readonly ConcurrentQueue<(Frame Frame, TaskCompletionSource? Done)> _control = new();
+    private readonly ConcurrentQueue<(Frame Frame, TaskCompletionSource Done)> _data = new();
+    private readonly SemaphoreSlim _wake = new(0);
+    private readonly CancellationTokenSource _closed = new();
+    private readonly ConcurrentDictionary<long, long> _pings = new();
+    private readonly TaskCompletionSource _writerStopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Lock _openLock = new();
+    private int _wakePending;
+    private int _controlCount;
+    private long _nextLocalStream;
+    private ulong _highestPeerStream;
+    private long _nextPingId;
+    private long _lastPongTicks;
+    private long _rttMicros = -1;
+    private string? _closeReason;
+
+    /// <param name="reader">Frames from the peer (the hello exchange already consumed).</param>
+    /// <param name="write">Writes one batch; only ever called by this connection's writer.</param>
+    /// <param name="opensStreams">True at the gateway, which opens request streams (odd numbers).</param>
+    public MuxConnection(IAsyncStreamReader<FrameBatch> reader, Func<FrameBatch, Task> write, MuxSettings settings, bool opensStreams, ILogger logger)
+    {
+        _reader = reader;
+        _write = write;
+        Settings = settings;
+        _opensStreams = opensStreams;
+        _logger = logger;
+        _nextLocalStream = -1;
+        _lastPongTicks = Stopwatch.GetTimestamp();
+    }
+
+    public MuxSettings Settings { get; }
+
+    /// <summary>Cancelled once the connection is closed for any reason.</summary>
+    public CancellationToken Closed => _closed.Token;
+
+    /// <summary>Why the connection closed (null while open).</summary>
+    public string? CloseReason => Volatile.Read(ref _closeReason);
+
+    /// <summary>Streams open now.</summary>
+    public int ActiveStreams => _streams.Count;
+
+    /// <summary>Control frames waiting for the writer.</summary>
+    public int QueuedControlFrames => Volatile.Read(ref _controlCount);
+
+    /// <summary>Last measured ping round trip, or null before the first pong.</summary>
+    public TimeSpan? RoundTripTime => Volatile.Read(ref _rttMicros) is var us and >= 0 ? TimeSpan.FromMicroseconds(us) : null;
+
+    /// <summary>True once the peer said go-away: open nothing new here.</summary>
+    public bool GoAwayReceived { get; private set; }
+
+    /// <summary>Called (on the read loop) for each request the peer opens; must not block.</summary>
+    public Action<MuxStream, RequestHead>? RequestReceived { get; set; }
+
+    /// <summary>Called when the peer sends go-away.</summary>
+    public Action<string>? GoAwayHandler { get; set; }
+
+    /// <summary>Called (with a description) when the peer breaks the protocol on a stream or the connection.</summary>
+    public Action<string>? ProtocolViolation { get; set; }
+
+    /// <summary>Runs the read loop, the writer and the heartbeat until the connection ends; never throws.</summary>
+    public async Task RunAsync(TimeSpan heartbeatInterval, CancellationToken cancellationToken)
+    {
+        using var link = cancellationToken.Register(() => Close("shutting down"));
+        var writer = Task.Run(WriteLoopAsync);
+        var heartbeat = heartbeatInterval > TimeSpan.Zero ? Task.Run(() => HeartbeatLoopAsync(heartbeatInterval)) : Task.CompletedTask;
+        try
+        {
+            await ReadLoopAsync().ConfigureAwait(false);
+            Close("the peer closed the tunnel stream");
+        }
+        catch (OperationCanceledException) when (_closed.IsCancellationRequested)
+        {
+        }
+        catch (Exception ex) when (ex is RpcException or IOException or InvalidOperationException or ObjectDisposedException)
+        {
+            Close($"the tunnel stream failed: {Describe(ex)}");
+        }
+        catch (MuxPeerErrorException ex)
+        {
+            Close($"the peer closed the tunnel: {ex.Message}");
+        }
+        catch (MuxProtocolException ex)
+        {
+            ProtocolViolation?.Invoke(ex.Message);
+            await SendFinalErrorAsync("protocol_error", ex.Message).ConfigureAwait(false);
+            Close($"protocol error: {ex.Message}");
+        }
+        await writer.ConfigureAwait(false);
+        await heartbeat.ConfigureAwait(false);
+    }
+
+    /// <summary>Opens a new request stream (gateway side).</summary>
+    public MuxStream OpenStream()
+    {
+        if (!_opensStreams)
+        {
+            throw new InvalidOperationException("only the gateway side opens streams");
+        }
+        if (_closed.IsCancellationRequested)
+        {
+            throw new MuxStreamAbortedException(new Reset { Code = ResetCode.Refused, Reason = CloseReason ?? "connection closed" });
+        }
+        // The number is given when the head is sent, so numbers reach the wire in increasing order.
+        return new MuxStream(this, 0, Settings.SendWindow, Settings.ReceiveWindow);
+    }
+
+    internal Task StartStream(MuxStream stream, Frame head)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_openLock)
+        {
+            ulong id = (ulong)Interlocked.Add(ref _nextLocalStream, 2);
+            stream.Id = id;
+            head.Stream = id;
+            _streams[id] = stream;
+            Interlocked.Increment(ref _controlCount);
+            _control.Enqueue((head, done));
+        }
+        if (_closed.IsCancellationRequested)
+        {
+            stream.OnConnectionLost(CloseReason ?? "connection closed");
+        }
+        Wake();
+        return done.Task;
+    }
+
+    /// <summary>Sends go-away: the peer should open nothing new here.</summary>
+    public void SendGoAway(string reason) =>
+        EnqueueControl(new Frame { GoAway = new GoAway { Reason = reason } });
+
+    /// <summary>Sends a connection-level frame (e.g. configuration) ahead of data.</summary>
+    public void SendConnectionFrame(Frame frame) => EnqueueControl(frame, withCompletion: false);
+
+    /// <summary>Closes the connection: every open stream is aborted with the reason.</summary>
+    public void Close(string reason)
+    {
+        if (Interlocked.CompareExchange(ref _closeReason, reason, null) is not null)
+        {
+            return;
+        }
+        try
+        {
+            _closed.Cancel();
+        }
+        catch (AggregateException)
+        {
+        }
+        foreach (var stream in _streams.Values)
+        {
+            stream.OnConnectionLost($"tunnel connection lost: {reason}");
+        }
+        Wake();
+    }
+
+    /// <summary>Sends an error frame, waits (briefly) for it to be written, then closes.</summary>
+    public async Task CloseWithErrorAsync(string code, string message)
+    {
+        var done = EnqueueControlWithCompletion(new Frame { Error = new Error { Code = code, Message = message } });
+        await Task.WhenAny(done, Task.Delay(TimeSpan.FromSeconds(2))).ConfigureAwait(false);
+        Close(message);
+    }
+
+    internal void EnqueueControl(Frame frame) => EnqueueControl(frame, withCompletion: false);
+
+    internal Task EnqueueControlWithCompletion(Frame frame) => EnqueueControl(frame, withCompletion: true)!;
+
+    private Task? EnqueueControl(Frame frame, bool withCompletion)
+    {
+        var done = withCompletion ? new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) : null;
+        if (_closed.IsCancellationRequested)
+        {
+            done?.TrySetException(new MuxStreamAbortedException(new Reset { Code = ResetCode.Internal, Reason = $"tunnel connection lost: {CloseReason}" }));
+            return done?.Task;
+        }
+        if (Interlocked.Increment(ref _controlCount) > Settings.MaxQueuedControlFrames)
+        {
+            Close("too many control frames queued (the peer does not read)");
+        }
+        _control.Enqueue((frame, done));
+        Wake();
+        return done?.Task;
+    }
+
+    internal Task EnqueueControlPair(Frame head, Frame data)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (_closed.IsCancellationRequested)
+        {
+            done.TrySetException(new MuxStreamAbortedException(new Reset { Code = ResetCode.Internal, Reason = $"tunnel connection lost: {CloseReason}" }));
+            return done.Task;
+        }
+        Interlocked.Add(ref _controlCount, 2);
+        // Enqueued back to back by this stream's only sender: the writer keeps them in order.
+        _control.Enqueue((head, null));
+        _control.Enqueue((data, done));
+        Wake();
+        return done.Task;
+    }
+
+    internal Task EnqueueData(Frame frame)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (_closed.IsCancellationRequested)
+        {
+            done.TrySetException(new MuxStreamAbortedException(new Reset { Code = ResetCode.Internal, Reason = $"tunnel connection lost: {CloseReason}" }));
+            return done.Task;
+        }
+        _data.Enqueue((frame, done));
+        Wake();
+        return done.Task;
+    }
+
+    internal void Remove(MuxStream stream) => _streams.TryRemove(stream.Id, out _);
+
+    internal void ReportStreamProtocolError(MuxStream stream, string reason)
+    {
+        LogStreamProtocolError(_logger, stream.Id, reason);
+        ProtocolViolation?.Invoke($"stream {stream.Id}: {reason}");
+    }
+
+    private void Wake()
+    {
+        if (Interlocked.Exchange(ref _wakePending, 1) == 0)
+        {
+            _wake.Release();
+        }
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        var completions = new List<TaskCompletionSource>(64);
+        try
+        {
+            while (!_closed.IsCancellationRequested)
+            {
+                await _wake.WaitAsync(_closed.Token).ConfigureAwait(false);
+                Volatile.Write(ref _wakePending, 0);
+                while (true)
+                {
+                    var batch = new FrameBatch();
+                    int bytes = 0;
+                    // Control frames first, always.
+                    while (bytes < Settings.MaxBatchBytes && _control.TryDequeue(out var control))
+                    {
+                        Interlocked.Decrement(ref _controlCount);
+                        batch.Frames.Add(control.Frame);
+                        bytes += control.Frame.KindCase switch
+                        {
+                            Frame.KindOneofCase.RequestHead or Frame.KindOneofCase.ResponseHead => control.Frame.CalculateSize(),
+                            Frame.KindOneofCase.Data => control.Frame.Data.Payload.Length,
+                            _ => 32,
+                        };
+                        if (control.Done is not null)
+                        {
+                            completions.Add(control.Done);
+                        }
+                    }
+                    // Then data, FIFO; each stream has at most one frame queued, so FIFO is round-robin.
+                    while (bytes < Settings.MaxBatchBytes && _data.TryDequeue(out var data))
+                    {
+                        batch.Frames.Add(data.Frame);
+                        bytes += data.Frame.Data?.Payload.Length ?? 256;
+                        completions.Add(data.Done);
+                    }
+                    if (batch.Frames.Count == 0)
+                    {
+                        break;
+                    }
+                    await _write(batch).ConfigureAwait(false);
+                    foreach (var done in completions)
+                    {
+                        done.TrySetResult();
+                    }
+                    completions.Clear();
+                }
+            }
+        }
+        catch (OperationCanceledException) when (_closed.IsCancellationRequested)
+        {
+        }
+        catch (Exception ex)
+        {
+            Close($"writing to the tunnel failed: {Describe(ex)}");
+        }
+        finally
+        {
+            var lost = new MuxStreamAbortedException(new Reset { Code = ResetCode.Internal, Reason = $"tunnel connection lost: {CloseReason}" });
+            foreach (var done in completions)
+            {
+                done.TrySetException(lost);
+            }
+            while (_control.TryDequeue(out var control))
+            {
+                control.Done?.TrySetException(lost);
+            }
+            while (_data.TryDequeue(out var data))
+            {
+                data.Done.TrySetException(lost);
+            }
+            _writerStopped.TrySetResult();
+        }
+    }
+
+    private async Task ReadLoopAsync()
+    {
+        while (await _reader.MoveNext(_closed.Token).ConfigureAwait(false))
+        {
+            foreach (var frame in _reader.Current.Frames)
+            {
+                Dispatch(frame);
+            }
+        }
+    }
+
+    private void Dispatch(Frame frame)
+    {
+        if (frame.Stream == 0)
+        {
+            DispatchConnectionFrame(frame);
+            return;
+        }
+
+        if (frame.KindCase == Frame.KindOneofCase.RequestHead)
+        {
+            OnPeerOpened(frame);
+            return;
+        }
+
+        if (_streams.TryGetValue(frame.Stream, out var stream))
+        {
+            stream.OnFrame(frame);
+            return;
+        }
+
+        // Unknown stream: a late frame for a stream we already finished is normal (a reset raced
+        // with data); a number that was never opened is forged.
+        bool everOpened = _opensStreams
+            ? frame.Stream % 2 == 1 && (long)frame.Stream <= Interlocked.Read(ref _nextLocalStream)
+            : frame.Stream <= _highestPeerStream;
+        if (!everOpened)
+        {
+            LogForgedStream(_logger, frame.Stream, frame.KindCase.ToString());
+            ProtocolViolation?.Invoke($"frame for stream {frame.Stream} that was never opened");
+        }
+    }
+
+    private void OnPeerOpened(Frame frame)
+    {
+        if (_opensStreams)
+        {
+            throw new MuxProtocolException("the agent may not open request streams");
+        }
+        if (frame.Stream % 2 == 0 || frame.Stream <= _highestPeerStream)
+        {
+            throw new MuxProtocolException($"request head on stream {frame.Stream}, which is not a new odd stream number");
+        }
+        _highestPeerStream = frame.Stream;
+        var stream = new MuxStream(this, frame.Stream, Settings.SendWindow, Settings.ReceiveWindow);
+        if (_streams.Count >= Settings.MaxConcurrentStreams)
+        {
+            EnqueueControl(new Frame { Stream = frame.Stream, Reset = new Reset { Code = ResetCode.Refused, Reason = $"more than {Settings.MaxConcurrentStreams} concurrent streams" } });
+            return;
+        }
+        _streams[frame.Stream] = stream;
+        stream.OnRequestHead(frame);
+        if (RequestReceived is { } handler)
+        {
+            handler(stream, frame.RequestHead);
+        }
+        else
+        {
+            stream.Reset(ResetCode.Refused, "this end does not accept requests");
+        }
+    }
+
+    private void DispatchConnectionFrame(Frame frame)
+    {
+        switch (frame.KindCase)
+        {
+            case Frame.KindOneofCase.Ping:
+                EnqueueControl(new Frame { Pong = frame.Ping });
+                break;
+            case Frame.KindOneofCase.Pong:
+                if (_pings.TryRemove((long)frame.Pong.Id, out long sent))
+                {
+                    Volatile.Write(ref _rttMicros, (long)Stopwatch.GetElapsedTime(sent).TotalMicroseconds);
+                }
+                Volatile.Write(ref _lastPongTicks, Stopwatch.GetTimestamp());
+                break;
+            case Frame.KindOneofCase.GoAway:
+                GoAwayReceived = true;
+                GoAwayHandler?.Invoke(frame.GoAway.Reason);
+                break;
+            case Frame.KindOneofCase.Error:
+                throw new MuxPeerErrorException(frame.Error.Code, frame.Error.Message);
+            case Frame.KindOneofCase.WindowUpdate:
+                // No connection-level window: HTTP/2 flow control of the gRPC stream covers it.
+                break;
+            default:
+                throw new MuxProtocolException($"unexpected {frame.KindCase} frame on the connection");
+        }
+    }
+
+    private async Task HeartbeatLoopAsync(TimeSpan interval)
+    {
+        try
+        {
+            using var timer = new PeriodicTimer(interval);
+            while (await timer.WaitForNextTickAsync(_closed.Token).ConfigureAwait(false))
+            {
+                if (Stopwatch.GetElapsedTime(Volatile.Read(ref _lastPongTicks)) > interval * 3)
+                {
+                    Close($"no pong for {interval.TotalSeconds * 3:0.#} s (three heartbeat intervals)");
+                    return;
+                }
+                long id = Interlocked.Increment(ref _nextPingId);
+                _pings[id] = Stopwatch.GetTimestamp();
+                if (_pings.Count > 8)
+                {
+                    foreach (var key in _pings.Keys.Where(k => k < id - 8))
+                    {
+                        _pings.TryRemove(key, out _);
+                    }
+                }
+                EnqueueControl(new Frame { Ping = new Ping { Id = (ulong)id, SentUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() } });
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private async Task SendFinalErrorAsync(string code, string message)
+    {
+        var done = EnqueueControlWithCompletion(new Frame { Error = new Error { Code = code, Message = message } });
+        await Task.WhenAny(done, Task.Delay(TimeSpan.FromSeconds(1))).ConfigureAwait(false);
+    }
+
+    private static string Describe(Exception ex) => ex switch
+    {
+        RpcException rpc => $"{rpc.StatusCode}: {rpc.Status.Detail}",
+        _ => ex.Message,
+    };
+
+    [LoggerMessage(EventId = 100, EventName = "ForgedStream", Level = LogLevel.Warning,
+        Message = "Rejected a {Kind} frame for stream {Stream}, which was never opened on this connection; the frame was dropped. A well-behaved peer never does this: check the peer's version.")]
+    private static partial void LogForgedStream(ILogger logger, ulong stream, string kind);
+
+    [LoggerMessage(EventId = 101, EventName = "StreamProtocolError", Level = LogLevel.Warning,
+        Message = "Stream {Stream} reset as a protocol error: {Reason}")]
+    private static partial void LogStreamProtocolError(ILogger logger, ulong stream, string reason);
+}
+
+/// <summary>The peer broke the protocol at the connection level; the connection is closed.</summary>
+public sealed class MuxProtocolException(string message) : Exception(message);
+
+/// <summary>The peer sent an Error frame and is closing the connection.</summary>
+public sealed class MuxPeerErrorException(string code, string message) : Exception($"{code}: {message}")
+{
+    public string Code { get; } = code;
+}

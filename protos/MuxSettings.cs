@@ -1,0 +1,29 @@
+namespace OrleansTunnel.Protocol;
+
+/// <summary>Limits of one multiplexed tunnel connection (both ends use the same type).</summary>
+public sealed record MuxSettings
+{
+    /// <summary>Protocol version spoken by this build; a Hello with another version is refused.</summary>
+    public const uint ProtocolVersion = 1;
+
+    /// <summary>Hard ceiling of a Data frame's payload, fixed by the protocol.</summary>
+    public const int MaxDataFrameCeiling = 64 * 1024;
+
+    /// <summary>Largest payload this end puts in one Data frame (at most 64 KiB).</summary>
+    public int MaxDataFrame { get; init; } = MaxDataFrameCeiling;
+
+    /// <summary>Credit this end grants the peer per stream for bodies it receives.</summary>
+    public int ReceiveWindow { get; init; } = 256 * 1024;
+
+    /// <summary>Credit the peer granted this end per stream (learnt from Hello/Welcome).</summary>
+    public int SendWindow { get; init; } = 256 * 1024;
+
+    /// <summary>Upper bound of the bytes the single writer coalesces into one gRPC message.</summary>
+    public int MaxBatchBytes { get; init; } = 512 * 1024;
+
+    /// <summary>Bound of the control-frame queue; a peer that makes us queue more is dropped.</summary>
+    public int MaxQueuedControlFrames { get; init; } = 65_536;
+
+    /// <summary>Most streams open at once on one connection; more is a protocol error.</summary>
+    public int MaxConcurrentStreams { get; init; } = 10_000;
+}

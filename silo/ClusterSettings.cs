@@ -1,0 +1,38 @@
+namespace OrleansTunnel.Silo;
+
+/// <summary>
+/// How a node joins the Orleans cluster (configuration section "Cluster"). Without a Redis connection
+/// string the node uses localhost clustering (one silo on this machine: dev mode).
+/// </summary>
+public sealed class ClusterSettings
+{
+    public const string Section = "Cluster";
+
+    /// <summary>Orleans cluster id: nodes with the same id form one cluster.</summary>
+    public string ClusterId { get; set; } = "otun-dev";
+
+    /// <summary>Orleans service id: keys durable state; keep it across deployments.</summary>
+    public string ServiceId { get; set; } = "orleans-tunnel";
+
+    /// <summary>StackExchange.Redis connection string for clustering and durable state; empty: localhost clustering, in-memory state.</summary>
+    public string? Redis { get; set; }
+
+    /// <summary>Silo-to-silo port.</summary>
+    public int SiloPort { get; set; } = 11111;
+
+    /// <summary>Port Orleans clients (gateways) connect to.</summary>
+    public int GatewayPort { get; set; } = 30000;
+
+    /// <summary>Address other nodes reach this silo at (default: loopback in dev, the host's address otherwise).</summary>
+    public string? AdvertisedAddress { get; set; }
+
+    /// <summary>Hides the Redis password from logs.</summary>
+    public override string ToString() =>
+        $"cluster={ClusterId} service={ServiceId} clustering={(string.IsNullOrEmpty(Redis) ? "localhost" : "redis " + RedactRedis(Redis))}";
+
+    /// <summary>A connection string safe to log: password and user removed.</summary>
+    public static string RedactRedis(string connection) =>
+        string.Join(',', connection.Split(',').Select(part =>
+            part.TrimStart().StartsWith("password=", StringComparison.OrdinalIgnoreCase) ? "password=***" :
+            part.TrimStart().StartsWith("user=", StringComparison.OrdinalIgnoreCase) ? "user=***" : part));
+}

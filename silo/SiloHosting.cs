@@ -1,0 +1,43 @@
+using System.Net;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Orleans.Configuration;
+using OrleansTunnel.Grains;
+using StackExchange.Redis;
+
+namespace OrleansTunnel.Silo;
+
+/// <summary>Hosting of the silo role: the Orleans cluster that keeps the tunnel's grains.</summary>
+public static class SiloHosting
+{
+    /// <summary>Adds an Orleans silo (the grains of the tunnel) to the host, configured from "Cluster".</summary>
+    public static IHostApplicationBuilder AddTunnelSilo(this IHostApplicationBuilder builder)
+    {
+        var settings = builder.Configuration.GetSection(ClusterSettings.Section).Get<ClusterSettings>() ?? new ClusterSettings();
+        builder.Logging.AddFilter("Polly", LogLevel.Warning);
+        builder.Logging.AddFilter("Orleans.Runtime.Management.ManagementGrain", LogLevel.Warning);
+        builder.UseOrleans(silo =>
+        {
+            silo.Configure<ClusterOptions>(o =>
+            {
+                o.ClusterId = settings.ClusterId;
+                o.ServiceId = settings.ServiceId;
+            });
+            if (string.IsNullOrWhiteSpace(settings.Redis))
+            {
+                silo.UseLocalhostClustering(settings.SiloPort, settings.GatewayPort, serviceId: settings.ServiceId, clusterId: settings.ClusterId);
+                silo.AddMemoryGrainStorage(RoutingGrain.StorageName);
+            }
+            else
+            {
+                var advertised = string.IsNullOrWhiteSpace(settings.AdvertisedAddress) ? null : IPAddress.Parse(settings.AdvertisedAddress);
+                silo.ConfigureEndpoints(advertised ?? IPAddress.Loopback, settings.SiloPort, settings.GatewayPort, listenOnAnyHostAddress: advertised is not null);
+                silo.UseRedisClustering(o => o.ConfigurationOptions = ConfigurationOptions.Parse(settings.Redis));
+                silo.AddRedisGrainStorage(RoutingGrain.StorageName, o => o.ConfigurationOptions = ConfigurationOptions.Parse(settings.Redis));
+            }
+        });
+        return builder;
+    }
+}

@@ -1,0 +1,96 @@
+using System.Net;
+using OrleansTunnel.Tests.Infrastructure;
+using Xunit;
+
+namespace OrleansTunnel.Tests.EndToEnd;
+
+/// <summary>Errors a visitor can act on: status and a one-line body naming the cause.</summary>
+[Collection("shared harness")]
+public sealed class ErrorTests(SharedHarness fixture)
+{
+    private TunnelHarness H => fixture.Harness;
+
+    private async Task<HttpResponseMessage> GetWithHost(string host, string path)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, H.Url(path));
+        request.Headers.Host = host;
+        return await H.Client.SendAsync(request);
+    }
+
+    [Fact]
+    public async Task UnknownHost_Is404_NamingTheHost()
+    {
+        using var response = await GetWithHost("nobody.test", "/");
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        Assert.Equal("otun: no route for host 'nobody.test'\n", await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task ServiceWithoutAgent_Is503_WithRetryAfter()
+    {
+        using var response = await GetWithHost("orphan.test", "/");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal("otun: no agent is connected for service 'orphan'\n", await response.Content.ReadAsStringAsync());
+        Assert.NotNull(response.Headers.RetryAfter?.Delta);
+    }
+
+    [Fact]
+    public async Task BackendRefusingConnections_Is502()
+    {
+        using var response = await GetWithHost("refused.test", "/");
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.StartsWith("otun: the backend refused or reset the connection: connection refused by 127.0.0.1:", body);
+    }
+
+    [Fact]
+    public async Task BackendBreakingOffMidBody_AbortsTheVisitorsResponse()
+    {
+        using var response = await H.Client.GetAsync(H.Url("/break-mid-body"), HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var stream = await response.Content.ReadAsStreamAsync();
+        // 10 MiB were announced, 1 MiB sent: the visitor must see an error, never a short "complete" body.
+        await Assert.ThrowsAnyAsync<IOException>(() => Hashing.Sha256Async(stream));
+    }
+}
+
+/// <summary>Errors that need their own harness (short timeouts, losing the agent).</summary>
+public sealed class IsolatedErrorTests
+{
+    [Fact]
+    public async Task BackendTooSlow_Is504_AfterTheResponseTimeout()
+    {
+        await using var h = await TunnelHarness.StartAsync(o => o.ResponseTimeout = TimeSpan.FromSeconds(1));
+        string id = Guid.NewGuid().ToString("N");
+        using var response = await h.Client.GetAsync(h.Url($"/hang?id={id}"));
+        Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
+        Assert.Equal("otun: the backend did not answer within 1 s\n", await response.Content.ReadAsStringAsync());
+        // The gateway's give-up reaches the backend as a cancellation.
+        await h.Backend.AbortedSignal(id).Task.Within(TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task AgentLostMidResponse_AbortsTheVisitorsResponse()
+    {
+        await using var h = await TunnelHarness.StartAsync();
+        string id = Guid.NewGuid().ToString("N");
+        // Two chunks may go (the backend sends its head with the first), the other 98 wait for the gate.
+        h.Backend.Gate(id).Release(2);
+        using var response = await h.Client.GetAsync(h.Url($"/slow-download?id={id}&chunks=100"), HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var stream = await response.Content.ReadAsStreamAsync();
+        var buffer = new byte[65536];
+        int got = 0;
+        while (got < 65536)
+        {
+            got += await stream.ReadAsync(buffer).AsTask().Within(TimeSpan.FromSeconds(10));
+        }
+        await h.StopAgentAsync();
+        await Assert.ThrowsAnyAsync<IOException>(async () =>
+        {
+            while (await stream.ReadAsync(buffer).AsTask().Within(TimeSpan.FromSeconds(10)) > 0)
+            {
+            }
+        });
+    }
+}

@@ -1,0 +1,138 @@
+using System.Collections.Concurrent;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Logging;
+using OrleansTunnel.Demo;
+
+namespace OrleansTunnel.Tests.Infrastructure;
+
+/// <summary>
+/// A real Kestrel backend on a loopback port: the demo endpoints plus ones tests steer with signals
+/// (gated SSE, a request that hangs until aborted, a body that breaks off).
+/// </summary>
+public sealed class TestBackend : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    /// <summary>Gated SSE: the backend writes event i, then waits until the test releases i.</summary>
+    public ConcurrentDictionary<string, SemaphoreSlim> Gates { get; } = new();
+
+    /// <summary>/hang?id=X: completes when the backend started handling X.</summary>
+    public ConcurrentDictionary<string, TaskCompletionSource> Started { get; } = new();
+
+    /// <summary>/hang?id=X: completes when the backend saw X's RequestAborted fire.</summary>
+    public ConcurrentDictionary<string, TaskCompletionSource> Aborted { get; } = new();
+
+    public int Port { get; }
+
+    public string Url => $"http://127.0.0.1:{Port}";
+
+    private TestBackend(WebApplication app, int port)
+    {
+        _app = app;
+        Port = port;
+    }
+
+    public TaskCompletionSource StartedSignal(string id) => Started.GetOrAdd(id, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+
+    public TaskCompletionSource AbortedSignal(string id) => Aborted.GetOrAdd(id, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+
+    public SemaphoreSlim Gate(string id) => Gates.GetOrAdd(id, _ => new SemaphoreSlim(0));
+
+    public static async Task<TestBackend> StartAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Listen(System.Net.IPAddress.Loopback, 0, lo => lo.Protocols = HttpProtocols.Http1AndHttp2);
+            k.Limits.MaxRequestBodySize = null;
+            k.AddServerHeader = false;
+        });
+        var app = builder.Build();
+        TestBackend? self = null;
+        DemoBackend.Map(app);
+        app.MapGet("/headers-out", (HttpContext c) =>
+        {
+            c.Response.Headers.Append("Set-Cookie", "a=1; Path=/");
+            c.Response.Headers.Append("Set-Cookie", "b=2; Path=/");
+            c.Response.Headers.Append("X-Multi", "first");
+            c.Response.Headers.Append("X-Multi", "second");
+            c.Response.Headers.Append("Keep-Alive", "timeout=5");
+            c.Response.Headers.Append("Proxy-Authenticate", "Basic");
+            c.Response.Headers.Append("Connection", "X-Hop");
+            c.Response.Headers.Append("X-Hop", "secret");
+            return Results.Text("ok");
+        });
+        app.MapGet("/nocontent", () => Results.NoContent());
+        app.MapGet("/notmodified", (HttpContext c) =>
+        {
+            c.Response.Headers.ETag = "\"v1\"";
+            return Results.StatusCode(304);
+        });
+        app.MapGet("/sse-gated", async (HttpContext c, string id, int count) =>
+        {
+            c.Response.ContentType = "text/event-stream";
+            var gate = self!.Gate(id);
+            for (int i = 0; i < count; i++)
+            {
+                await c.Response.WriteAsync($"data: event {i}\n\n", c.RequestAborted);
+                await c.Response.Body.FlushAsync(c.RequestAborted);
+                if (i < count - 1)
+                {
+                    await gate.WaitAsync(c.RequestAborted);
+                }
+            }
+        });
+        app.MapMethods("/hang", ["GET", "POST"], async (HttpContext c, string id) =>
+        {
+            var aborted = self!.AbortedSignal(id);
+            using var reg = c.RequestAborted.Register(() => aborted.TrySetResult());
+            self.StartedSignal(id).TrySetResult();
+            try
+            {
+                await Task.Delay(Timeout.Infinite, c.RequestAborted);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        });
+        app.MapGet("/break-mid-body", async (HttpContext c) =>
+        {
+            c.Response.ContentLength = 10 * 1024 * 1024;
+            await c.Response.Body.WriteAsync(new byte[1024 * 1024]);
+            await c.Response.Body.FlushAsync();
+            c.Abort();
+        });
+        app.MapGet("/slow-download", async (HttpContext c, string id, int chunks) =>
+        {
+            // Writes one 64 KiB chunk per release of the gate: the test decides when bytes move.
+            c.Response.ContentLength = chunks * 65536L;
+            var gate = self!.Gate(id);
+            var chunk = new byte[65536];
+            for (int i = 0; i < chunks; i++)
+            {
+                await gate.WaitAsync(c.RequestAborted);
+                await c.Response.Body.WriteAsync(chunk, c.RequestAborted);
+                await c.Response.Body.FlushAsync(c.RequestAborted);
+            }
+        });
+        await app.StartAsync();
+        var address = app.Urls.First();
+        self = new TestBackend(app, new Uri(address).Port);
+        return self;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync(TimeSpan.FromSeconds(5).ToCancellationToken());
+        await _app.DisposeAsync();
+    }
+}
+
+internal static class TimeSpanExtensions
+{
+    public static CancellationToken ToCancellationToken(this TimeSpan timeout) => new CancellationTokenSource(timeout).Token;
+}

@@ -1,0 +1,193 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using OrleansTunnel.Agent;
+using OrleansTunnel.Cli;
+using OrleansTunnel.Gateway;
+using OrleansTunnel.Gateway.Auth;
+
+namespace OrleansTunnel.Tests.Infrastructure;
+
+/// <summary>Settings of one harness.</summary>
+public sealed class HarnessOptions
+{
+    public TimeSpan ResponseTimeout { get; set; } = TimeSpan.FromSeconds(30);
+    public Dictionary<string, string?> Gateway { get; } = new(StringComparer.OrdinalIgnoreCase);
+    public Dictionary<string, string?> Agent { get; } = new(StringComparer.OrdinalIgnoreCase);
+}
+
+/// <summary>
+/// The whole path on loopback with real components: a Kestrel backend, a gateway hosting an Orleans
+/// silo, and an agent that dials the gateway's tunnel endpoint over gRPC.
+/// Routes: 127.0.0.1 and backend.test -> "backend"; refused.test -> "refused" (a closed port);
+/// orphan.test -> "orphan" (no agent serves it).
+/// </summary>
+public sealed class TunnelHarness : IAsyncDisposable
+{
+    public const string AgentId = "test-agent";
+    public const string OtherAgentId = "other-agent";
+
+    private readonly HarnessOptions _options;
+    private readonly int _ingressPort = Ports.Free();
+    private readonly int _tunnelPort = Ports.Free();
+    private readonly int _adminPort = Ports.Free();
+    private readonly int _siloPort = Ports.Free();
+    private readonly int _siloGatewayPort = Ports.Free();
+    private readonly string _clusterId = "test-" + Guid.NewGuid().ToString("N")[..8];
+
+    private TunnelHarness(HarnessOptions options, TestBackend backend)
+    {
+        _options = options;
+        Backend = backend;
+        Client = NewClient();
+    }
+
+    public TestBackend Backend { get; }
+
+    public WebApplication Gateway { get; private set; } = null!;
+
+    public IHost Agent { get; private set; } = null!;
+
+    public string AgentToken { get; } = "agent-token-" + Guid.NewGuid().ToString("N");
+
+    public string OtherAgentToken { get; } = "other-token-" + Guid.NewGuid().ToString("N");
+
+    public HttpClient Client { get; }
+
+    public Uri Ingress => new($"http://127.0.0.1:{_ingressPort}");
+
+    public string TunnelUrl => $"http://127.0.0.1:{_tunnelPort}";
+
+    public Uri Admin => new($"http://127.0.0.1:{_adminPort}");
+
+    public int RefusedPort { get; } = Ports.Closed();
+
+    public AgentStatus AgentStatus => Agent.Services.GetRequiredService<AgentStatus>();
+
+    public static async Task<TunnelHarness> StartAsync(Action<HarnessOptions>? configure = null)
+    {
+        var options = new HarnessOptions();
+        configure?.Invoke(options);
+        var backend = await TestBackend.StartAsync();
+        var harness = new TunnelHarness(options, backend);
+        await harness.StartGatewayAsync();
+        await harness.StartAgentAsync();
+        return harness;
+    }
+
+    public static HttpClient NewClient() => new(new SocketsHttpHandler
+    {
+        AllowAutoRedirect = false,
+        UseCookies = false,
+        AutomaticDecompression = System.Net.DecompressionMethods.None,
+        PooledConnectionIdleTimeout = TimeSpan.FromSeconds(5),
+        MaxConnectionsPerServer = 1024,
+    })
+    { Timeout = TimeSpan.FromMinutes(5) };
+
+    public Uri Url(string pathAndQuery) => new(Ingress, pathAndQuery);
+
+    public async Task StartGatewayAsync()
+    {
+        var config = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase)
+        {
+            ["Cluster:ClusterId"] = _clusterId,
+            ["Cluster:SiloPort"] = _siloPort.ToString(),
+            ["Cluster:GatewayPort"] = _siloGatewayPort.ToString(),
+            ["Gateway:GatewayId"] = "gw-test",
+            ["Gateway:Ingress"] = Ingress.ToString(),
+            ["Gateway:Tunnel"] = TunnelUrl,
+            ["Gateway:Admin"] = Admin.ToString(),
+            ["Gateway:ResponseTimeout"] = _options.ResponseTimeout.ToString(),
+            ["Gateway:HeartbeatInterval"] = "00:00:02",
+            ["Gateway:Agents:0:Id"] = AgentId,
+            ["Gateway:Agents:0:TokenSha256"] = AgentCredentialStore.Hash(AgentToken),
+            ["Gateway:Agents:0:Services:0"] = "backend",
+            ["Gateway:Agents:0:Services:1"] = "refused",
+            ["Gateway:Agents:1:Id"] = OtherAgentId,
+            ["Gateway:Agents:1:TokenSha256"] = AgentCredentialStore.Hash(OtherAgentToken),
+            ["Gateway:Agents:1:Services:0"] = "other",
+            ["Gateway:Routes:0:Host"] = "127.0.0.1",
+            ["Gateway:Routes:0:Service"] = "backend",
+            ["Gateway:Routes:1:Host"] = "backend.test",
+            ["Gateway:Routes:1:Service"] = "backend",
+            ["Gateway:Routes:2:Host"] = "refused.test",
+            ["Gateway:Routes:2:Service"] = "refused",
+            ["Gateway:Routes:3:Host"] = "orphan.test",
+            ["Gateway:Routes:3:Service"] = "orphan",
+            ["Logging:LogLevel:Default"] = "Warning",
+            ["Logging:LogLevel:OrleansTunnel"] = "Warning",
+        };
+        foreach (var (k, v) in _options.Gateway)
+        {
+            config[k] = v;
+        }
+        Gateway = Roles.BuildGateway(config, withSilo: true);
+        await Gateway.StartAsync();
+        await Gateway.Services.GetRequiredService<Gateway.Routing.RoutingSubscriber>().Ready.WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    public async Task StopGatewayAsync()
+    {
+        await Gateway.StopAsync(TimeSpan.FromSeconds(10).ToCancellationToken());
+        await Gateway.DisposeAsync();
+    }
+
+    public async Task StartAgentAsync()
+    {
+        var config = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase)
+        {
+            ["Agent:AgentId"] = AgentId,
+            ["Agent:Token"] = AgentToken,
+            ["Agent:Gateways:0"] = TunnelUrl,
+            ["Agent:Services:0:Name"] = "backend",
+            ["Agent:Services:0:Url"] = Backend.Url,
+            ["Agent:Services:1:Name"] = "refused",
+            ["Agent:Services:1:Url"] = $"http://127.0.0.1:{RefusedPort}",
+            ["Agent:ReconnectMinDelay"] = "00:00:00.100",
+            ["Agent:ReconnectMaxDelay"] = "00:00:01",
+            ["Logging:LogLevel:Default"] = "Warning",
+        };
+        foreach (var (k, v) in _options.Agent)
+        {
+            config[k] = v;
+        }
+        Agent = Roles.BuildAgent(config);
+        await Agent.StartAsync();
+        await AgentStatus.AnyUp.WaitAsync(TimeSpan.FromSeconds(30));
+        await WaitForRoutableAsync();
+    }
+
+    public async Task StopAgentAsync()
+    {
+        await Agent.StopAsync(TimeSpan.FromSeconds(10).ToCancellationToken());
+        Agent.Dispose();
+    }
+
+    /// <summary>Waits until the gateway has the agent's connection for "backend" (a signal, polled).</summary>
+    public async Task WaitForRoutableAsync()
+    {
+        var registry = Gateway.Services.GetRequiredService<Gateway.Tunnel.ConnectionRegistry>();
+        await Eventually.TrueAsync(() => registry.Choose("backend") is not null, TimeSpan.FromSeconds(30), "the gateway never had an agent connection for 'backend'");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        try
+        {
+            await StopAgentAsync();
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+        try
+        {
+            await StopGatewayAsync();
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+        await Backend.DisposeAsync();
+    }
+}

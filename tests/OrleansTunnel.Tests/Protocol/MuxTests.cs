@@ -1,0 +1,142 @@
+using Google.Protobuf;
+using Microsoft.Extensions.Logging.Abstractions;
+using OrleansTunnel.Protocol;
+using OrleansTunnel.Protocol.V1;
+using OrleansTunnel.Tests.Infrastructure;
+using Xunit;
+
+namespace OrleansTunnel.Tests.Protocol;
+
+/// <summary>The multiplexer against a hand-driven peer: credit, forged streams, malformed frames.</summary>
+public sealed class MuxTests : IAsyncDisposable
+{
+    private readonly InMemoryTransport _transport = new();
+    private readonly CancellationTokenSource _stop = new();
+    private readonly MuxConnection _gateway;
+    private readonly Task _run;
+    private readonly List<string> _violations = [];
+
+    public MuxTests()
+    {
+        // Side A is the gateway under test; the test plays the agent on side B by hand.
+        var settings = new MuxSettings { ReceiveWindow = 4096, SendWindow = 4096, MaxDataFrame = 4096 };
+        _gateway = new MuxConnection(_transport.ReaderA, _transport.WriteToB, settings, opensStreams: true, NullLogger.Instance)
+        {
+            ProtocolViolation = v => { lock (_violations) { _violations.Add(v); } },
+        };
+        _run = _gateway.RunAsync(TimeSpan.Zero, _stop.Token);
+    }
+
+    private async Task<Frame> NextFrameAtAgent(Func<Frame, bool> match)
+    {
+        var reader = _transport.ReaderB;
+        while (await reader.MoveNext(CancellationToken.None).Within(TimeSpan.FromSeconds(5)))
+        {
+            foreach (var f in reader.Current.Frames)
+            {
+                if (match(f))
+                {
+                    return f;
+                }
+            }
+        }
+        throw new InvalidOperationException("the gateway closed the stream");
+    }
+
+    private static FrameBatch Batch(params Frame[] frames) => new() { Frames = { frames } };
+
+    private async Task<MuxStream> OpenRequestAsync()
+    {
+        var stream = _gateway.OpenStream();
+        stream.SendHead(new Frame { RequestHead = new RequestHead { RequestId = "r" + stream.Id, Method = "GET", EndOfBody = true } });
+        await NextFrameAtAgent(f => f.Stream == stream.Id && f.KindCase == Frame.KindOneofCase.RequestHead);
+        return stream;
+    }
+
+    [Fact]
+    public async Task DataBeyondTheGrantedCredit_ResetsOnlyThatStream()
+    {
+        var victim = await OpenRequestAsync();
+        var bystander = await OpenRequestAsync();
+        await _transport.WriteToA(Batch(
+            new Frame { Stream = victim.Id, ResponseHead = new ResponseHead { Status = 200 } },
+            new Frame { Stream = victim.Id, Data = new Data { Payload = ByteString.CopyFrom(new byte[3000]) } },
+            new Frame { Stream = victim.Id, Data = new Data { Payload = ByteString.CopyFrom(new byte[3000]) } }));
+
+        var reset = await NextFrameAtAgent(f => f.Stream == victim.Id && f.KindCase == Frame.KindOneofCase.Reset);
+        Assert.Equal(ResetCode.ProtocolError, reset.Reset.Code);
+        Assert.Contains("beyond the credit", reset.Reset.Reason);
+        Assert.True(victim.Aborted.IsCancellationRequested);
+
+        // The connection and the other request live on.
+        await _transport.WriteToA(Batch(new Frame { Stream = bystander.Id, ResponseHead = new ResponseHead { Status = 204, EndOfBody = true } }));
+        var head = await bystander.ReadAsync(CancellationToken.None).AsTask().Within(TimeSpan.FromSeconds(5));
+        Assert.Equal(204, head!.ResponseHead.Status);
+        Assert.False(_gateway.Closed.IsCancellationRequested);
+    }
+
+    [Fact]
+    public async Task FramesForAStreamNeverOpened_AreRejectedAndReported()
+    {
+        await _transport.WriteToA(Batch(new Frame { Stream = 999, Data = new Data { Payload = ByteString.CopyFromUtf8("forged") } }));
+        var stream = await OpenRequestAsync();
+        await Eventually.TrueAsync(() => { lock (_violations) { return _violations.Count > 0; } }, TimeSpan.FromSeconds(5), "no violation reported");
+        lock (_violations)
+        {
+            Assert.Contains(_violations, v => v.Contains("stream 999 that was never opened"));
+        }
+        Assert.False(_gateway.Closed.IsCancellationRequested);
+        Assert.False(stream.Aborted.IsCancellationRequested);
+    }
+
+    [Fact]
+    public async Task AnAgentOpeningAStream_IsAConnectionProtocolError()
+    {
+        var stream = await OpenRequestAsync();
+        await _transport.WriteToA(Batch(new Frame { Stream = 2, RequestHead = new RequestHead { RequestId = "evil" } }));
+        var error = await NextFrameAtAgent(f => f.KindCase == Frame.KindOneofCase.Error);
+        Assert.Equal("protocol_error", error.Error.Code);
+        await _run.Within(TimeSpan.FromSeconds(5));
+        Assert.StartsWith("protocol error", _gateway.CloseReason);
+        // Requests on it end with a reason instead of hanging.
+        Assert.True(stream.Aborted.IsCancellationRequested);
+    }
+
+    [Fact]
+    public async Task SenderStops_AtTheEndOfItsCredit_AndResumesOnWindowUpdate()
+    {
+        var stream = _gateway.OpenStream();
+        stream.SendHead(new Frame { RequestHead = new RequestHead { RequestId = "upload", Method = "POST" } });
+        var send = stream.SendDataAsync(new byte[4096 + 100], endOfBody: true, CancellationToken.None).AsTask();
+        var first = await NextFrameAtAgent(f => f.Stream == stream.Id && f.KindCase == Frame.KindOneofCase.Data);
+        Assert.Equal(4096, first.Data.Payload.Length);
+        Assert.Equal(0, stream.SendCredit);
+        Assert.False(send.IsCompleted, "the sender went past its credit");
+
+        await _transport.WriteToA(Batch(new Frame { Stream = stream.Id, WindowUpdate = new WindowUpdate { Increment = 4096 } }));
+        var rest = await NextFrameAtAgent(f => f.Stream == stream.Id && f.KindCase == Frame.KindOneofCase.Data);
+        Assert.Equal(100, rest.Data.Payload.Length);
+        Assert.True(rest.Data.EndOfBody);
+        await send.Within(TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
+    public async Task LosingTheConnection_EndsEveryOpenStreamWithAReason()
+    {
+        var a = await OpenRequestAsync();
+        var b = await OpenRequestAsync();
+        _transport.CloseB();
+        await _transport.WriteToA(Batch()); // wake the reader; then end its input
+        _gateway.Close("test: connection dropped");
+        var frameA = await a.ReadAsync(CancellationToken.None).AsTask().Within(TimeSpan.FromSeconds(5));
+        Assert.Equal(Frame.KindOneofCase.Reset, frameA!.KindCase);
+        Assert.Contains("tunnel connection lost", frameA.Reset.Reason);
+        Assert.True(b.Aborted.IsCancellationRequested);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _stop.Cancel();
+        await _run.WaitAsync(TimeSpan.FromSeconds(5));
+    }
+}
