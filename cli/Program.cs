@@ -23,6 +23,7 @@ namespace OrleansTunnel.Cli
             new("--silo-port", "Cluster:SiloPort", "silo-to-silo port", "11111"),
             new("--gateway-port", "Cluster:GatewayPort", "Orleans client port of the silo", "30000"),
             new("--advertised-address", "Cluster:AdvertisedAddress", "address other nodes reach this silo at", "loopback"),
+            new("--silo-admin", "Cluster:Admin", "admin URL of a standalone silo (/healthz, /readyz)", "http://127.0.0.1:9091"),
         ];
 
         private static readonly Args.Flag[] GatewayFlags =

@@ -1,4 +1,7 @@
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -18,8 +21,15 @@ public static class Roles
     {
         var builder = CreateBuilder(overrides);
         builder.AddTunnelSilo();
+        var settings = builder.Configuration.GetSection(ClusterSettings.Section).Get<ClusterSettings>() ?? new ClusterSettings();
+        builder.WebHost.ConfigureKestrel(k => GatewayHosting.Listen(k, settings.Admin, "admin", HttpProtocols.Http1));
         var app = builder.Build();
-        app.MapGet("/healthz", () => "ok\n");
+        var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
+        app.MapGet("/healthz", () => Results.Text("ok\n"));
+        // The silo host starts only after the silo joined the cluster, so "started" means "joined".
+        app.MapGet("/readyz", () => lifetime.ApplicationStarted.IsCancellationRequested && !lifetime.ApplicationStopping.IsCancellationRequested
+            ? Results.Text("ready\n")
+            : Results.Text("not ready: the silo has not joined the cluster (or is leaving it)\n", statusCode: 503));
         return app;
     }
 

@@ -131,7 +131,7 @@ public static class GatewayHosting
     }
 
     /// <summary>Listens on an URL such as http://127.0.0.1:8080 and tags the connections with the listener's name.</summary>
-    internal static ListenOptions Listen(KestrelServerOptions kestrel, string url, string name, HttpProtocols protocols)
+    public static ListenOptions Listen(KestrelServerOptions kestrel, string url, string name, HttpProtocols protocols)
     {
         if (!Uri.TryCreate(url, UriKind.Absolute, out var uri))
         {

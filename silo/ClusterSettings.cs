@@ -23,6 +23,9 @@ public sealed class ClusterSettings
     /// <summary>Port Orleans clients (gateways) connect to.</summary>
     public int GatewayPort { get; set; } = 30000;
 
+    /// <summary>Admin endpoint of a standalone silo (/healthz, /readyz).</summary>
+    public string Admin { get; set; } = "http://127.0.0.1:9091";
+
     /// <summary>Address other nodes reach this silo at (default: loopback in dev, the host's address otherwise).</summary>
     public string? AdvertisedAddress { get; set; }
 
