@@ -43,6 +43,8 @@ public static class GatewayHosting
         builder.Services.AddSingleton<RoutingCache>();
         builder.Services.AddSingleton<RequestTracker>();
         builder.Services.AddSingleton<IngressForwarder>();
+        builder.Services.AddSingleton<PermitPool>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<PermitPool>());
         builder.Services.AddSingleton<RoutingSubscriber>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<RoutingSubscriber>());
         var endpoints = new GatewayEndpoints();

@@ -47,6 +47,30 @@ public sealed class GatewayOptions
     /// <summary>How long the first (hello) frame may take after an agent connects.</summary>
     public TimeSpan HelloTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Permits leased from an agent's backpressure grain at a time.</summary>
+    public int PermitBatchSize { get; set; } = 16;
+
+    /// <summary>Unused leased permits go back to the grain after this long without use.</summary>
+    public TimeSpan PermitIdleReturn { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How often the gateway renews its leases (keep well under Backpressure:LeaseTimeout).</summary>
+    public TimeSpan PermitRenewInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long a request over an agent's limit waits for a permit; zero: fail fast with 503.</summary>
+    public TimeSpan QueueTimeout { get; set; } = TimeSpan.Zero;
+
+    /// <summary>Most requests waiting for one agent's permits at once (the queue is bounded).</summary>
+    public int MaxQueuedPerAgent { get; set; } = 100;
+
+    /// <summary>Most requests this gateway forwards at once.</summary>
+    public int MaxInFlight { get; set; } = 10_000;
+
+    /// <summary>
+    /// Bound of the gateway's tunnel buffers: in-flight requests times the receive window may not
+    /// exceed it (the worst case of what credit lets agents send before visitors drain it).
+    /// </summary>
+    public long MaxTunnelBufferBytes { get; set; } = 1L << 30;
+
     /// <summary>Agents allowed to connect: id, SHA-256 of the token, services it may serve.</summary>
     public List<AgentCredentialOptions> Agents { get; set; } = [];
 

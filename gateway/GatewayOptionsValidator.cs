@@ -39,6 +39,22 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         {
             failures.Add("Gateway:MaxTunnelMessageSize must exceed Gateway:MaxBatchBytes by at least 65536");
         }
+        if (o.PermitBatchSize < 1)
+        {
+            failures.Add("Gateway:PermitBatchSize must be at least 1");
+        }
+        if (o.PermitRenewInterval <= TimeSpan.Zero || o.PermitIdleReturn < TimeSpan.Zero)
+        {
+            failures.Add("Gateway:PermitRenewInterval must be positive and Gateway:PermitIdleReturn not negative");
+        }
+        if (o.QueueTimeout < TimeSpan.Zero || o.MaxQueuedPerAgent < 0)
+        {
+            failures.Add("Gateway:QueueTimeout and Gateway:MaxQueuedPerAgent may not be negative");
+        }
+        if (o.MaxInFlight < 1 || o.MaxTunnelBufferBytes < o.ReceiveWindow)
+        {
+            failures.Add("Gateway:MaxInFlight must be at least 1 and Gateway:MaxTunnelBufferBytes at least Gateway:ReceiveWindow");
+        }
         for (int i = 0; i < o.Agents.Count; i++)
         {
             var a = o.Agents[i];

@@ -16,6 +16,7 @@ public static class SiloHosting
     public static IHostApplicationBuilder AddTunnelSilo(this IHostApplicationBuilder builder)
     {
         var settings = builder.Configuration.GetSection(ClusterSettings.Section).Get<ClusterSettings>() ?? new ClusterSettings();
+        builder.Services.Configure<BackpressureOptions>(builder.Configuration.GetSection(BackpressureOptions.Section));
         builder.Logging.AddFilter("Polly", LogLevel.Warning);
         builder.Logging.AddFilter("Orleans.Runtime.Management.ManagementGrain", LogLevel.Warning);
         builder.UseOrleans(silo =>

@@ -22,11 +22,21 @@ public sealed partial class IngressForwarder(
     RoutingCache routing,
     ConnectionRegistry registry,
     RequestTracker tracker,
+    PermitPool permits,
     IOptionsMonitor<GatewayOptions> options,
     ILogger<IngressForwarder> logger)
 {
     /// <summary>Response header that carries the request id (also the request grain's key).</summary>
     public const string RequestIdHeader = "X-Tunnel-Request-Id";
+
+    private long _inFlight;
+    private long _rejections;
+
+    /// <summary>Requests this gateway is forwarding now.</summary>
+    public long InFlight => Interlocked.Read(ref _inFlight);
+
+    /// <summary>Requests refused by a limit (gateway-wide or an agent's budget) since start.</summary>
+    public long Rejections => Interlocked.Read(ref _rejections);
 
     public async Task InvokeAsync(HttpContext context)
     {
@@ -46,30 +56,77 @@ public sealed partial class IngressForwarder(
             return;
         }
         var connection = registry.Choose(route.Service);
-        MuxStream? stream = null;
-        if (connection is not null)
+        if (connection is null)
         {
+            await RejectAsync(context, o, $"no agent is connected for service '{route.Service}'", limit: false);
+            return;
+        }
+
+        // Gateway-wide bounds first (no grain call), then the agent's budget (a local permit, leased in batches).
+        long inFlight = Interlocked.Increment(ref _inFlight);
+        PermitResult permit = default;
+        MuxStream? stream = null;
+        try
+        {
+            if (inFlight > o.MaxInFlight)
+            {
+                await RejectAsync(context, o, $"the gateway is at its limit of {o.MaxInFlight} in-flight requests", limit: true);
+                return;
+            }
+            if (inFlight * o.ReceiveWindow > o.MaxTunnelBufferBytes)
+            {
+                await RejectAsync(context, o, $"the gateway is at its tunnel buffer limit of {o.MaxTunnelBufferBytes} bytes", limit: true);
+                return;
+            }
+            permit = await permits.AcquireAsync(connection.AgentId, route.Service, context.RequestAborted);
+            if (!permit.Ok)
+            {
+                await RejectAsync(context, o, permit.LimitReached!, limit: true);
+                return;
+            }
             try
             {
                 stream = connection.Mux.OpenStream();
             }
             catch (MuxStreamAbortedException)
             {
-                stream = null;
+                await RejectAsync(context, o, $"no agent is connected for service '{route.Service}'", limit: false);
+                return;
             }
+            await ForwardAsync(context, o, route.Service, host, path, connection, stream);
         }
-        if (stream is null || connection is null)
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
-            context.Response.Headers.RetryAfter = ((int)Math.Ceiling(o.RetryAfter.TotalSeconds)).ToString();
-            await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, $"no agent is connected for service '{route.Service}'");
-            return;
+            // The visitor left while waiting for a permit.
         }
+        finally
+        {
+            if (permit.Ok)
+            {
+                permits.Release(permit.Bucket!);
+            }
+            Interlocked.Decrement(ref _inFlight);
+        }
+    }
 
+    private async Task RejectAsync(HttpContext context, GatewayOptions o, string message, bool limit)
+    {
+        if (limit)
+        {
+            Interlocked.Increment(ref _rejections);
+        }
+        context.Response.Headers.RetryAfter = ((int)Math.Ceiling(o.RetryAfter.TotalSeconds)).ToString();
+        await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, message);
+    }
+
+    private async Task ForwardAsync(HttpContext context, GatewayOptions o, string service, string host, string path, AgentConnection connection, MuxStream stream)
+    {
+        var request = context.Request;
         string requestId = Guid.CreateVersion7().ToString("N");
         context.Response.Headers[RequestIdHeader] = requestId;
         bool hasBody = HasBody(request);
-        var head = BuildHead(context, requestId, route.Service, host, hasBody, o.ResponseTimeout);
-        var record = tracker.Open(requestId, connection, route.Service, request.Method, host, path, o.ResponseTimeout);
+        var head = BuildHead(context, requestId, service, host, hasBody, o.ResponseTimeout);
+        var record = tracker.Open(requestId, connection, service, request.Method, host, path, o.ResponseTimeout);
         var exchange = new Exchange(context, stream, record);
         try
         {

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -24,6 +25,11 @@ public sealed class TestBackend : IAsyncDisposable
 
     /// <summary>/hang?id=X: completes when the backend saw X's RequestAborted fire.</summary>
     public ConcurrentDictionary<string, TaskCompletionSource> Aborted { get; } = new();
+
+    /// <summary>Bytes written by /counted-download?id=X or read by /slow-upload?id=X so far.</summary>
+    public ConcurrentDictionary<string, StrongBox<long>> Counters { get; } = new();
+
+    public StrongBox<long> Counter(string id) => Counters.GetOrAdd(id, _ => new StrongBox<long>());
 
     public int Port { get; }
 
@@ -118,6 +124,33 @@ public sealed class TestBackend : IAsyncDisposable
                 await c.Response.Body.WriteAsync(chunk, c.RequestAborted);
                 await c.Response.Body.FlushAsync(c.RequestAborted);
             }
+        });
+        app.MapGet("/counted-download", async (HttpContext c, string id, long size) =>
+        {
+            // As fast as the connection takes it, counting what was handed to the socket.
+            c.Response.ContentLength = size;
+            var counter = self!.Counter(id);
+            var chunk = new byte[65536];
+            for (long sent = 0; sent < size;)
+            {
+                int n = (int)Math.Min(chunk.Length, size - sent);
+                await c.Response.Body.WriteAsync(chunk.AsMemory(0, n), c.RequestAborted);
+                sent += n;
+                Interlocked.Add(ref counter.Value, n);
+            }
+        });
+        app.MapPost("/slow-upload", async (HttpContext c, string id, int bytesPerSecond) =>
+        {
+            // Reads the body at a fixed pace, counting what it took from the connection.
+            var counter = self!.Counter(id);
+            var buffer = new byte[Math.Max(1024, bytesPerSecond / 10)];
+            int n;
+            while ((n = await c.Request.Body.ReadAsync(buffer, c.RequestAborted)) > 0)
+            {
+                Interlocked.Add(ref counter.Value, n);
+                await Task.Delay(100, c.RequestAborted);
+            }
+            return Results.Text("done");
         });
         await app.StartAsync();
         var address = app.Urls.First();

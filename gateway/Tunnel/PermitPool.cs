@@ -1,0 +1,242 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using OrleansTunnel.Grains;
+
+namespace OrleansTunnel.Gateway.Tunnel;
+
+/// <summary>Outcome of asking for a permit: a held permit, or the limit that refused it.</summary>
+public readonly record struct PermitResult(PermitPool.Bucket? Bucket, string? LimitReached)
+{
+    public bool Ok => Bucket is not null;
+}
+
+/// <summary>
+/// The gateway's share of each agent's concurrency budget. Permits are leased from the agent's
+/// <see cref="IBackpressureGrain"/> in batches, handed to requests locally, and given back when idle;
+/// leases are renewed periodically so a dead gateway's permits expire at the grain.
+/// </summary>
+public sealed partial class PermitPool(IGrainFactory grains, IOptions<GatewayOptions> options, ILogger<PermitPool> logger) : BackgroundService
+{
+    private readonly ConcurrentDictionary<(string Agent, string Service), Bucket> _buckets = new();
+
+    /// <summary>Permits of one (agent, service) held by this gateway.</summary>
+    public sealed class Bucket(string agent, string service)
+    {
+        internal readonly Lock Gate = new();
+        internal int Available;
+        internal int InUse;
+        internal int Waiting;
+        internal long LastUsedTicks = Environment.TickCount64;
+        internal Task<PermitGrant>? PendingLease;
+        internal TaskCompletionSource Released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public string Agent { get; } = agent;
+        public string Service { get; } = service;
+    }
+
+    /// <summary>Permits in use by requests on this gateway now (all agents).</summary>
+    public int InUse => _buckets.Values.Sum(b => Volatile.Read(ref b.InUse));
+
+    /// <summary>Permits leased but idle on this gateway now.</summary>
+    public int Available => _buckets.Values.Sum(b => Volatile.Read(ref b.Available));
+
+    /// <summary>Takes a permit for a request to <paramref name="agent"/>'s <paramref name="service"/>.</summary>
+    public async ValueTask<PermitResult> AcquireAsync(string agent, string service, CancellationToken cancellationToken)
+    {
+        var o = options.Value;
+        var bucket = _buckets.GetOrAdd((agent, service), k => new Bucket(k.Agent, k.Service));
+        long deadline = o.QueueTimeout > TimeSpan.Zero ? Environment.TickCount64 + (long)o.QueueTimeout.TotalMilliseconds : 0;
+        bool queued = false;
+        try
+        {
+            while (true)
+            {
+                Task<PermitGrant> lease;
+                Task released;
+                lock (bucket.Gate)
+                {
+                    if (bucket.Available > 0)
+                    {
+                        bucket.Available--;
+                        bucket.InUse++;
+                        bucket.LastUsedTicks = Environment.TickCount64;
+                        return new PermitResult(bucket, null);
+                    }
+                    // One lease call per bucket at a time; the others wait for its outcome.
+                    bucket.PendingLease ??= LeaseAsync(bucket, o.PermitBatchSize);
+                    lease = bucket.PendingLease;
+                    released = bucket.Released.Task;
+                }
+                var grant = await lease.WaitAsync(cancellationToken);
+                lock (bucket.Gate)
+                {
+                    if (ReferenceEquals(bucket.PendingLease, lease))
+                    {
+                        bucket.PendingLease = null;
+                        bucket.Available += grant.Granted;
+                    }
+                    if (bucket.Available > 0)
+                    {
+                        continue;
+                    }
+                }
+                if (grant.LimitReached is null)
+                {
+                    // The batch was granted but other requests took it first: lease again.
+                    continue;
+                }
+                // Over the limit: fail fast, or wait (bounded) for a permit to come back.
+                long now = Environment.TickCount64;
+                if (deadline == 0 || now >= deadline)
+                {
+                    return new PermitResult(null, grant.LimitReached);
+                }
+                if (!queued)
+                {
+                    if (Interlocked.Increment(ref bucket.Waiting) > o.MaxQueuedPerAgent)
+                    {
+                        Interlocked.Decrement(ref bucket.Waiting);
+                        return new PermitResult(null, grant.LimitReached + $", and {o.MaxQueuedPerAgent} requests already wait");
+                    }
+                    queued = true;
+                }
+                try
+                {
+                    await released.WaitAsync(TimeSpan.FromMilliseconds(deadline - now), cancellationToken);
+                }
+                catch (TimeoutException)
+                {
+                    return new PermitResult(null, grant.LimitReached + $" (waited {o.QueueTimeout.TotalSeconds:0.###} s)");
+                }
+            }
+        }
+        finally
+        {
+            if (queued)
+            {
+                Interlocked.Decrement(ref bucket.Waiting);
+            }
+        }
+    }
+
+    /// <summary>Gives a request's permit back (on every ending of the request).</summary>
+    public void Release(Bucket bucket)
+    {
+        TaskCompletionSource released;
+        int surplus = 0;
+        int batch = options.Value.PermitBatchSize;
+        lock (bucket.Gate)
+        {
+            bucket.InUse--;
+            bucket.Available++;
+            bucket.LastUsedTicks = Environment.TickCount64;
+            if (bucket.Available > 2 * batch)
+            {
+                surplus = bucket.Available - batch;
+                bucket.Available -= surplus;
+            }
+            released = bucket.Released;
+            bucket.Released = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+        released.TrySetResult();
+        if (surplus > 0)
+        {
+            _ = ReturnAsync(bucket, surplus);
+        }
+    }
+
+    /// <summary>Held counts for tests and tools: (in use, leased but idle).</summary>
+    public (int InUse, int Available) Counts(string agent, string service) =>
+        _buckets.TryGetValue((agent, service), out var b) ? (Volatile.Read(ref b.InUse), Volatile.Read(ref b.Available)) : (0, 0);
+
+    private async Task<PermitGrant> LeaseAsync(Bucket bucket, int batch)
+    {
+        await Task.Yield();
+        try
+        {
+            return await grains.GetGrain<IBackpressureGrain>(bucket.Agent).Lease(options.Value.GatewayId, bucket.Service, 1, batch);
+        }
+        catch (Exception ex)
+        {
+            LogLeaseFailed(logger, bucket.Agent, ex.Message);
+            return new PermitGrant(0, "the cluster could not grant a permit right now", 0, 0);
+        }
+    }
+
+    private async Task ReturnAsync(Bucket bucket, int count)
+    {
+        try
+        {
+            await grains.GetGrain<IBackpressureGrain>(bucket.Agent).Return(options.Value.GatewayId, bucket.Service, count);
+        }
+        catch (Exception ex)
+        {
+            // The next renewal states what this gateway really holds.
+            LogReturnFailed(logger, bucket.Agent, ex.Message);
+        }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var o = options.Value;
+        var tick = TimeSpan.FromMilliseconds(Math.Max(100, Math.Min(o.PermitIdleReturn.TotalMilliseconds, o.PermitRenewInterval.TotalMilliseconds) / 2));
+        long lastRenew = Environment.TickCount64;
+        using var timer = new PeriodicTimer(tick);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken))
+            {
+                long now = Environment.TickCount64;
+                foreach (var bucket in _buckets.Values)
+                {
+                    int idle = 0;
+                    lock (bucket.Gate)
+                    {
+                        if (bucket.Available > 0 && now - bucket.LastUsedTicks >= o.PermitIdleReturn.TotalMilliseconds && bucket.PendingLease is null)
+                        {
+                            idle = bucket.Available;
+                            bucket.Available = 0;
+                        }
+                    }
+                    if (idle > 0)
+                    {
+                        await ReturnAsync(bucket, idle);
+                    }
+                }
+                if (now - lastRenew >= o.PermitRenewInterval.TotalMilliseconds)
+                {
+                    lastRenew = now;
+                    foreach (var agent in _buckets.Values.GroupBy(b => b.Agent))
+                    {
+                        var held = agent.ToDictionary(b => b.Service, b => Volatile.Read(ref b.InUse) + Volatile.Read(ref b.Available), StringComparer.Ordinal);
+                        try
+                        {
+                            await grains.GetGrain<IBackpressureGrain>(agent.Key).Renew(o.GatewayId, held);
+                        }
+                        catch (Exception ex)
+                        {
+                            LogRenewFailed(logger, agent.Key, ex.Message);
+                        }
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    [LoggerMessage(EventId = 520, EventName = "PermitLeaseFailed", Level = LogLevel.Warning,
+        Message = "Could not lease permits for agent {AgentId}: {Error}. Requests to it are refused with 503 until the cluster answers.")]
+    private static partial void LogLeaseFailed(ILogger logger, string agentId, string error);
+
+    [LoggerMessage(EventId = 521, EventName = "PermitReturnFailed", Level = LogLevel.Debug,
+        Message = "Could not return permits of agent {AgentId}: {Error}; the next renewal corrects the count.")]
+    private static partial void LogReturnFailed(ILogger logger, string agentId, string error);
+
+    [LoggerMessage(EventId = 522, EventName = "PermitRenewFailed", Level = LogLevel.Warning,
+        Message = "Could not renew permits of agent {AgentId}: {Error}. If this lasts longer than the lease timeout the grain frees them.")]
+    private static partial void LogRenewFailed(ILogger logger, string agentId, string error);
+}
