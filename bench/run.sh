@@ -35,6 +35,7 @@ YARP_PORTS=(18181 18182)
 
 out="$here/out/$(date +%Y%m%d-%H%M%S)"   # raw wrk/curl/dev logs (bench/out/ is git-ignored)
 mkdir -p "$out"
+cd "$out"   # whatever a tool drops in its working directory stays with the raw output
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -159,7 +160,7 @@ run_wrk() {
   RPS[$key]=${rps:-0}
   # wrk counts fast error answers (e.g. 503) as requests; the bar is about served requests.
   reqs=$(awk '$2 == "requests" && $3 == "in" {print $1}' "$f")
-  OK_RPS[$key]=$(awk -v r="${rps:-0}" -v n="${reqs:-0}" -v e="${non2xx:-0}" 'BEGIN { printf "%.2f", n > 0 ? r * (n - e) / n : 0 }')
+  OK_RPS[$key]=$(awk -v r="${rps:-0}" -v n="${reqs:-0}" -v e="${non2xx:-0}" 'BEGIN { printf "%.2f", (n > 0 ? r * (n - e) / n : 0) }')
   if [ -n "$non2xx" ]; then diag_keys+=("$key|$conns|$url"); fi
   BPS[$key]=$(to_bytes "${tps:-0}")
   rows+=("$target|$scenario|${rps:-?}|${OK_RPS[$key]}|${p50:-?}|${p99:-?}|${BPS[$key]} (${tps:-?})|$(IFS=';'; echo "${errs[*]}")")
@@ -333,7 +334,7 @@ echo
 } | column -t -s '|' -o ' | ' | sed 's/^/| /; s/$/ |/'
 echo
 fails=0
-verdict() { awk -v r="$1" -v bar="$2" 'BEGIN { print (r != "n/a" && r + 0 >= bar) ? "PASS" : "FAIL" }'; }
+verdict() { awk -v r="$1" -v bar="$2" 'BEGIN { print ((r != "n/a" && r + 0 >= bar) ? "PASS" : "FAIL") }'; }
 v=$(verdict "$small_ratio" 0.25); [ "$v" = PASS ] || fails=1
 echo "ratio tunnel / nginx 2 hops, small 2xx rps:   $small_ratio   (bar >= 0.25: $v; counting all answers: $small_ratio_raw)"
 echo "ratio tunnel / nginx 2 hops, 1 MiB bytes/s:   $big_ratio"

@@ -15,6 +15,7 @@ public sealed class RequestGrain : Grain, IRequestGrain
     private DateTimeOffset? _streamingAt;
     // One timer per request: first the deadline of its response head, then the linger after it ended.
     private IGrainTimer? _timer;
+    private bool _timedOutByDeadline;
 
     public Task Open(RequestOpen request)
     {
@@ -44,10 +45,13 @@ public sealed class RequestGrain : Grain, IRequestGrain
 
     public Task<bool> Complete(RequestOutcome outcome)
     {
-        if (IsEnded(_state))
+        // The gateway's account wins over the grain's own deadline guess (a slow visitor may drain a
+        // small answer after the head deadline passed); any other ending is final.
+        if (IsEnded(_state) && !_timedOutByDeadline)
         {
             return Task.FromResult(false);
         }
+        _timedOutByDeadline = false;
         _state = outcome.State;
         _outcome = outcome;
         Linger();
@@ -68,6 +72,7 @@ public sealed class RequestGrain : Grain, IRequestGrain
         else if (_state == RequestState.Open)
         {
             _state = RequestState.TimedOut;
+            _timedOutByDeadline = true;
             _outcome = new RequestOutcome(RequestState.TimedOut, 504, "no completion before the request's deadline", 0, 0, DateTimeOffset.UtcNow);
             Linger();
         }

@@ -120,6 +120,10 @@ public sealed partial class MuxConnection
         {
             throw new MuxStreamAbortedException(new Reset { Code = ResetCode.Refused, Reason = CloseReason ?? "connection closed" });
         }
+        if (_streams.Count >= Settings.MaxConcurrentStreams)
+        {
+            throw new MuxStreamAbortedException(new Reset { Code = ResetCode.Refused, Reason = $"the connection carries its limit of {Settings.MaxConcurrentStreams} concurrent streams" });
+        }
         // The number is given when the head is sent, so numbers reach the wire in increasing order.
         return new MuxStream(this, 0, Settings.SendWindow, Settings.ReceiveWindow);
     }

@@ -26,7 +26,7 @@ public sealed class ClusterSettings
     /// <summary>Admin endpoint of a standalone silo (/healthz, /readyz).</summary>
     public string Admin { get; set; } = "http://127.0.0.1:9091";
 
-    /// <summary>Address other nodes reach this silo at (default: loopback in dev, the host's address otherwise).</summary>
+    /// <summary>IP address other nodes reach this silo at (default: loopback, fine when every node runs on one machine).</summary>
     public string? AdvertisedAddress { get; set; }
 
     /// <summary>Hides the Redis password from logs.</summary>

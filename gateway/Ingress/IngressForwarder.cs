@@ -169,7 +169,14 @@ public sealed partial class IngressForwarder(
         catch (MuxStreamAbortedException)
         {
         }
-        catch (Exception ex) when (ex is IOException or BadHttpRequestException)
+        catch (BadHttpRequestException ex)
+        {
+            // The visitor's body broke a rule (too large, malformed chunks): answer with Kestrel's
+            // status (413, 400) if nothing was answered yet; the backend never sees a partial body as whole.
+            exchange.RequestRejected = (ex.StatusCode, ex.Message);
+            stream.Reset(ResetCode.Refused, "the visitor's request body was rejected: " + ex.Message);
+        }
+        catch (IOException ex)
         {
             // The visitor's upload broke off: the backend must not see a truncated body as complete.
             exchange.VisitorGone = true;
@@ -205,6 +212,13 @@ public sealed partial class IngressForwarder(
 
         if (frame is null || frame.KindCase != Frame.KindOneofCase.ResponseHead)
         {
+            if (exchange.RequestRejected is var (status, reason) && status > 0)
+            {
+                exchange.Status = status;
+                exchange.Failure = reason;
+                await WriteErrorAsync(context, status, $"the request body was rejected: {reason}");
+                return;
+            }
             await FailBeforeHeadAsync(exchange, frame?.Reset);
             return;
         }
@@ -455,6 +469,7 @@ public sealed partial class IngressForwarder(
         public long BytesOut { get; set; }
         public bool VisitorGone { get; set; }
         public bool Timeout { get; set; }
+        public (int Status, string Reason) RequestRejected { get; set; }
         public string? Failure { get; set; }
 
         public RequestOutcome Outcome()

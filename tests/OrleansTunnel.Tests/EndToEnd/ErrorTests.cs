@@ -69,6 +69,19 @@ public sealed class IsolatedErrorTests
         await h.Backend.AbortedSignal(id).Task.Within(TimeSpan.FromSeconds(10));
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task BodyOverTheLimit_Is413_AndTheBackendNeverSeesIt(bool knownLength)
+    {
+        await using var h = await TunnelHarness.StartAsync(o => o.Gateway["Gateway:MaxRequestBodySize"] = "100000");
+        using var response = await h.Client.PostAsync(h.Url("/upload"), new GeneratedContent(150_000, knownLength));
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        Assert.StartsWith("otun: the request body was rejected: Request body too large.", await response.Content.ReadAsStringAsync());
+        using var small = await h.Client.PostAsync(h.Url("/upload"), new ByteArrayContent(new byte[1000]));
+        Assert.Equal(HttpStatusCode.OK, small.StatusCode);
+    }
+
     [Fact]
     public async Task AgentLostMidResponse_AbortsTheVisitorsResponse()
     {
