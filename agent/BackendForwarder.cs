@@ -79,9 +79,10 @@ public sealed partial class BackendForwarder : IDisposable
         }
         var cancel = stream.Aborted;
         HttpResponseMessage? response = null;
+        bool webSocket = head.Protocol == OrleansTunnel.Protocol.V1.Protocol.Websocket;
         try
         {
-            using var request = BuildRequest(backend, head, stream);
+            using var request = BuildRequest(backend, head, stream, webSocket);
             try
             {
                 response = await backend.Invoker.SendAsync(request, cancel);
@@ -99,6 +100,11 @@ public sealed partial class BackendForwarder : IDisposable
                 return;
             }
 
+            if (webSocket && response.StatusCode == HttpStatusCode.SwitchingProtocols)
+            {
+                await RelayWebSocketAsync(stream, head, response, backend);
+                return;
+            }
             await RelayResponseAsync(stream, head, response, backend);
         }
         catch (MuxStreamAbortedException)
@@ -211,6 +217,70 @@ public sealed partial class BackendForwarder : IDisposable
         }
     }
 
+    private async Task RelayWebSocketAsync(MuxStream stream, RequestHead head, HttpResponseMessage response, Backend backend)
+    {
+        var cancel = stream.Aborted;
+        var responseHead = new ResponseHead { Status = 101 };
+        AddHeaders(responseHead.Headers, response.Headers, response.Content.Headers);
+        stream.SendHead(new Frame { ResponseHead = responseHead });
+        await using var connection = await response.Content.ReadAsStreamAsync(cancel);
+        var down = Task.Run(async () =>
+        {
+            var buffer = ArrayPool<byte>.Shared.Rent(_options.ResponseBufferSize);
+            try
+            {
+                while (true)
+                {
+                    int n = await connection.ReadAsync(buffer, cancel);
+                    await stream.SendDataAsync(buffer.AsMemory(0, n), endOfBody: n == 0, cancel);
+                    if (n == 0)
+                    {
+                        return;
+                    }
+                }
+            }
+            catch (Exception ex) when (ex is IOException or OperationCanceledException or MuxStreamAbortedException)
+            {
+                if (!cancel.IsCancellationRequested)
+                {
+                    stream.Reset(ResetCode.BackendUnavailable, "the backend dropped the WebSocket");
+                }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        });
+        try
+        {
+            while (await stream.ReadAsync(cancel) is { } frame)
+            {
+                if (frame.KindCase != Frame.KindOneofCase.Data)
+                {
+                    break;
+                }
+                var payload = frame.Data.Payload;
+                if (!payload.IsEmpty)
+                {
+                    await connection.WriteAsync(payload.Memory, cancel);
+                    await connection.FlushAsync(cancel);
+                    stream.ReturnCredit(payload.Length);
+                }
+                if (frame.Data.EndOfBody)
+                {
+                    break;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException)
+        {
+            LogBackendFailed(_logger, head.RequestId, backend.Name, "the WebSocket to the backend broke: " + ex.Message);
+        }
+        // The visitor's side ended: closing the backend connection ends the backend's side promptly.
+        await connection.DisposeAsync();
+        await down;
+    }
+
     private static bool HasTrailers(HttpResponseMessage response) => response.TrailingHeaders.Any();
 
     private static async ValueTask<int> ReadAtLeastAsync(Stream body, Memory<byte> buffer, CancellationToken cancel)
@@ -228,7 +298,7 @@ public sealed partial class BackendForwarder : IDisposable
         return total;
     }
 
-    private static HttpRequestMessage BuildRequest(Backend backend, RequestHead head, MuxStream stream)
+    private static HttpRequestMessage BuildRequest(Backend backend, RequestHead head, MuxStream stream, bool webSocket)
     {
         // The path and query go to the backend exactly as the visitor sent them.
         var target = backend.BaseUri.GetLeftPart(UriPartial.Authority) + backend.BaseUri.AbsolutePath.TrimEnd('/') + head.PathAndQuery;
@@ -246,7 +316,20 @@ public sealed partial class BackendForwarder : IDisposable
                 contentLength = cl;
             }
         }
-        if (!head.EndOfBody)
+        if (webSocket)
+        {
+            // The backend gets an HTTP/1.1 handshake whatever the visitor spoke (RFC 8441 visitors send
+            // no key, so one is made); the stream after it carries the visitor's WebSocket frames.
+            request.Version = HttpVersion.Version11;
+            request.VersionPolicy = HttpVersionPolicy.RequestVersionExact;
+            request.Headers.Connection.Add("Upgrade");
+            request.Headers.Upgrade.Add(new ProductHeaderValue("websocket"));
+            if (!head.Headers.Any(h => h.Name.Equals("Sec-WebSocket-Key", StringComparison.OrdinalIgnoreCase)))
+            {
+                request.Headers.TryAddWithoutValidation("Sec-WebSocket-Key", Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)));
+            }
+        }
+        else if (!head.EndOfBody)
         {
             request.Content = new MuxRequestContent(stream, contentLength);
         }

@@ -325,7 +325,10 @@ small_ratio_raw=$(ratio "${RPS[small-tunnel]}" "${RPS[small-nginx2]}")
 big_ratio=$(ratio "${BPS[big-tunnel]}" "${BPS[big-nginx2]}")
 
 echo
+rev="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')"
+dirty="$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null | wc -l)"
 echo "OrleansTunnel bench  $(date '+%Y-%m-%d %H:%M')  $(nproc) CPUs  wrk -t1 -d$DUR --latency  (raw: $out)"
+echo "source: $rev with $dirty modified tracked file(s) in the working tree at copy time"
 echo
 {
   echo "target|scenario|rps|2xx rps|p50|p99|bytes/s (wrk)|errors"

@@ -61,6 +61,17 @@ public static class GatewayHosting
             kestrel.AddServerHeader = false;
             kestrel.Limits.MaxRequestBodySize = gatewayOptions.MaxRequestBodySize;
             endpoints.Ingress = Listen(kestrel, gatewayOptions.Ingress, "ingress", HttpProtocols.Http1);
+            if (!string.IsNullOrWhiteSpace(gatewayOptions.HttpsIngress))
+            {
+                // TLS with ALPN offering h2 and http/1.1.
+                var certificate = IngressCertificate.Load(gatewayOptions);
+                endpoints.HttpsIngress = Listen(kestrel, gatewayOptions.HttpsIngress, "ingress", HttpProtocols.Http1AndHttp2, lo => lo.UseHttps(certificate));
+            }
+            if (!string.IsNullOrWhiteSpace(gatewayOptions.H2cIngress))
+            {
+                // Cleartext HTTP/2 with prior knowledge, for callers inside a cluster.
+                endpoints.H2cIngress = Listen(kestrel, gatewayOptions.H2cIngress, "ingress", HttpProtocols.Http2);
+            }
             endpoints.Tunnel = Listen(kestrel, gatewayOptions.Tunnel, "tunnel", HttpProtocols.Http2);
             endpoints.Admin = Listen(kestrel, gatewayOptions.Admin, "admin", HttpProtocols.Http1);
         });
@@ -133,7 +144,7 @@ public static class GatewayHosting
     }
 
     /// <summary>Listens on an URL such as http://127.0.0.1:8080 and tags the connections with the listener's name.</summary>
-    public static ListenOptions Listen(KestrelServerOptions kestrel, string url, string name, HttpProtocols protocols)
+    public static ListenOptions Listen(KestrelServerOptions kestrel, string url, string name, HttpProtocols protocols, Action<ListenOptions>? configure = null)
     {
         if (!Uri.TryCreate(url, UriKind.Absolute, out var uri))
         {
@@ -148,6 +159,7 @@ public static class GatewayHosting
                 connection.Items[ListenerKey] = name;
                 return next(connection);
             });
+            configure?.Invoke(lo);
             result = lo;
         }
         string host = uri.Host.Trim('[', ']');
@@ -181,10 +193,14 @@ public static class GatewayHosting
 public sealed class GatewayEndpoints
 {
     public ListenOptions? Ingress { get; set; }
+    public ListenOptions? HttpsIngress { get; set; }
+    public ListenOptions? H2cIngress { get; set; }
     public ListenOptions? Tunnel { get; set; }
     public ListenOptions? Admin { get; set; }
 
     public int IngressPort => Ingress?.IPEndPoint?.Port ?? 0;
+    public int HttpsIngressPort => HttpsIngress?.IPEndPoint?.Port ?? 0;
+    public int H2cIngressPort => H2cIngress?.IPEndPoint?.Port ?? 0;
     public int TunnelPort => Tunnel?.IPEndPoint?.Port ?? 0;
     public int AdminPort => Admin?.IPEndPoint?.Port ?? 0;
 }

@@ -11,6 +11,21 @@ public sealed class GatewayOptions
     /// <summary>Public ingress for visitors.</summary>
     public string Ingress { get; set; } = "http://127.0.0.1:8080";
 
+    /// <summary>Public HTTPS ingress (ALPN h2 and http/1.1), e.g. https://0.0.0.0:8443; empty: none.</summary>
+    public string? HttpsIngress { get; set; }
+
+    /// <summary>Cleartext HTTP/2 (prior knowledge) ingress for callers inside a cluster; empty: none.</summary>
+    public string? H2cIngress { get; set; }
+
+    /// <summary>Ingress certificate: a PEM certificate (with CertificateKeyPath) or a PFX/PKCS#12 file.</summary>
+    public string? CertificatePath { get; set; }
+
+    /// <summary>PEM private key of CertificatePath (when that is a PEM certificate).</summary>
+    public string? CertificateKeyPath { get; set; }
+
+    /// <summary>Password of a PFX certificate or an encrypted PEM key (a secret: never logged).</summary>
+    public string? CertificatePassword { get; set; }
+
     /// <summary>The tunnel endpoint agents dial (gRPC over HTTP/2).</summary>
     public string Tunnel { get; set; } = "http://127.0.0.1:7070";
 

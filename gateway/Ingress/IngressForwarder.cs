@@ -116,7 +116,7 @@ public sealed partial class IngressForwarder(
             Interlocked.Increment(ref _rejections);
         }
         context.Response.Headers.RetryAfter = ((int)Math.Ceiling(o.RetryAfter.TotalSeconds)).ToString();
-        await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, message);
+        await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, message, limit ? GrpcStatus.ResourceExhausted : GrpcStatus.Unavailable);
     }
 
     private async Task ForwardAsync(HttpContext context, GatewayOptions o, string service, string host, string path, AgentConnection connection, MuxStream stream)
@@ -124,10 +124,13 @@ public sealed partial class IngressForwarder(
         var request = context.Request;
         string requestId = Guid.CreateVersion7().ToString("N");
         context.Response.Headers[RequestIdHeader] = requestId;
-        bool hasBody = HasBody(request);
-        var head = BuildHead(context, requestId, service, host, hasBody, o.ResponseTimeout);
-        var record = tracker.Open(requestId, connection, service, request.Method, host, path, o.ResponseTimeout);
-        var exchange = new Exchange(context, stream, record);
+        var kind = VisitorProtocol.Detect(context);
+        bool hasBody = kind is not (VisitorKind.WebSocketHttp1 or VisitorKind.WebSocketHttp2) && HasBody(request);
+        var timeout = kind == VisitorKind.Grpc && GrpcStatus.ParseTimeout(request.Headers["grpc-timeout"]) is { } deadline && deadline < o.ResponseTimeout
+            ? deadline : o.ResponseTimeout;
+        var head = BuildHead(context, requestId, service, host, hasBody, timeout, kind);
+        var record = tracker.Open(requestId, connection, service, request.Method, host, path, timeout, kind);
+        var exchange = new Exchange(context, stream, record) { Kind = kind, HeadTimeout = timeout };
         try
         {
             stream.SendHead(new Frame { RequestHead = head });
@@ -189,7 +192,7 @@ public sealed partial class IngressForwarder(
         var context = exchange.Context;
         var stream = exchange.Stream;
         using var headTimeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
-        headTimeout.CancelAfter(o.ResponseTimeout);
+        headTimeout.CancelAfter(exchange.HeadTimeout);
         Frame? frame;
         try
         {
@@ -205,7 +208,9 @@ public sealed partial class IngressForwarder(
             }
             stream.Reset(ResetCode.BackendTimeout, "the gateway stopped waiting for the response");
             exchange.Timeout = true;
-            await WriteErrorAsync(context, StatusCodes.Status504GatewayTimeout, $"the backend did not answer within {o.ResponseTimeout.TotalSeconds:0.###} s");
+            await WriteErrorAsync(context, StatusCodes.Status504GatewayTimeout, exchange.HeadTimeout < o.ResponseTimeout
+                ? $"the call's deadline of {exchange.HeadTimeout.TotalSeconds:0.###} s passed before the backend answered"
+                : $"the backend did not answer within {o.ResponseTimeout.TotalSeconds:0.###} s");
             exchange.Status = StatusCodes.Status504GatewayTimeout;
             return;
         }
@@ -226,6 +231,15 @@ public sealed partial class IngressForwarder(
         var head = frame.ResponseHead;
         var response = context.Response;
         exchange.Status = head.Status;
+        if (exchange.Kind is VisitorKind.WebSocketHttp1 or VisitorKind.WebSocketHttp2 && head.Status == StatusCodes.Status101SwitchingProtocols)
+        {
+            tracker.MarkStreaming(exchange.Record, null);
+            var (bytesIn, bytesOut, visitorGone) = await WebSocketRelay.RunAsync(context, stream, head, exchange.Kind, logger);
+            exchange.BytesIn = bytesIn;
+            exchange.BytesOut = bytesOut;
+            exchange.VisitorGone = visitorGone;
+            return;
+        }
         response.StatusCode = head.Status;
         CopyResponseHeaders(head, response);
         if (head.EndOfBody)
@@ -272,6 +286,10 @@ public sealed partial class IngressForwarder(
                         // The answer broke off (agent lost, backend reset): abort, never end it as if whole.
                         exchange.Failure = $"response aborted mid-body: {frame.Reset.Reason}";
                         LogResponseAborted(logger, exchange.Record.RequestId, frame.Reset.Code.ToString(), frame.Reset.Reason);
+                        if (exchange.Kind == VisitorKind.Grpc && GrpcStatus.TryWriteTrailers(context, GrpcStatus.Unavailable, $"the tunnel lost the call mid-response: {frame.Reset.Reason}"))
+                        {
+                            return;
+                        }
                         context.Abort();
                         return;
                 }
@@ -315,7 +333,7 @@ public sealed partial class IngressForwarder(
         await WriteErrorAsync(exchange.Context, status, message);
     }
 
-    private static RequestHead BuildHead(HttpContext context, string requestId, string service, string host, bool hasBody, TimeSpan timeout)
+    private static RequestHead BuildHead(HttpContext context, string requestId, string service, string host, bool hasBody, TimeSpan timeout, VisitorKind kind)
     {
         var request = context.Request;
         var rawTarget = context.Features.Get<IHttpRequestFeature>()?.RawTarget;
@@ -327,11 +345,23 @@ public sealed partial class IngressForwarder(
             Scheme = request.Scheme,
             Authority = request.Host.Value ?? host,
             PathAndQuery = string.IsNullOrEmpty(rawTarget) ? request.Path.Value + request.QueryString.Value : rawTarget,
-            Protocol = OrleansTunnel.Protocol.V1.Protocol.Http1,
-            EndOfBody = !hasBody,
+            Protocol = kind switch
+            {
+                VisitorKind.Grpc => OrleansTunnel.Protocol.V1.Protocol.Grpc,
+                VisitorKind.WebSocketHttp1 or VisitorKind.WebSocketHttp2 => OrleansTunnel.Protocol.V1.Protocol.Websocket,
+                _ when request.Protocol == "HTTP/2" => OrleansTunnel.Protocol.V1.Protocol.Http2,
+                _ => OrleansTunnel.Protocol.V1.Protocol.Http1,
+            },
+            // A WebSocket's "body" is its byte stream after the handshake.
+            EndOfBody = !hasBody && kind is not (VisitorKind.WebSocketHttp1 or VisitorKind.WebSocketHttp2),
             TimeoutMs = (uint)Math.Min(timeout.TotalMilliseconds, uint.MaxValue),
             HttpVersion = request.Protocol switch { "HTTP/2" => "2", "HTTP/1.0" => "1.0", _ => "1.1" },
         };
+        if (kind == VisitorKind.WebSocketHttp2)
+        {
+            // RFC 8441 extended CONNECT becomes an ordinary WebSocket handshake (GET + Upgrade) at the agent.
+            head.Method = "GET";
+        }
         var headers = request.Headers;
         var connectionNamed = HopByHop.NamedBy(headers.Connection);
         foreach (var (name, values) in headers)
@@ -433,9 +463,19 @@ public sealed partial class IngressForwarder(
     }
 
     /// <summary>Writes a gateway-made error: status and a one-line body naming the cause.</summary>
-    public static async Task WriteErrorAsync(HttpContext context, int status, string message)
+    public static async Task WriteErrorAsync(HttpContext context, int status, string message, int? grpcCode = null)
     {
         var response = context.Response;
+        if (VisitorProtocol.Detect(context) == VisitorKind.Grpc)
+        {
+            // gRPC callers get a gRPC status in a trailers-only response, never an HTTP error page.
+            if (!GrpcStatus.TryWriteTrailersOnly(context, grpcCode ?? GrpcStatus.FromHttp(status), message)
+                && !GrpcStatus.TryWriteTrailers(context, grpcCode ?? GrpcStatus.FromHttp(status), message))
+            {
+                context.Abort();
+            }
+            return;
+        }
         if (response.HasStarted)
         {
             context.Abort();
@@ -470,6 +510,8 @@ public sealed partial class IngressForwarder(
         public bool VisitorGone { get; set; }
         public bool Timeout { get; set; }
         public (int Status, string Reason) RequestRejected { get; set; }
+        public VisitorKind Kind { get; init; }
+        public TimeSpan HeadTimeout { get; init; }
         public string? Failure { get; set; }
 
         public RequestOutcome Outcome()

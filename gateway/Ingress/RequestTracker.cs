@@ -30,14 +30,14 @@ public sealed partial class RequestTracker(IGrainFactory grains, ILogger<Request
     /// <summary>Grain calls that failed (the request itself was unaffected).</summary>
     public long GrainFailures => Interlocked.Read(ref _grainFailures);
 
-    public Record Open(string requestId, AgentConnection connection, string service, string method, string authority, string path, TimeSpan timeout)
+    public Record Open(string requestId, AgentConnection connection, string service, string method, string authority, string path, TimeSpan timeout, VisitorKind kind)
     {
         Interlocked.Increment(ref _inFlight);
         var record = new Record(requestId, grains.GetGrain<IRequestGrain>(requestId));
         var now = DateTimeOffset.UtcNow;
         record.Opened = Guard(record.Grain.Open(new RequestOpen(
             connection.Session.GatewayId, connection.AgentId, connection.Session.SessionId, service, method, authority, path,
-            "http/1.1", now, now + timeout)), requestId, "open");
+            VisitorProtocol.Name(kind), now, now + timeout)), requestId, "open");
         return record;
     }
 

@@ -1,0 +1,311 @@
+{{/*
+orleans-tunnel.name: the chart name (or nameOverride), cut to 63 characters because Kubernetes
+names and label values are DNS labels.
+*/}}
+{{- define "orleans-tunnel.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+orleans-tunnel.fullname: "<release>-<chart>" (or fullnameOverride), cut to 63 characters; the
+release name alone when it already contains the chart name.
+*/}}
+{{- define "orleans-tunnel.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+orleans-tunnel.componentName: the full name of one component, e.g. "<fullname>-gateway-tunnel".
+The full name is cut first so that the suffix survives, then the whole is cut to 63 characters.
+Call with (dict "context" $ "component" "gateway-tunnel").
+*/}}
+{{- define "orleans-tunnel.componentName" -}}
+{{- $suffix := .component -}}
+{{- $room := sub 62 (len $suffix) | int -}}
+{{- printf "%s-%s" (include "orleans-tunnel.fullname" .context | trunc $room | trimSuffix "-") $suffix | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+orleans-tunnel.chart: "<chart>-<version>" for the helm.sh/chart label.
+*/}}
+{{- define "orleans-tunnel.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+orleans-tunnel.labels: the standard labels of every resource of one component, plus commonLabels.
+Call with (dict "context" $ "component" "silo").
+*/}}
+{{- define "orleans-tunnel.labels" -}}
+helm.sh/chart: {{ include "orleans-tunnel.chart" .context }}
+{{ include "orleans-tunnel.selectorLabels" . }}
+app.kubernetes.io/version: {{ .context.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .context.Release.Service }}
+app.kubernetes.io/part-of: orleans-tunnel
+{{- with .context.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+orleans-tunnel.selectorLabels: the labels that select one component's pods (never change them in
+an upgrade: Deployment selectors are immutable). Call with (dict "context" $ "component" "silo").
+*/}}
+{{- define "orleans-tunnel.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "orleans-tunnel.name" .context }}
+app.kubernetes.io/instance: {{ .context.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/*
+orleans-tunnel.serviceAccountName: the ServiceAccount the pods run as.
+*/}}
+{{- define "orleans-tunnel.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "orleans-tunnel.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+orleans-tunnel.image: the image reference of one role: [registry/]repository:tag, the tag falling
+back to image.tag and then to the chart's appVersion. Call with (dict "context" $ "image" .Values.silo.image).
+*/}}
+{{- define "orleans-tunnel.image" -}}
+{{- $root := .context.Values.image -}}
+{{- $tag := .image.tag | default $root.tag | default .context.Chart.AppVersion -}}
+{{- if $root.registry -}}
+{{- printf "%s/%s:%s" (trimSuffix "/" $root.registry) .image.repository $tag -}}
+{{- else -}}
+{{- printf "%s:%s" .image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+orleans-tunnel.redisSecretName: the Secret holding Cluster:Redis: the external one
+(redis.existingSecret) or the one the chart writes for the in-chart Redis.
+*/}}
+{{- define "orleans-tunnel.redisSecretName" -}}
+{{- if .Values.redis.existingSecret -}}
+{{- .Values.redis.existingSecret -}}
+{{- else -}}
+{{- include "orleans-tunnel.componentName" (dict "context" . "component" "redis-connection") -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+orleans-tunnel.redisSecretKey: the key of the connection string in orleans-tunnel.redisSecretName.
+*/}}
+{{- define "orleans-tunnel.redisSecretKey" -}}
+{{- if .Values.redis.existingSecret -}}
+{{- .Values.redis.existingSecretKey -}}
+{{- else -}}
+connection-string
+{{- end -}}
+{{- end -}}
+
+{{/*
+orleans-tunnel.redisEnv: the container environment that gives a silo or gateway Cluster:Redis
+from the Secret, so the connection string (and its password) never lands in a ConfigMap.
+*/}}
+{{- define "orleans-tunnel.redisEnv" -}}
+- name: OTUN_Cluster__Redis
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "orleans-tunnel.redisSecretName" . }}
+      key: {{ include "orleans-tunnel.redisSecretKey" . }}
+{{- end -}}
+
+{{/*
+orleans-tunnel.redisChecksum: rolls silos and gateways when the Redis connection changes. For an
+external Secret only its name and key are known at render time, so those are hashed.
+*/}}
+{{- define "orleans-tunnel.redisChecksum" -}}
+{{- if .Values.redis.existingSecret -}}
+{{- printf "%s/%s" .Values.redis.existingSecret .Values.redis.existingSecretKey | sha256sum -}}
+{{- else -}}
+{{- include (print .Template.BasePath "/redis-connection-secret.yaml") . | sha256sum -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+orleans-tunnel.tunnelUrl: the URL of this release's tunnel Service, the agent's default gateway.
+*/}}
+{{- define "orleans-tunnel.tunnelUrl" -}}
+{{- printf "http://%s:%v" (include "orleans-tunnel.componentName" (dict "context" . "component" "gateway-tunnel")) .Values.gateway.tunnelService.port -}}
+{{- end -}}
+
+{{/*
+orleans-tunnel.siloAppsettings: the silo's appsettings.json (sections Cluster and Backpressure),
+with silo.config merged over it. Listeners bind 0.0.0.0 (the code's defaults are loopback).
+*/}}
+{{- define "orleans-tunnel.siloAppsettings" -}}
+{{- $v := .Values -}}
+{{- $cluster := dict "ClusterId" $v.cluster.clusterId "ServiceId" $v.cluster.serviceId "SiloPort" $v.cluster.siloPort "GatewayPort" $v.cluster.gatewayPort "Admin" (printf "http://0.0.0.0:%v" $v.silo.adminPort) -}}
+{{- $backpressure := dict "MaxConcurrentPerAgent" $v.backpressure.maxConcurrentPerAgent "MaxConcurrentPerService" $v.backpressure.maxConcurrentPerService "LeaseTimeout" $v.backpressure.leaseTimeout -}}
+{{- $settings := dict "Cluster" $cluster "Backpressure" $backpressure -}}
+{{- mergeOverwrite $settings (deepCopy $v.silo.config) | toPrettyJson -}}
+{{- end -}}
+
+{{/*
+orleans-tunnel.gatewayAppsettings: the gateway's appsettings.json (sections Cluster and Gateway:
+listeners, routes, agent credentials), with gateway.config merged over it. Agent credentials are
+token hashes only, so they may live in a ConfigMap.
+*/}}
+{{- define "orleans-tunnel.gatewayAppsettings" -}}
+{{- $v := .Values -}}
+{{- $g := $v.gateway -}}
+{{- $cluster := dict "ClusterId" $v.cluster.clusterId "ServiceId" $v.cluster.serviceId "GatewayPort" $v.cluster.gatewayPort -}}
+{{- $gateway := dict "Ingress" (printf "http://0.0.0.0:%v" $g.ports.ingress) "Tunnel" (printf "http://0.0.0.0:%v" $g.ports.tunnel) "Admin" (printf "http://0.0.0.0:%v" $g.ports.admin) "ResponseTimeout" $g.responseTimeout -}}
+{{- if not (kindIs "invalid" $g.maxRequestBodySize) -}}
+{{- $_ := set $gateway "MaxRequestBodySize" $g.maxRequestBodySize -}}
+{{- end -}}
+{{- if $g.tls.ingress.enabled -}}
+{{- $_ := set $gateway "HttpsIngress" (printf "https://0.0.0.0:%v" $g.tls.ingress.port) -}}
+{{- $_ := set $gateway "CertificatePath" "/etc/otun/tls/ingress/tls.crt" -}}
+{{- $_ := set $gateway "CertificateKeyPath" "/etc/otun/tls/ingress/tls.key" -}}
+{{- end -}}
+{{- $routes := list -}}
+{{- range $g.routes -}}
+{{- $route := dict "Host" .host "Service" .service -}}
+{{- if .pathPrefix -}}
+{{- $_ := set $route "PathPrefix" .pathPrefix -}}
+{{- end -}}
+{{- $routes = append $routes $route -}}
+{{- end -}}
+{{- $agents := list -}}
+{{- range $g.agents -}}
+{{- $agents = append $agents (dict "Id" .id "TokenSha256" .tokenSha256 "Services" .services) -}}
+{{- end -}}
+{{- $_ := set $gateway "Routes" $routes -}}
+{{- $_ := set $gateway "Agents" $agents -}}
+{{- $settings := dict "Cluster" $cluster "Gateway" $gateway -}}
+{{- mergeOverwrite $settings (deepCopy $g.config) | toPrettyJson -}}
+{{- end -}}
+
+{{/*
+orleans-tunnel.agentAppsettings: the agent's appsettings.json (section Agent without the token,
+which comes from a Secret), with agent.config merged over it.
+*/}}
+{{- define "orleans-tunnel.agentAppsettings" -}}
+{{- $a := .Values.agent -}}
+{{- $gateways := $a.gateways | default (list (include "orleans-tunnel.tunnelUrl" .)) -}}
+{{- $services := list -}}
+{{- range $a.services -}}
+{{- $services = append $services (dict "Name" .name "Url" .url) -}}
+{{- end -}}
+{{- $agent := dict "AgentId" $a.agentId "Gateways" $gateways "Connections" $a.connections "Services" $services -}}
+{{- $settings := dict "Agent" $agent -}}
+{{- mergeOverwrite $settings (deepCopy $a.config) | toPrettyJson -}}
+{{- end -}}
+
+{{/*
+orleans-tunnel.agentSecretName: the Secret holding Agent:Token (agent.existingSecret, or the one
+the chart writes from agent.token).
+*/}}
+{{- define "orleans-tunnel.agentSecretName" -}}
+{{- if .Values.agent.existingSecret -}}
+{{- .Values.agent.existingSecret -}}
+{{- else -}}
+{{- include "orleans-tunnel.componentName" (dict "context" . "component" "agent-token") -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+orleans-tunnel.tmpVolume: the writable emptyDir every pod mounts at /tmp (the root file system is
+read-only; .NET puts its diagnostics socket there).
+*/}}
+{{- define "orleans-tunnel.tmpVolume" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ .Values.tmpSizeLimit }}
+{{- end -}}
+
+{{/*
+orleans-tunnel.httpProbe: one HTTP probe on the named port "admin". Call with
+(dict "path" "/healthz" "probe" .Values.silo.livenessProbe).
+*/}}
+{{- define "orleans-tunnel.httpProbe" -}}
+httpGet:
+  path: {{ .path }}
+  port: admin
+{{- toYaml .probe | nindent 0 }}
+{{- end -}}
+
+{{/*
+orleans-tunnel.validateValues: checks what values.schema.json cannot and fails the render with
+every problem at once, each naming the key and the --set that fixes it.
+*/}}
+{{- define "orleans-tunnel.validateValues" -}}
+{{- $v := .Values -}}
+{{- $errors := list -}}
+{{- if and (not $v.redis.enabled) (not $v.redis.existingSecret) -}}
+{{- $errors = append $errors "redis: set redis.enabled=true (in-chart Redis, for trying it out) or redis.existingSecret=NAME (a Secret with the connection string under redis.existingSecretKey) (--set redis.enabled=true)" -}}
+{{- end -}}
+{{- if and $v.redis.enabled $v.redis.existingSecret -}}
+{{- $errors = append $errors (printf "redis: redis.enabled=true and redis.existingSecret=%s both choose a Redis; keep one (--set redis.enabled=false to use the external one)" $v.redis.existingSecret) -}}
+{{- end -}}
+{{- range $i, $r := $v.gateway.routes -}}
+{{- if or (not $r.host) (not $r.service) -}}
+{{- $errors = append $errors (printf "gateway.routes[%d]: a route needs host and service (--set gateway.routes[%d].host=app.example.com,gateway.routes[%d].service=app)" $i $i $i) -}}
+{{- end -}}
+{{- end -}}
+{{- range $i, $a := $v.gateway.agents -}}
+{{- if not $a.id -}}
+{{- $errors = append $errors (printf "gateway.agents[%d].id: an agent credential needs an id (--set gateway.agents[%d].id=app-agent)" $i $i) -}}
+{{- end -}}
+{{- if not (regexMatch "^[0-9a-f]{64}$" ($a.tokenSha256 | default "")) -}}
+{{- $errors = append $errors (printf "gateway.agents[%d].tokenSha256: must be the lower-case hex SHA-256 of the token, 64 digits, as `otun hash-token TOKEN` prints it (--set gateway.agents[%d].tokenSha256=$(otun hash-token \"$TOKEN\"))" $i $i) -}}
+{{- end -}}
+{{- if not $a.services -}}
+{{- $errors = append $errors (printf "gateway.agents[%d].services: list the services the agent may serve, or \"*\" (--set 'gateway.agents[%d].services={app}')" $i $i) -}}
+{{- end -}}
+{{- end -}}
+{{- if $v.gateway.autoscaling.enabled -}}
+{{- $min := $v.gateway.autoscaling.minReplicas | default $v.gateway.replicas -}}
+{{- if gt (int $min) (int $v.gateway.autoscaling.maxReplicas) -}}
+{{- $errors = append $errors (printf "gateway.autoscaling.maxReplicas: %v is below the minimum %v (--set gateway.autoscaling.maxReplicas=%v)" $v.gateway.autoscaling.maxReplicas $min $min) -}}
+{{- end -}}
+{{- if and (kindIs "invalid" $v.gateway.autoscaling.targetCPUUtilizationPercentage) (kindIs "invalid" $v.gateway.autoscaling.targetMemoryUtilizationPercentage) -}}
+{{- $errors = append $errors "gateway.autoscaling: the HPA needs a metric (--set gateway.autoscaling.targetCPUUtilizationPercentage=70)" -}}
+{{- end -}}
+{{- end -}}
+{{- if and $v.gateway.tls.ingress.enabled (not $v.gateway.tls.ingress.secretName) -}}
+{{- $errors = append $errors "gateway.tls.ingress.secretName: HTTPS ingress needs a kubernetes.io/tls Secret (--set gateway.tls.ingress.secretName=NAME)" -}}
+{{- end -}}
+{{- if and $v.gateway.tls.tunnel.enabled (not $v.gateway.tls.tunnel.secretName) -}}
+{{- $errors = append $errors "gateway.tls.tunnel.secretName: a tunnel certificate needs a kubernetes.io/tls Secret (--set gateway.tls.tunnel.secretName=NAME)" -}}
+{{- end -}}
+{{- if $v.agent.enabled -}}
+{{- if not $v.agent.agentId -}}
+{{- $errors = append $errors "agent.agentId: the agent needs its id, one of gateway.agents[].id (--set agent.agentId=app-agent)" -}}
+{{- end -}}
+{{- if and (not $v.agent.token) (not $v.agent.existingSecret) -}}
+{{- $errors = append $errors "agent.existingSecret: the agent needs its token from a Secret (--set agent.existingSecret=NAME, or --set agent.token=TOKEN to try it out)" -}}
+{{- end -}}
+{{- if and $v.agent.token $v.agent.existingSecret -}}
+{{- $errors = append $errors "agent.token: agent.token and agent.existingSecret both give the token; keep one (--set agent.token=)" -}}
+{{- end -}}
+{{- if not $v.agent.services -}}
+{{- $errors = append $errors "agent.services: the agent needs at least one service (--set agent.services[0].name=app,agent.services[0].url=http://app:8080)" -}}
+{{- end -}}
+{{- range $i, $s := $v.agent.services -}}
+{{- if or (not $s.name) (not $s.url) -}}
+{{- $errors = append $errors (printf "agent.services[%d]: a service needs name and url (--set agent.services[%d].name=app,agent.services[%d].url=http://app:8080)" $i $i $i) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if $errors -}}
+{{- fail (printf "\n\nVALUES VALIDATION:\n%s" (join "\n" $errors)) -}}
+{{- end -}}
+{{- end -}}
