@@ -12,6 +12,8 @@ public static class HopByHop
     {
         "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "TE", "Trailer",
         "Proxy-Authenticate", "Proxy-Authorization",
+        // Connection-specific in an h2c upgrade (RFC 7540 3.2.1); the upgrade itself is never honoured.
+        "HTTP2-Settings",
     };
 
     /// <summary>True for a field that is hop-by-hop by name alone.</summary>

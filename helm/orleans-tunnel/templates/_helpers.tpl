@@ -280,6 +280,9 @@ every problem at once, each naming the key and the --set that fixes it.
 {{- $errors = append $errors "gateway.autoscaling: the HPA needs a metric (--set gateway.autoscaling.targetCPUUtilizationPercentage=70)" -}}
 {{- end -}}
 {{- end -}}
+{{- if and $v.gateway.ingress.enabled (not $v.gateway.ingress.hosts) -}}
+{{- $errors = append $errors "gateway.ingress.hosts: an Ingress needs at least one host (--set 'gateway.ingress.hosts={app.example.com}')" -}}
+{{- end -}}
 {{- if and $v.gateway.tls.ingress.enabled (not $v.gateway.tls.ingress.secretName) -}}
 {{- $errors = append $errors "gateway.tls.ingress.secretName: HTTPS ingress needs a kubernetes.io/tls Secret (--set gateway.tls.ingress.secretName=NAME)" -}}
 {{- end -}}

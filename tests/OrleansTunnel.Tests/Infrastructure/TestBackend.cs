@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using OrleansTunnel.Demo;
 
@@ -31,14 +32,21 @@ public sealed class TestBackend : IAsyncDisposable
 
     public StrongBox<long> Counter(string id) => Counters.GetOrAdd(id, _ => new StrongBox<long>());
 
+    /// <summary>/ws?id=X: the close code and reason the backend received from the visitor.</summary>
+    public ConcurrentDictionary<string, (int? Code, string? Reason)> CloseSeen { get; } = new();
+
     public int Port { get; }
+
+    /// <summary>The cleartext HTTP/2 (prior knowledge) port, where the gRPC service answers.</summary>
+    public int H2cPort { get; }
 
     public string Url => $"http://127.0.0.1:{Port}";
 
-    private TestBackend(WebApplication app, int port)
+    private TestBackend(WebApplication app, int port, int h2cPort)
     {
         _app = app;
         Port = port;
+        H2cPort = h2cPort;
     }
 
     public TaskCompletionSource StartedSignal(string id) => Started.GetOrAdd(id, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
@@ -51,15 +59,30 @@ public sealed class TestBackend : IAsyncDisposable
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
+        TestBackend? self = null;
+        builder.Services.AddGrpc();
+        builder.Services.AddSingleton(_ => self!);
+        ListenOptions? h2c = null, main = null;
         builder.WebHost.ConfigureKestrel(k =>
         {
-            k.Listen(System.Net.IPAddress.Loopback, 0, lo => lo.Protocols = HttpProtocols.Http1AndHttp2);
+            k.Listen(System.Net.IPAddress.Loopback, 0, lo =>
+            {
+                lo.Protocols = HttpProtocols.Http1AndHttp2;
+                main = lo;
+            });
+            k.Listen(System.Net.IPAddress.Loopback, 0, lo =>
+            {
+                lo.Protocols = HttpProtocols.Http2;
+                h2c = lo;
+            });
             k.Limits.MaxRequestBodySize = null;
             k.AddServerHeader = false;
         });
         var app = builder.Build();
-        TestBackend? self = null;
+        app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.Zero });
+        app.MapGrpcService<EchoService>();
         DemoBackend.Map(app);
+        WebSocketEndpoints.Map(app, () => self!);
         app.MapGet("/headers-out", (HttpContext c) =>
         {
             c.Response.Headers.Append("Set-Cookie", "a=1; Path=/");
@@ -153,8 +176,7 @@ public sealed class TestBackend : IAsyncDisposable
             return Results.Text("done");
         });
         await app.StartAsync();
-        var address = app.Urls.First();
-        self = new TestBackend(app, new Uri(address).Port);
+        self = new TestBackend(app, main!.IPEndPoint!.Port, h2c!.IPEndPoint!.Port);
         return self;
     }
 

@@ -31,6 +31,14 @@ public sealed class TunnelHarness : IAsyncDisposable
     private readonly int _ingressPort = Ports.Free();
     private readonly int _tunnelPort = Ports.Free();
     private readonly int _adminPort = Ports.Free();
+    private readonly int _httpsPort = Ports.Free();
+    private readonly int _h2cPort = Ports.Free();
+    private static readonly Lazy<(string Cert, string Key)> DevCertificate = new(() =>
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "otun-tests-" + Environment.ProcessId);
+        var (cert, key, _) = OrleansTunnel.Gateway.Ingress.IngressCertificate.EnsureDevCertificate(dir, ["backend.test"]);
+        return (cert, key);
+    });
     private readonly int _siloPort = Ports.Free();
     private readonly int _siloGatewayPort = Ports.Free();
     private readonly string _clusterId = "test-" + Guid.NewGuid().ToString("N")[..8];
@@ -59,6 +67,32 @@ public sealed class TunnelHarness : IAsyncDisposable
     public string TunnelUrl => $"http://127.0.0.1:{_tunnelPort}";
 
     public Uri Admin => new($"http://127.0.0.1:{_adminPort}");
+
+    /// <summary>TLS ingress (ALPN h2, http/1.1) with the dev certificate.</summary>
+    public Uri HttpsIngress => new($"https://127.0.0.1:{_httpsPort}");
+
+    /// <summary>Cleartext HTTP/2 (prior knowledge) ingress.</summary>
+    public Uri H2cIngress => new($"http://127.0.0.1:{_h2cPort}");
+
+    public static System.Security.Cryptography.X509Certificates.X509Certificate2 Certificate { get; } =
+        System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(DevCertificate.Value.Cert, DevCertificate.Value.Key);
+
+    /// <summary>A handler that trusts exactly the dev certificate.</summary>
+    public static SocketsHttpHandler TrustingHandler() => new()
+    {
+        AllowAutoRedirect = false,
+        UseCookies = false,
+        MaxConnectionsPerServer = 1024,
+        SslOptions = { RemoteCertificateValidationCallback = (_, cert, _, _) => cert is not null && cert.GetCertHashString() == Certificate.GetCertHashString() },
+    };
+
+    /// <summary>An HTTP/2-only client over TLS.</summary>
+    public static HttpClient NewHttp2Client() => new(TrustingHandler())
+    {
+        DefaultRequestVersion = System.Net.HttpVersion.Version20,
+        DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
+        Timeout = TimeSpan.FromMinutes(5),
+    };
 
     public int RefusedPort { get; } = Ports.Closed();
 
@@ -98,12 +132,17 @@ public sealed class TunnelHarness : IAsyncDisposable
             ["Gateway:Ingress"] = Ingress.ToString(),
             ["Gateway:Tunnel"] = TunnelUrl,
             ["Gateway:Admin"] = Admin.ToString(),
+            ["Gateway:HttpsIngress"] = HttpsIngress.ToString(),
+            ["Gateway:H2cIngress"] = H2cIngress.ToString(),
+            ["Gateway:CertificatePath"] = DevCertificate.Value.Cert,
+            ["Gateway:CertificateKeyPath"] = DevCertificate.Value.Key,
             ["Gateway:ResponseTimeout"] = _options.ResponseTimeout.ToString(),
             ["Gateway:HeartbeatInterval"] = "00:00:02",
             ["Gateway:Agents:0:Id"] = AgentId,
             ["Gateway:Agents:0:TokenSha256"] = AgentCredentialStore.Hash(AgentToken),
             ["Gateway:Agents:0:Services:0"] = "backend",
             ["Gateway:Agents:0:Services:1"] = "refused",
+            ["Gateway:Agents:0:Services:2"] = "grpc",
             ["Gateway:Agents:1:Id"] = OtherAgentId,
             ["Gateway:Agents:1:TokenSha256"] = AgentCredentialStore.Hash(OtherAgentToken),
             ["Gateway:Agents:1:Services:0"] = "other",
@@ -115,6 +154,11 @@ public sealed class TunnelHarness : IAsyncDisposable
             ["Gateway:Routes:2:Service"] = "refused",
             ["Gateway:Routes:3:Host"] = "orphan.test",
             ["Gateway:Routes:3:Service"] = "orphan",
+            ["Gateway:Routes:4:Host"] = "127.0.0.1",
+            ["Gateway:Routes:4:PathPrefix"] = "/orleanstunnel.tests.Echo",
+            ["Gateway:Routes:4:Service"] = "grpc",
+            ["Gateway:Routes:5:Host"] = "grpc.test",
+            ["Gateway:Routes:5:Service"] = "grpc",
             ["Logging:LogLevel:Default"] = "Warning",
             ["Logging:LogLevel:OrleansTunnel"] = "Warning",
         };
@@ -144,6 +188,8 @@ public sealed class TunnelHarness : IAsyncDisposable
             ["Agent:Services:0:Url"] = Backend.Url,
             ["Agent:Services:1:Name"] = "refused",
             ["Agent:Services:1:Url"] = $"http://127.0.0.1:{RefusedPort}",
+            ["Agent:Services:2:Name"] = "grpc",
+            ["Agent:Services:2:Url"] = $"h2c://127.0.0.1:{Backend.H2cPort}",
             ["Agent:ReconnectMinDelay"] = "00:00:00.100",
             ["Agent:ReconnectMaxDelay"] = "00:00:01",
             ["Logging:LogLevel:Default"] = "Warning",
