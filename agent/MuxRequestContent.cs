@@ -25,6 +25,8 @@ internal sealed class MuxRequestContent(MuxStream stream, long? length) : HttpCo
                     if (!payload.IsEmpty)
                     {
                         await target.WriteAsync(payload.Memory, linked.Token);
+                        // HTTP/2 request bodies are buffered until flushed: a streaming call's message must go now.
+                        await target.FlushAsync(linked.Token);
                         stream.ReturnCredit(payload.Length);
                     }
                     if (frame.Data.EndOfBody)

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.IO.Pipelines;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Primitives;
@@ -125,6 +126,11 @@ public sealed partial class IngressForwarder(
         string requestId = Guid.CreateVersion7().ToString("N");
         context.Response.Headers[RequestIdHeader] = requestId;
         var kind = VisitorProtocol.Detect(context);
+        if (kind != VisitorKind.Http && context.Features.Get<IHttpMinRequestBodyDataRateFeature>() is { } rate)
+        {
+            // Streaming calls and WebSockets legitimately go quiet; the minimum data rate is for uploads.
+            rate.MinDataRate = null;
+        }
         bool hasBody = kind is not (VisitorKind.WebSocketHttp1 or VisitorKind.WebSocketHttp2) && HasBody(request);
         var timeout = kind == VisitorKind.Grpc && GrpcStatus.ParseTimeout(request.Headers["grpc-timeout"]) is { } deadline && deadline < o.ResponseTimeout
             ? deadline : o.ResponseTimeout;
