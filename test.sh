@@ -7,9 +7,11 @@ cd "$root"
 
 # Debian packages the tests (and benchmarks) use; installed only when absent.
 missing=()
-for tool in redis-server:redis-server; do
+for tool in redis-server:redis-server unzip:unzip npm:npm; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
+# The chart tests parse rendered manifests with python3's yaml module.
+python3 -c 'import yaml' >/dev/null 2>&1 || /usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}") >/tmp/otun-apt.log 2>&1 \

@@ -32,6 +32,10 @@ namespace OrleansTunnel.Cli
             new("--ingress", "Gateway:Ingress", "public ingress URL", "http://127.0.0.1:8080"),
             new("--tunnel", "Gateway:Tunnel", "tunnel endpoint URL (agents dial it)", "http://127.0.0.1:7070"),
             new("--admin", "Gateway:Admin", "admin URL (/healthz, /readyz)", "http://127.0.0.1:9090"),
+            new("--https-ingress", "Gateway:HttpsIngress", "HTTPS ingress URL (ALPN h2 + http/1.1); dev: https://127.0.0.1:8443", "none"),
+            new("--h2c-ingress", "Gateway:H2cIngress", "cleartext HTTP/2 ingress URL (prior knowledge)", "none"),
+            new("--cert", "Gateway:CertificatePath", "ingress certificate (PEM with --cert-key, or PFX)", "none; dev: self-signed"),
+            new("--cert-key", "Gateway:CertificateKeyPath", "PEM private key of --cert", "none"),
             new("--response-timeout", "Gateway:ResponseTimeout", "wait for a response head before 504 (hh:mm:ss)", "00:01:40"),
         ];
 
@@ -189,11 +193,12 @@ namespace OrleansTunnel.Cli
 
         private static async Task<int> DevAsync(string[] argv)
         {
-            var args = Args.Parse(argv, GatewayFlags, true, true, false, false);
+            Args.Flag[] devFlags = [.. GatewayFlags, new("--data", "Dev:DataDirectory", "where dev mode keeps its self-signed certificate", ".data")];
+            var args = Args.Parse(argv, devFlags, true, true, false, false);
             if (args.Help)
             {
                 FlagHelp("otun dev: a silo (localhost clustering, in-memory state), a gateway, an agent and a demo backend in one process.",
-                    "otun dev [--expose URL --host NAME [--host NAME]...]... [flags]", GatewayFlags);
+                    "otun dev [--expose URL --host NAME [--host NAME]...]... [flags]", devFlags);
                 Console.WriteLine($"  {"--expose URL",-22} expose your own backend instead of the demo (repeatable): http://, h2c:// or https://");
                 Console.WriteLine($"  {"--host NAME",-22} a host name routed to the preceding --expose (repeatable)");
                 return 0;
@@ -220,6 +225,18 @@ namespace OrleansTunnel.Cli
                     }
                     services.Add((service ?? hosts[0], url, hosts));
                 }
+            }
+
+            // HTTPS in dev: a self-signed certificate for localhost and the dev hosts, kept in the data directory.
+            string? devCertificate = null;
+            args.Config.TryAdd("Gateway:HttpsIngress", "https://127.0.0.1:8443");
+            if (!string.IsNullOrWhiteSpace(args.Config["Gateway:HttpsIngress"]) && !args.Config.ContainsKey("Gateway:CertificatePath"))
+            {
+                string dataDirectory = Path.GetFullPath(args.Config.GetValueOrDefault("Dev:DataDirectory") ?? ".data");
+                var (certPath, keyPath, created) = OrleansTunnel.Gateway.Ingress.IngressCertificate.EnsureDevCertificate(dataDirectory, services.SelectMany(s => s.Hosts));
+                args.Config["Gateway:CertificatePath"] = certPath;
+                args.Config["Gateway:CertificateKeyPath"] = keyPath;
+                devCertificate = created ? $"{certPath} (created)" : certPath;
             }
 
             // A fresh token per run: the in-process agent presents it, the gateway holds its hash.
@@ -269,6 +286,10 @@ namespace OrleansTunnel.Cli
             {
                 Console.WriteLine($"  service   {name} -> {url}  (hosts: {string.Join(", ", hosts)})");
             }
+            if (devCertificate is not null)
+            {
+                Console.WriteLine($"  dev cert  {devCertificate}  (self-signed; trust it or use curl -k)");
+            }
             await Task.WhenAny(status.AnyUp, Task.Delay(Timeout.Infinite, stop.Token));
             if (status.AnyUp.IsCompleted)
             {
@@ -280,6 +301,10 @@ namespace OrleansTunnel.Cli
                     Console.WriteLine($"  curl {ingress}/hello");
                     Console.WriteLine($"  curl -N {ingress}/sse");
                     Console.WriteLine($"  curl -s {ingress}/download?size=104857600 | sha256sum");
+                    if (endpoints.HttpsIngressPort > 0)
+                    {
+                        Console.WriteLine($"  curl -k --http2 https://127.0.0.1:{endpoints.HttpsIngressPort}/hello");
+                    }
                 }
                 else
                 {
@@ -318,6 +343,14 @@ namespace OrleansTunnel.Cli
             var o = app.Services.GetRequiredService<IOptions<GatewayOptions>>().Value;
             Console.WriteLine($"  gateway   {o.GatewayId}");
             Console.WriteLine($"  ingress   http://{e.Ingress?.IPEndPoint}");
+            if (e.HttpsIngress is not null)
+            {
+                Console.WriteLine($"  ingress   https://{e.HttpsIngress.IPEndPoint}  (HTTP/2 and HTTP/1.1)");
+            }
+            if (e.H2cIngress is not null)
+            {
+                Console.WriteLine($"  ingress   http://{e.H2cIngress.IPEndPoint}  (cleartext HTTP/2, prior knowledge)");
+            }
             Console.WriteLine($"  tunnel    http://{e.Tunnel?.IPEndPoint}");
             Console.WriteLine($"  admin     http://{e.Admin?.IPEndPoint}  (/healthz, /readyz)");
         }

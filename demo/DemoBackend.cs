@@ -31,6 +31,7 @@ public static class DemoBackend
             k.ConfigureEndpointDefaults(lo => lo.Protocols = HttpProtocols.Http1AndHttp2);
         });
         var app = builder.Build();
+        app.UseWebSockets();
         Map(app);
         await app.StartAsync(cancellationToken);
         return app;
@@ -47,7 +48,9 @@ public static class DemoBackend
             "  GET  /download?size=1048576  deterministic bytes\n" +
             "  POST /upload                 SHA-256 of the body\n" +
             "  GET  /status/{code}          that status\n" +
-            "  GET  /sleep?ms=1000          answers after a delay\n"));
+            "  GET  /sleep?ms=1000          answers after a delay\n" +
+            "  WS   /ws                     WebSocket echo (text and binary, any size)\n"));
+        app.Map("/ws", WebSocketEchoAsync);
         app.MapGet("/hello", () => Results.Text("hello"));
         app.Map("/echo", EchoAsync);
         app.Map("/echo/{**rest}", EchoAsync);
@@ -61,6 +64,35 @@ public static class DemoBackend
             await Task.Delay(ms ?? 1000, aborted);
             return Results.Text("slept\n");
         });
+    }
+
+    private static async Task WebSocketEchoAsync(HttpContext context)
+    {
+        if (!context.WebSockets.IsWebSocketRequest)
+        {
+            context.Response.StatusCode = StatusCodes.Status400BadRequest;
+            await context.Response.WriteAsync("expected a WebSocket handshake\n");
+            return;
+        }
+        using var ws = await context.WebSockets.AcceptWebSocketAsync(context.WebSockets.WebSocketRequestedProtocols.FirstOrDefault());
+        var buffer = new byte[64 * 1024];
+        try
+        {
+            while (true)
+            {
+                var result = await ws.ReceiveAsync(buffer, context.RequestAborted);
+                if (result.MessageType == System.Net.WebSockets.WebSocketMessageType.Close)
+                {
+                    await ws.CloseAsync(result.CloseStatus ?? System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, result.CloseStatusDescription, CancellationToken.None);
+                    return;
+                }
+                // Fragment for fragment: message boundaries are kept without holding a whole message.
+                await ws.SendAsync(buffer.AsMemory(0, result.Count), result.MessageType, result.EndOfMessage, context.RequestAborted);
+            }
+        }
+        catch (Exception ex) when (ex is System.Net.WebSockets.WebSocketException or OperationCanceledException or IOException)
+        {
+        }
     }
 
     /// <summary>The byte at each offset of a /download body (so clients can check what they got).</summary>

@@ -106,6 +106,7 @@ public static class GatewayHosting
         var forwarder = app.Services.GetRequiredService<IngressForwarder>();
         var subscriber = app.Services.GetRequiredService<RoutingSubscriber>();
         var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
+        var registry = app.Services.GetRequiredService<ConnectionRegistry>();
         app.Use((context, next) =>
         {
             var listener = context.Features.Get<IConnectionItemsFeature>()?.Items[ListenerKey] as string;
@@ -116,7 +117,7 @@ public static class GatewayHosting
                 case "tunnel":
                     return next(context);
                 case "admin":
-                    return Admin(context, subscriber, lifetime);
+                    return Admin(context, subscriber, lifetime, registry);
                 default:
                     context.Response.StatusCode = StatusCodes.Status404NotFound;
                     return Task.CompletedTask;
@@ -126,10 +127,25 @@ public static class GatewayHosting
         return app;
     }
 
-    private static Task Admin(HttpContext context, RoutingSubscriber subscriber, IHostApplicationLifetime lifetime)
+    private static Task Admin(HttpContext context, RoutingSubscriber subscriber, IHostApplicationLifetime lifetime, ConnectionRegistry registry)
     {
         switch (context.Request.Path.Value)
         {
+            case "/tunnels":
+                // Read-only view of this gateway's agent connections (no secrets): streams, ping RTT.
+                return Results.Json(registry.All.Select(c => new
+                {
+                    agent = c.AgentId,
+                    session = c.Session.SessionId,
+                    slot = c.Session.Slot,
+                    epoch = c.Session.Epoch,
+                    services = c.Session.Services,
+                    connectedAt = c.Session.ConnectedAt,
+                    activeStreams = c.Mux.ActiveStreams,
+                    queuedControlFrames = c.Mux.QueuedControlFrames,
+                    rttMs = c.Mux.RoundTripTime?.TotalMilliseconds,
+                    accepting = c.Accepting,
+                })).ExecuteAsync(context);
             case "/healthz":
                 return Results.Text("ok\n").ExecuteAsync(context);
             case "/readyz":

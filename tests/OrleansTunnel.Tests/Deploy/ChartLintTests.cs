@@ -1,3 +1,5 @@
+using Xunit;
+
 namespace OrleansTunnel.Tests.Deploy;
 
 [Collection(HelmCollection.Name)]

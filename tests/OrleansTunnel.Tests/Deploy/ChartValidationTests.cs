@@ -1,3 +1,5 @@
+using Xunit;
+
 namespace OrleansTunnel.Tests.Deploy;
 
 /// <summary>Invalid values stop the render with a message that names the key and the fix.</summary>

@@ -1,3 +1,5 @@
+using Xunit;
+
 namespace OrleansTunnel.Tests.Deploy;
 
 /// <summary>The chart tests share one <see cref="HelmFixture"/>, so helm is installed once.</summary>
