@@ -62,6 +62,10 @@ public sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
             {
                 failures.Add($"Agent:Services entry for '{s.Url}' has no Name");
             }
+            if (!string.IsNullOrEmpty(s.CaFile) && !File.Exists(s.CaFile))
+            {
+                failures.Add($"Agent:Services '{s.Name}': CaFile '{s.CaFile}' does not exist");
+            }
             try
             {
                 BackendForwarder.ParseBackendUrl(s.Url);

@@ -62,11 +62,6 @@ public sealed class AgentOptions
     /// <summary>Backend: most connections per backend (HTTP/1.1).</summary>
     public int BackendMaxConnections { get; set; } = int.MaxValue;
 
-    /// <summary>Backend https: accept any certificate (self-signed backends). Off by default.</summary>
-    public bool BackendSkipCertificateValidation { get; set; }
-
-    /// <summary>Backend https: PEM file of a CA to trust for backend certificates.</summary>
-    public string? BackendCaFile { get; set; }
 
     /// <summary>Buffer used to read a backend's response body (bytes).</summary>
     public int ResponseBufferSize { get; set; } = 64 * 1024;
@@ -79,4 +74,10 @@ public sealed class AgentServiceOptions
 
     /// <summary>Local URL of the backend: http://host:port, h2c://host:port or https://host:port.</summary>
     public string Url { get; set; } = "";
+
+    /// <summary>https backends: PEM file of a CA to trust for this backend's certificate.</summary>
+    public string? CaFile { get; set; }
+
+    /// <summary>https backends: accept any certificate (self-signed backends). Off by default; prefer CaFile.</summary>
+    public bool SkipCertificateValidation { get; set; }
 }

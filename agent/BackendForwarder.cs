@@ -29,13 +29,17 @@ public sealed partial class BackendForwarder : IDisposable
     {
         _options = options.Value;
         _logger = logger;
-        _http1 = new HttpMessageInvoker(CreateHandler(_options), disposeHandler: true);
-        _http2 = new HttpMessageInvoker(CreateHandler(_options), disposeHandler: true);
+        _http1 = new HttpMessageInvoker(CreateHandler(_options, null), disposeHandler: true);
+        _http2 = new HttpMessageInvoker(CreateHandler(_options, null), disposeHandler: true);
         foreach (var service in _options.Services)
         {
             var (baseUri, scheme) = ParseBackendUrl(service.Url);
             bool h2 = scheme == "h2c";
-            _backends[service.Name] = new Backend(service.Name, baseUri, scheme, h2 ? _http2 : _http1,
+            // A backend with its own trust settings gets its own pool; the others share one.
+            var invoker = scheme == "https" && (service.SkipCertificateValidation || !string.IsNullOrEmpty(service.CaFile))
+                ? new HttpMessageInvoker(CreateHandler(_options, service), disposeHandler: true)
+                : h2 ? _http2 : _http1;
+            _backends[service.Name] = new Backend(service.Name, baseUri, scheme, invoker,
                 h2 ? HttpVersion.Version20 : HttpVersion.Version11,
                 h2 ? HttpVersionPolicy.RequestVersionExact : HttpVersionPolicy.RequestVersionOrLower);
         }
@@ -387,7 +391,7 @@ public sealed partial class BackendForwarder : IDisposable
         return (ResetCode.BackendUnavailable, $"{backend.BaseUri.Authority}: {ex.Message}");
     }
 
-    private static SocketsHttpHandler CreateHandler(AgentOptions o)
+    private static SocketsHttpHandler CreateHandler(AgentOptions o, AgentServiceOptions? tls)
     {
         var handler = new SocketsHttpHandler
         {
@@ -419,13 +423,13 @@ public sealed partial class BackendForwarder : IDisposable
                 }
             },
         };
-        if (o.BackendSkipCertificateValidation)
+        if (tls?.SkipCertificateValidation == true)
         {
             handler.SslOptions.RemoteCertificateValidationCallback = (_, _, _, _) => true;
         }
-        else if (!string.IsNullOrEmpty(o.BackendCaFile))
+        else if (!string.IsNullOrEmpty(tls?.CaFile))
         {
-            var ca = X509Certificate2.CreateFromPemFile(o.BackendCaFile);
+            var ca = X509Certificate2.CreateFromPem(File.ReadAllText(tls.CaFile));
             handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
             {
                 if (errors == SslPolicyErrors.None)
@@ -448,8 +452,10 @@ public sealed partial class BackendForwarder : IDisposable
 
     public void Dispose()
     {
-        _http1.Dispose();
-        _http2.Dispose();
+        foreach (var invoker in _backends.Values.Select(b => b.Invoker).Append(_http1).Append(_http2).Distinct())
+        {
+            invoker.Dispose();
+        }
     }
 
     [LoggerMessage(EventId = 600, EventName = "BackendFailed", Level = LogLevel.Warning,

@@ -290,8 +290,10 @@ namespace OrleansTunnel.Cli
             {
                 Console.WriteLine($"  dev cert  {devCertificate}  (self-signed; trust it or use curl -k)");
             }
-            await Task.WhenAny(status.AnyUp, Task.Delay(Timeout.Infinite, stop.Token));
-            if (status.AnyUp.IsCompleted)
+            // Ready means a visitor's request can succeed: the tunnel is up and the routes are loaded.
+            var routingReady = gateway.Services.GetRequiredService<OrleansTunnel.Gateway.Routing.RoutingSubscriber>().Ready;
+            await Task.WhenAny(Task.WhenAll(status.AnyUp, routingReady), Task.Delay(Timeout.Infinite, stop.Token));
+            if (status.AnyUp.IsCompleted && routingReady.IsCompleted)
             {
                 string ingress = $"http://127.0.0.1:{endpoints.IngressPort}";
                 string exampleHost = services[0].Hosts[0];
@@ -352,7 +354,7 @@ namespace OrleansTunnel.Cli
                 Console.WriteLine($"  ingress   http://{e.H2cIngress.IPEndPoint}  (cleartext HTTP/2, prior knowledge)");
             }
             Console.WriteLine($"  tunnel    http://{e.Tunnel?.IPEndPoint}");
-            Console.WriteLine($"  admin     http://{e.Admin?.IPEndPoint}  (/healthz, /readyz)");
+            Console.WriteLine($"  admin     http://{e.Admin?.IPEndPoint}  (health and readiness probes, /tunnels)");
         }
 
         private static int HashToken(string[] argv)

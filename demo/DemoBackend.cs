@@ -33,6 +33,7 @@ public static class DemoBackend
         var app = builder.Build();
         app.UseWebSockets();
         Map(app);
+        app.Map("/ws", WebSocketEchoAsync);
         await app.StartAsync(cancellationToken);
         return app;
     }
@@ -50,7 +51,6 @@ public static class DemoBackend
             "  GET  /status/{code}          that status\n" +
             "  GET  /sleep?ms=1000          answers after a delay\n" +
             "  WS   /ws                     WebSocket echo (text and binary, any size)\n"));
-        app.Map("/ws", WebSocketEchoAsync);
         app.MapGet("/hello", () => Results.Text("hello"));
         app.Map("/echo", EchoAsync);
         app.Map("/echo/{**rest}", EchoAsync);

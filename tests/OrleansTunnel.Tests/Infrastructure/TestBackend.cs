@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
@@ -40,6 +41,9 @@ public sealed class TestBackend : IAsyncDisposable
     /// <summary>The cleartext HTTP/2 (prior knowledge) port, where the gRPC service answers.</summary>
     public int H2cPort { get; }
 
+    /// <summary>An HTTPS port with the self-signed dev certificate (for backend trust tests).</summary>
+    public int TlsPort { get; private set; }
+
     public string Url => $"http://127.0.0.1:{Port}";
 
     private TestBackend(WebApplication app, int port, int h2cPort)
@@ -62,7 +66,7 @@ public sealed class TestBackend : IAsyncDisposable
         TestBackend? self = null;
         builder.Services.AddGrpc();
         builder.Services.AddSingleton(_ => self!);
-        ListenOptions? h2c = null, main = null;
+        ListenOptions? h2c = null, main = null, tls = null;
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Listen(System.Net.IPAddress.Loopback, 0, lo =>
@@ -74,6 +78,12 @@ public sealed class TestBackend : IAsyncDisposable
             {
                 lo.Protocols = HttpProtocols.Http2;
                 h2c = lo;
+            });
+            k.Listen(System.Net.IPAddress.Loopback, 0, lo =>
+            {
+                lo.Protocols = HttpProtocols.Http1AndHttp2;
+                lo.UseHttps(TunnelHarness.ServerCertificate);
+                tls = lo;
             });
             k.Limits.MaxRequestBodySize = null;
             k.AddServerHeader = false;
@@ -176,7 +186,7 @@ public sealed class TestBackend : IAsyncDisposable
             return Results.Text("done");
         });
         await app.StartAsync();
-        self = new TestBackend(app, main!.IPEndPoint!.Port, h2c!.IPEndPoint!.Port);
+        self = new TestBackend(app, main!.IPEndPoint!.Port, h2c!.IPEndPoint!.Port) { TlsPort = tls!.IPEndPoint!.Port };
         return self;
     }
 

@@ -77,6 +77,14 @@ public sealed class TunnelHarness : IAsyncDisposable
     public static System.Security.Cryptography.X509Certificates.X509Certificate2 Certificate { get; } =
         System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(DevCertificate.Value.Cert, DevCertificate.Value.Key);
 
+    /// <summary>The dev certificate with its key, for test servers.</summary>
+    public static System.Security.Cryptography.X509Certificates.X509Certificate2 ServerCertificate { get; } =
+        System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadPkcs12(
+            Certificate.Export(System.Security.Cryptography.X509Certificates.X509ContentType.Pkcs12), null);
+
+    /// <summary>PEM file of the dev certificate (a CA file for backends that use it).</summary>
+    public static string CertificatePemPath => DevCertificate.Value.Cert;
+
     /// <summary>A handler that trusts exactly the dev certificate.</summary>
     public static SocketsHttpHandler TrustingHandler() => new()
     {
@@ -143,6 +151,9 @@ public sealed class TunnelHarness : IAsyncDisposable
             ["Gateway:Agents:0:Services:0"] = "backend",
             ["Gateway:Agents:0:Services:1"] = "refused",
             ["Gateway:Agents:0:Services:2"] = "grpc",
+            ["Gateway:Agents:0:Services:3"] = "tls-untrusted",
+            ["Gateway:Agents:0:Services:4"] = "tls-ca",
+            ["Gateway:Agents:0:Services:5"] = "tls-skip",
             ["Gateway:Agents:1:Id"] = OtherAgentId,
             ["Gateway:Agents:1:TokenSha256"] = AgentCredentialStore.Hash(OtherAgentToken),
             ["Gateway:Agents:1:Services:0"] = "other",
@@ -159,6 +170,12 @@ public sealed class TunnelHarness : IAsyncDisposable
             ["Gateway:Routes:4:Service"] = "grpc",
             ["Gateway:Routes:5:Host"] = "grpc.test",
             ["Gateway:Routes:5:Service"] = "grpc",
+            ["Gateway:Routes:6:Host"] = "tls-untrusted.test",
+            ["Gateway:Routes:6:Service"] = "tls-untrusted",
+            ["Gateway:Routes:7:Host"] = "tls-ca.test",
+            ["Gateway:Routes:7:Service"] = "tls-ca",
+            ["Gateway:Routes:8:Host"] = "tls-skip.test",
+            ["Gateway:Routes:8:Service"] = "tls-skip",
             ["Logging:LogLevel:Default"] = "Warning",
             ["Logging:LogLevel:OrleansTunnel"] = "Warning",
         };
@@ -190,6 +207,14 @@ public sealed class TunnelHarness : IAsyncDisposable
             ["Agent:Services:1:Url"] = $"http://127.0.0.1:{RefusedPort}",
             ["Agent:Services:2:Name"] = "grpc",
             ["Agent:Services:2:Url"] = $"h2c://127.0.0.1:{Backend.H2cPort}",
+            ["Agent:Services:3:Name"] = "tls-untrusted",
+            ["Agent:Services:3:Url"] = $"https://127.0.0.1:{Backend.TlsPort}",
+            ["Agent:Services:4:Name"] = "tls-ca",
+            ["Agent:Services:4:Url"] = $"https://127.0.0.1:{Backend.TlsPort}",
+            ["Agent:Services:4:CaFile"] = CertificatePemPath,
+            ["Agent:Services:5:Name"] = "tls-skip",
+            ["Agent:Services:5:Url"] = $"https://127.0.0.1:{Backend.TlsPort}",
+            ["Agent:Services:5:SkipCertificateValidation"] = "true",
             ["Agent:ReconnectMinDelay"] = "00:00:00.100",
             ["Agent:ReconnectMaxDelay"] = "00:00:01",
             ["Logging:LogLevel:Default"] = "Warning",

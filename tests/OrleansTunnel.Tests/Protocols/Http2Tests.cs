@@ -85,3 +85,33 @@ public sealed class Http2Tests(SharedHarness fixture)
         Assert.Equal("hello", await next.Content.ReadAsStringAsync());
     }
 }
+
+/// <summary>https backends: verified by default, trusted through a CA file, or (opt-in) unverified.</summary>
+[Collection("shared harness")]
+public sealed class BackendTlsTests(SharedHarness fixture)
+{
+    private async Task<HttpResponseMessage> GetWithHost(string host)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, fixture.Harness.Url("/hello"));
+        request.Headers.Host = host;
+        return await fixture.Harness.Client.SendAsync(request);
+    }
+
+    [Fact]
+    public async Task SelfSignedBackend_IsRefused_ByDefault()
+    {
+        using var response = await GetWithHost("tls-untrusted.test");
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        Assert.Contains("SSL", await response.Content.ReadAsStringAsync(), StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Theory]
+    [InlineData("tls-ca.test")]
+    [InlineData("tls-skip.test")]
+    public async Task SelfSignedBackend_IsServed_WithItsCa_OrWhenVerificationIsSkipped(string host)
+    {
+        using var response = await GetWithHost(host);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("hello", await response.Content.ReadAsStringAsync());
+    }
+}
