@@ -11,6 +11,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
+using OrleansTunnel.Gateway.Admin;
 using OrleansTunnel.Gateway.Auth;
 using OrleansTunnel.Gateway.Ingress;
 using OrleansTunnel.Gateway.Routing;
@@ -43,6 +44,8 @@ public static class GatewayHosting
         builder.Services.AddSingleton<RoutingCache>();
         builder.Services.AddSingleton<RequestTracker>();
         builder.Services.AddSingleton<IngressForwarder>();
+        builder.Services.AddSingleton<AdminAuthorizer>();
+        builder.Services.AddSingleton<AdminEndpoints>();
         builder.Services.AddSingleton<PermitPool>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<PermitPool>());
         builder.Services.AddSingleton<RoutingSubscriber>();
@@ -104,20 +107,22 @@ public static class GatewayHosting
     public static WebApplication MapTunnelGateway(this WebApplication app)
     {
         var forwarder = app.Services.GetRequiredService<IngressForwarder>();
-        var subscriber = app.Services.GetRequiredService<RoutingSubscriber>();
-        var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
-        var registry = app.Services.GetRequiredService<ConnectionRegistry>();
+        var admin = app.Services.GetRequiredService<AdminEndpoints>();
         app.Use((context, next) =>
         {
             var listener = context.Features.Get<IConnectionItemsFeature>()?.Items[ListenerKey] as string;
+            string path = context.Request.Path.Value ?? "";
             switch (listener)
             {
                 case "ingress":
                     return forwarder.InvokeAsync(context);
-                case "tunnel":
+                case "tunnel" when path.StartsWith(TunnelPathPrefix, StringComparison.Ordinal):
                     return next(context);
                 case "admin":
-                    return Admin(context, subscriber, lifetime, registry);
+                    return admin.HandleAsync(context);
+                case "dashboard" when path.StartsWith("/dashboard", StringComparison.Ordinal):
+                    // The Orleans dashboard (mapped by the silo hosting) is served only on its own listener.
+                    return next(context);
                 default:
                     context.Response.StatusCode = StatusCodes.Status404NotFound;
                     return Task.CompletedTask;
@@ -127,37 +132,8 @@ public static class GatewayHosting
         return app;
     }
 
-    private static Task Admin(HttpContext context, RoutingSubscriber subscriber, IHostApplicationLifetime lifetime, ConnectionRegistry registry)
-    {
-        switch (context.Request.Path.Value)
-        {
-            case "/tunnels":
-                // Read-only view of this gateway's agent connections (no secrets): streams, ping RTT.
-                return Results.Json(registry.All.Select(c => new
-                {
-                    agent = c.AgentId,
-                    session = c.Session.SessionId,
-                    slot = c.Session.Slot,
-                    epoch = c.Session.Epoch,
-                    services = c.Session.Services,
-                    connectedAt = c.Session.ConnectedAt,
-                    activeStreams = c.Mux.ActiveStreams,
-                    queuedControlFrames = c.Mux.QueuedControlFrames,
-                    rttMs = c.Mux.RoundTripTime?.TotalMilliseconds,
-                    accepting = c.Accepting,
-                })).ExecuteAsync(context);
-            case "/healthz":
-                return Results.Text("ok\n").ExecuteAsync(context);
-            case "/readyz":
-                bool started = lifetime.ApplicationStarted.IsCancellationRequested && !lifetime.ApplicationStopping.IsCancellationRequested;
-                bool routing = subscriber.Ready.IsCompletedSuccessfully;
-                return started && routing
-                    ? Results.Text("ready\n").ExecuteAsync(context)
-                    : Results.Text($"not ready: {(started ? "" : "not started; ")}{(routing ? "" : "routing table not loaded from the cluster")}\n", statusCode: 503).ExecuteAsync(context);
-            default:
-                return Results.Text("otun admin: unknown path\n", statusCode: 404).ExecuteAsync(context);
-        }
-    }
+    /// <summary>gRPC path prefix of the tunnel service: nothing else is served on the tunnel listener.</summary>
+    public const string TunnelPathPrefix = "/orleanstunnel.v1.Tunnel/";
 
     /// <summary>Listens on an URL such as http://127.0.0.1:8080 and tags the connections with the listener's name.</summary>
     public static ListenOptions Listen(KestrelServerOptions kestrel, string url, string name, HttpProtocols protocols, Action<ListenOptions>? configure = null)

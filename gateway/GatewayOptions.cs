@@ -32,6 +32,9 @@ public sealed class GatewayOptions
     /// <summary>Admin endpoint: /healthz, /readyz (never on the public ingress).</summary>
     public string Admin { get; set; } = "http://127.0.0.1:9090";
 
+    /// <summary>SHA-256 (hex) of the admin API's bearer token; empty: the admin API is disabled.</summary>
+    public string? AdminTokenSha256 { get; set; }
+
     /// <summary>How long the gateway waits for a backend's response head before answering 504.</summary>
     public TimeSpan ResponseTimeout { get; set; } = TimeSpan.FromSeconds(100);
 

@@ -1,0 +1,75 @@
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Hosting;
+using OrleansTunnel.Gateway.Routing;
+using OrleansTunnel.Gateway.Tunnel;
+
+namespace OrleansTunnel.Gateway.Admin;
+
+/// <summary>
+/// One endpoint of the admin port. Register implementations in DI; the admin listener dispatches to
+/// them by path prefix. The admin port is never the public ingress.
+/// </summary>
+public interface IAdminEndpoint
+{
+    /// <summary>Path (exact) or prefix ending in '/' that this endpoint answers.</summary>
+    string Path { get; }
+
+    /// <summary>Whether the admin token is required (Gateway:AdminToken).</summary>
+    bool RequiresToken { get; }
+
+    Task HandleAsync(HttpContext context);
+}
+
+/// <summary>The gateway's admin listener: health, readiness, tunnels, and whatever else is registered.</summary>
+public sealed class AdminEndpoints(
+    IEnumerable<IAdminEndpoint> endpoints,
+    RoutingSubscriber subscriber,
+    IHostApplicationLifetime lifetime,
+    ConnectionRegistry registry,
+    AdminAuthorizer authorizer)
+{
+    private readonly IAdminEndpoint[] _endpoints = [.. endpoints.OrderByDescending(e => e.Path.Length)];
+
+    public Task HandleAsync(HttpContext context)
+    {
+        string path = context.Request.Path.Value ?? "/";
+        switch (path)
+        {
+            case "/healthz":
+                return Results.Text("ok\n").ExecuteAsync(context);
+            case "/readyz":
+                bool started = lifetime.ApplicationStarted.IsCancellationRequested && !lifetime.ApplicationStopping.IsCancellationRequested;
+                bool routing = subscriber.Ready.IsCompletedSuccessfully;
+                return started && routing
+                    ? Results.Text("ready\n").ExecuteAsync(context)
+                    : Results.Text($"not ready: {(started ? "" : "not started or stopping; ")}{(routing ? "" : "routing table not loaded from the cluster")}\n", statusCode: 503).ExecuteAsync(context);
+            case "/tunnels":
+                // Read-only view of this gateway's agent connections (no secrets): streams, ping RTT.
+                return Results.Json(registry.All.Select(c => new
+                {
+                    agent = c.AgentId,
+                    session = c.Session.SessionId,
+                    slot = c.Session.Slot,
+                    epoch = c.Session.Epoch,
+                    services = c.Session.Services,
+                    connectedAt = c.Session.ConnectedAt,
+                    activeStreams = c.Mux.ActiveStreams,
+                    queuedControlFrames = c.Mux.QueuedControlFrames,
+                    rttMs = c.Mux.RoundTripTime?.TotalMilliseconds,
+                    accepting = c.Accepting,
+                })).ExecuteAsync(context);
+        }
+        foreach (var endpoint in _endpoints)
+        {
+            if (path == endpoint.Path || (endpoint.Path.EndsWith('/') && path.StartsWith(endpoint.Path, StringComparison.Ordinal)))
+            {
+                if (endpoint.RequiresToken && authorizer.Check(context) is { } failure)
+                {
+                    return failure.ExecuteAsync(context);
+                }
+                return endpoint.HandleAsync(context);
+            }
+        }
+        return Results.Text("otun admin: unknown path\n", statusCode: 404).ExecuteAsync(context);
+    }
+}
