@@ -2,6 +2,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
+using OrleansTunnel.Agent.Telemetry;
 
 namespace OrleansTunnel.Agent;
 
@@ -21,6 +22,7 @@ public static class AgentHosting
         });
         builder.Services.AddSingleton<IValidateOptions<AgentOptions>, AgentOptionsValidator>();
         builder.Services.AddSingleton<AgentStatus>();
+        builder.AddAgentTelemetry();
         builder.Services.AddSingleton<BackendForwarder>();
         builder.Services.AddHostedService<AgentWorker>();
         return builder;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.Extensions.Hosting;
@@ -17,6 +18,7 @@ public sealed partial class AgentWorker(
     IOptions<AgentOptions> options,
     BackendForwarder forwarder,
     AgentStatus status,
+    OrleansTunnel.Agent.Telemetry.AgentTelemetry telemetry,
     ILoggerFactory loggerFactory,
     ILogger<AgentWorker> logger) : BackgroundService
 {
@@ -39,9 +41,10 @@ public sealed partial class AgentWorker(
         {
             string gateway = o.Gateways[gatewayIndex % o.Gateways.Count];
             bool wasUp = false;
+            var goAway = new StrongBox<bool>();
             try
             {
-                wasUp = await RunOnceAsync(slot, gateway, stoppingToken);
+                wasUp = await RunOnceAsync(slot, gateway, goAway, stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -64,8 +67,8 @@ public sealed partial class AgentWorker(
                 return;
             }
             failures = wasUp ? 0 : failures + 1;
-            // Try the next gateway after a failure, so one dead gateway does not hold a slot.
-            if (!wasUp)
+            // Try the next gateway after a failure or a go-away, so one dead or draining gateway does not hold a slot.
+            if (!wasUp || goAway.Value)
             {
                 gatewayIndex++;
             }
@@ -83,7 +86,7 @@ public sealed partial class AgentWorker(
     }
 
     /// <returns>True when the tunnel came up (so the next attempt starts from the shortest delay).</returns>
-    private async Task<bool> RunOnceAsync(uint slot, string gateway, CancellationToken stoppingToken)
+    private async Task<bool> RunOnceAsync(uint slot, string gateway, StrongBox<bool> goAway, CancellationToken stoppingToken)
     {
         var o = options.Value;
         using var channel = GrpcChannel.ForAddress(gateway, new GrpcChannelOptions
@@ -147,12 +150,14 @@ public sealed partial class AgentWorker(
         };
         mux.GoAwayHandler = reason =>
         {
+            goAway.Value = true;
             LogGoAway(logger, gateway, reason);
             _ = CloseWhenIdleAsync(mux);
         };
         var heartbeat = welcome.HeartbeatIntervalMs > 0 ? TimeSpan.FromMilliseconds(welcome.HeartbeatIntervalMs) : o.HeartbeatInterval;
         status.Up(new AgentStatus.TunnelInfo(slot, gateway, welcome.GatewayId, welcome.SessionId, DateTimeOffset.UtcNow));
         LogConnected(logger, gateway, welcome.GatewayId, welcome.SessionId, slot, epoch);
+        telemetry.TunnelConnected(gateway);
         await mux.RunAsync(heartbeat, stoppingToken);
         LogDisconnected(logger, gateway, mux.CloseReason ?? "closed");
         return true;

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Security;
@@ -6,6 +7,7 @@ using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using OrleansTunnel.Agent.Telemetry;
 using OrleansTunnel.Protocol;
 using OrleansTunnel.Protocol.V1;
 
@@ -19,16 +21,18 @@ public sealed partial class BackendForwarder : IDisposable
 {
     private readonly AgentOptions _options;
     private readonly ILogger _logger;
+    private readonly AgentTelemetry _telemetry;
     private readonly Dictionary<string, Backend> _backends = new(StringComparer.Ordinal);
     private readonly HttpMessageInvoker _http1;
     private readonly HttpMessageInvoker _http2;
 
     private sealed record Backend(string Name, Uri BaseUri, string Scheme, HttpMessageInvoker Invoker, Version Version, HttpVersionPolicy Policy);
 
-    public BackendForwarder(IOptions<AgentOptions> options, ILogger<BackendForwarder> logger)
+    public BackendForwarder(IOptions<AgentOptions> options, AgentTelemetry telemetry, ILogger<BackendForwarder> logger)
     {
         _options = options.Value;
         _logger = logger;
+        _telemetry = telemetry;
         _http1 = new HttpMessageInvoker(CreateHandler(_options, null), disposeHandler: true);
         _http2 = new HttpMessageInvoker(CreateHandler(_options, null), disposeHandler: true);
         foreach (var service in _options.Services)
@@ -76,29 +80,41 @@ public sealed partial class BackendForwarder : IDisposable
     /// <summary>Handles one request stream to completion; never throws.</summary>
     public async Task ForwardAsync(MuxStream stream, RequestHead head)
     {
+        long started = Stopwatch.GetTimestamp();
+        var activity = AgentTelemetry.StartRequest(head);
         if (!_backends.TryGetValue(head.Service, out var backend))
         {
             stream.Reset(ResetCode.UnknownService, $"this agent does not serve service '{head.Service}'");
+            _telemetry.EndRequest(head.Service, AgentTelemetry.ResetName(ResetCode.UnknownService), started, activity);
             return;
         }
         var cancel = stream.Aborted;
         HttpResponseMessage? response = null;
         bool webSocket = head.Protocol == OrleansTunnel.Protocol.V1.Protocol.Websocket;
+        string outcome = AgentTelemetry.ResetName(ResetCode.Internal);
         try
         {
             using var request = BuildRequest(backend, head, stream, webSocket);
+            if (activity is not null)
+            {
+                // The backend's parent is the agent's span: the gateway's traceparent is replaced.
+                AgentTelemetry.Inject(request, activity);
+            }
             try
             {
                 response = await backend.Invoker.SendAsync(request, cancel);
+                outcome = AgentTelemetry.StatusName((int)response.StatusCode);
             }
             catch (OperationCanceledException) when (cancel.IsCancellationRequested)
             {
+                outcome = AgentTelemetry.ResetName(ResetCode.Cancelled);
                 LogCancelled(_logger, head.RequestId, stream.AbortReason?.Reason ?? "reset");
                 return;
             }
             catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException or IOException)
             {
                 var (code, reason) = Classify(ex, backend);
+                outcome = AgentTelemetry.ResetName(code);
                 LogBackendFailed(_logger, head.RequestId, backend.Name, reason);
                 stream.Reset(code, reason);
                 return;
@@ -127,6 +143,7 @@ public sealed partial class BackendForwarder : IDisposable
         {
             response?.Dispose();
             stream.Complete();
+            _telemetry.EndRequest(head.Service, outcome, started, activity);
         }
     }
 

@@ -59,6 +59,7 @@ namespace OrleansTunnel.Cli
                     "gateway" => await GatewayAsync(rest),
                     "agent" => await AgentAsync(rest),
                     "hash-token" => HashToken(rest),
+                    "admin" => await AdminCli.RunAsync(rest),
                     "new-token" => NewToken(),
                     "-h" or "--help" or "help" => Usage(),
                     _ => throw new CliException($"unknown command '{command}'; see otun --help"),
@@ -97,6 +98,7 @@ namespace OrleansTunnel.Cli
                   silo         an Orleans silo of the cluster
                   gateway      a gateway (ingress + tunnel endpoint), an Orleans client of the cluster
                   agent        an agent: dials gateways, forwards to local backends
+                  admin        the admin API: agents, services, routes, requests, tokens (otun admin --help)
                   hash-token   print the SHA-256 a gateway is configured with for a token
                   new-token    print a fresh random token
 
@@ -230,6 +232,8 @@ namespace OrleansTunnel.Cli
             // HTTPS in dev: a self-signed certificate for localhost and the dev hosts, kept in the data directory.
             string? devCertificate = null;
             args.Config.TryAdd("Gateway:HttpsIngress", "https://127.0.0.1:8443");
+            // The Orleans dashboard on its own listener (--set Cluster:Dashboard= turns it off).
+            args.Config.TryAdd("Cluster:Dashboard", "http://127.0.0.1:8090");
             if (!string.IsNullOrWhiteSpace(args.Config["Gateway:HttpsIngress"]) && !args.Config.ContainsKey("Gateway:CertificatePath"))
             {
                 string dataDirectory = Path.GetFullPath(args.Config.GetValueOrDefault("Dev:DataDirectory") ?? ".data");
@@ -238,6 +242,10 @@ namespace OrleansTunnel.Cli
                 args.Config["Gateway:CertificateKeyPath"] = keyPath;
                 devCertificate = created ? $"{certPath} (created)" : certPath;
             }
+
+            // The admin API's token lives in the data directory (owner-only), where `otun admin` finds it.
+            string adminTokenFile = AdminCli.EnsureDevAdminToken(Path.GetFullPath(args.Config.GetValueOrDefault("Dev:DataDirectory") ?? ".data"));
+            args.Config.TryAdd("Gateway:AdminTokenSha256", AgentCredentialStore.Hash(File.ReadAllText(adminTokenFile).Trim()));
 
             // A fresh token per run: the in-process agent presents it, the gateway holds its hash.
             string token = NewTokenValue();
@@ -282,10 +290,15 @@ namespace OrleansTunnel.Cli
 
             Console.WriteLine("otun dev: silo (localhost clustering, in-memory state), gateway, agent and backend in one process");
             PrintGateway(gateway);
+            if (gateway.Services.GetService<OrleansTunnel.Silo.Dashboard.DashboardEndpoint>()?.Url is { } dashboardUrl)
+            {
+                Console.WriteLine($"  dashboard {dashboardUrl}");
+            }
             foreach (var (name, url, hosts) in services)
             {
                 Console.WriteLine($"  service   {name} -> {url}  (hosts: {string.Join(", ", hosts)})");
             }
+            Console.WriteLine($"  admin key {adminTokenFile}  (otun admin reads it: ./otun admin routes)");
             if (devCertificate is not null)
             {
                 Console.WriteLine($"  dev cert  {devCertificate}  (self-signed; trust it or use curl -k)");

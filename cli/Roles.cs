@@ -10,6 +10,7 @@ using Microsoft.Extensions.Logging.Console;
 using OrleansTunnel.Agent;
 using OrleansTunnel.Gateway;
 using OrleansTunnel.Silo;
+using OrleansTunnel.Silo.Dashboard;
 
 namespace OrleansTunnel.Cli;
 
@@ -23,7 +24,11 @@ public static class Roles
         builder.AddTunnelSilo();
         var settings = builder.Configuration.GetSection(ClusterSettings.Section).Get<ClusterSettings>() ?? new ClusterSettings();
         builder.WebHost.ConfigureKestrel(k => GatewayHosting.Listen(k, settings.Admin, "admin", HttpProtocols.Http1));
+        ListenDashboard(builder, settings);
         var app = builder.Build();
+        // No listener tagging here: the dashboard answers only on its listener, and only the dashboard does.
+        app.UseDashboardListenerSeparation();
+        app.MapTunnelDashboard();
         var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
         app.MapGet("/healthz", () => Results.Text("ok\n"));
         // The silo host starts only after the silo joined the cluster, so "started" means "joined".
@@ -45,9 +50,32 @@ public static class Roles
             builder.AddTunnelSilo();
         }
         builder.AddTunnelGateway(joinAsClient: !withSilo);
+        if (withSilo)
+        {
+            // The gateway's listener dispatch passes /dashboard on the "dashboard" listener to the endpoints.
+            ListenDashboard(builder, builder.Configuration.GetSection(ClusterSettings.Section).Get<ClusterSettings>() ?? new ClusterSettings());
+        }
         var app = builder.Build();
         app.MapTunnelGateway();
+        app.MapTunnelDashboard();
         return app;
+    }
+
+    /// <summary>The silo's dashboard listener (Cluster:Dashboard), tagged "dashboard"; nothing when the dashboard is off.</summary>
+    private static void ListenDashboard(WebApplicationBuilder builder, ClusterSettings settings)
+    {
+        if (!DashboardHosting.IsEnabled(settings))
+        {
+            return;
+        }
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            var listener = GatewayHosting.Listen(k, settings.Dashboard!, "dashboard", HttpProtocols.Http1);
+            if (k.ApplicationServices.GetService<DashboardEndpoint>() is { } endpoint)
+            {
+                endpoint.Listener = listener;
+            }
+        });
     }
 
     /// <summary>An agent (no listener).</summary>

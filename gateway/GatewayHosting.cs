@@ -15,6 +15,7 @@ using OrleansTunnel.Gateway.Admin;
 using OrleansTunnel.Gateway.Auth;
 using OrleansTunnel.Gateway.Ingress;
 using OrleansTunnel.Gateway.Routing;
+using OrleansTunnel.Gateway.Telemetry;
 using OrleansTunnel.Gateway.Tunnel;
 using OrleansTunnel.Silo;
 using StackExchange.Redis;
@@ -39,13 +40,19 @@ public static class GatewayHosting
         // One id for the whole process, even when the configuration leaves it to the default.
         builder.Services.PostConfigure<GatewayOptions>(o => o.GatewayId = string.IsNullOrWhiteSpace(section["GatewayId"]) ? gatewayOptions.GatewayId : o.GatewayId);
 
+        builder.AddGatewayTelemetry();
         builder.Services.AddSingleton<AgentCredentialStore>();
+        builder.Services.AddHostedService<CredentialRevoker>();
         builder.Services.AddSingleton<ConnectionRegistry>();
+        builder.Services.AddSingleton<GatewayDrain>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<GatewayDrain>());
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = gatewayOptions.ShutdownGracePeriod);
         builder.Services.AddSingleton<RoutingCache>();
         builder.Services.AddSingleton<RequestTracker>();
         builder.Services.AddSingleton<IngressForwarder>();
         builder.Services.AddSingleton<AdminAuthorizer>();
         builder.Services.AddSingleton<AdminEndpoints>();
+        builder.Services.AddSingleton<IAdminEndpoint, AdminApi>();
         builder.Services.AddSingleton<PermitPool>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<PermitPool>());
         builder.Services.AddSingleton<RoutingSubscriber>();

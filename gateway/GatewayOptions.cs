@@ -41,6 +41,9 @@ public sealed class GatewayOptions
     /// <summary>Largest request body accepted from a visitor (bytes); null: no limit. Bodies stream, so this bounds traffic, not memory.</summary>
     public long? MaxRequestBodySize { get; set; }
 
+    /// <summary>On shutdown, how long in-flight requests may take to finish before they are cut.</summary>
+    public TimeSpan ShutdownGracePeriod { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Value of Retry-After on 503 answers.</summary>
     public TimeSpan RetryAfter { get; set; } = TimeSpan.FromSeconds(5);
 

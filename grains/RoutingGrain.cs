@@ -10,6 +10,9 @@ public sealed class RoutingState
 {
     [Id(0)]
     public List<Route> Routes { get; set; } = [];
+
+    [Id(1)]
+    public List<AgentCredential> Credentials { get; set; } = [];
 }
 
 /// <inheritdoc cref="IRoutingGrain"/>
@@ -44,6 +47,25 @@ public sealed class RoutingGrain(
         var key = Normalize(new Route(host, pathPrefix, "-"));
         int removed = state.State.Routes.RemoveAll(r => SameKey(r, key.Host, key.PathPrefix));
         if (removed == 0)
+        {
+            return false;
+        }
+        await state.WriteStateAsync();
+        Changed();
+        return true;
+    }
+
+    public async Task UpsertCredential(AgentCredential credential)
+    {
+        state.State.Credentials.RemoveAll(c => c.AgentId == credential.AgentId);
+        state.State.Credentials.Add(credential with { TokenSha256 = credential.TokenSha256.ToLowerInvariant() });
+        await state.WriteStateAsync();
+        Changed();
+    }
+
+    public async Task<bool> RemoveCredential(string agentId)
+    {
+        if (state.State.Credentials.RemoveAll(c => c.AgentId == agentId) == 0)
         {
             return false;
         }
@@ -101,7 +123,7 @@ public sealed class RoutingGrain(
         {
             endpoints[service] = list;
         }
-        return _snapshot = new RoutingSnapshot(_version, [.. state.State.Routes], endpoints);
+        return _snapshot = new RoutingSnapshot(_version, [.. state.State.Routes], endpoints, [.. state.State.Credentials]);
     }
 
     private static bool SameKey(Route route, string host, string? pathPrefix) =>

@@ -26,6 +26,13 @@ public sealed class ClusterSettings
     /// <summary>Admin endpoint of a standalone silo (/healthz, /readyz).</summary>
     public string Admin { get; set; } = "http://127.0.0.1:9091";
 
+    /// <summary>
+    /// URL of the Orleans dashboard listener (e.g. http://127.0.0.1:8090; served under /dashboard);
+    /// empty: no dashboard. It has no authentication: keep it on loopback or an internal network.
+    /// Dev mode defaults it to http://127.0.0.1:8090.
+    /// </summary>
+    public string? Dashboard { get; set; }
+
     /// <summary>IP address other nodes reach this silo at (default: loopback, fine when every node runs on one machine).</summary>
     public string? AdvertisedAddress { get; set; }
 

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Orleans.Configuration;
 using OrleansTunnel.Grains;
+using OrleansTunnel.Silo.Dashboard;
 using StackExchange.Redis;
 
 namespace OrleansTunnel.Silo;
@@ -38,6 +39,7 @@ public static class SiloHosting
                 silo.UseRedisClustering(o => o.ConfigurationOptions = ConfigurationOptions.Parse(settings.Redis));
                 silo.AddRedisGrainStorage(RoutingGrain.StorageName, o => o.ConfigurationOptions = ConfigurationOptions.Parse(settings.Redis));
             }
+            silo.AddTunnelDashboard(settings);
         });
         return builder;
     }

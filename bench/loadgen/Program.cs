@@ -149,12 +149,24 @@ internal sealed class Recorder
     public long Count;
     public long Bytes;
     public long Errors;
+    public long StopErrors;
     public string? FirstError;
+    public double FirstErrorAt = -1;
+    public readonly long Start = Stopwatch.GetTimestamp();
 
-    public void Error(Exception e)
+    /// <summary>
+    /// Counts a failure. One that surfaces only after the window's end was requested (the call was
+    /// being cancelled) is counted apart as a stop error: it is how the cancellation was reported.
+    /// </summary>
+    public void Error(Exception e, CancellationToken ct)
     {
+        if (ct.IsCancellationRequested) { StopErrors++; return; }
         Errors++;
-        FirstError ??= $"{e.GetType().Name}: {e.Message}";
+        if (FirstError is null)
+        {
+            FirstError = $"{e.GetType().Name}: {e.Message}";
+            FirstErrorAt = Stopwatch.GetElapsedTime(Start).TotalSeconds;
+        }
     }
 }
 
@@ -193,8 +205,10 @@ internal static class Clients
         return (recs, sw.Elapsed.TotalSeconds);
     }
 
-    private static void Report(string cmd, string target, string extra, Recorder[] recs, double secs, string unit)
+    private static void Report(string cmd, string target, string extra, Recorder[] recs, double secs, string unit, string extraEnd = "")
     {
+        long stopErrors = recs.Sum(r => r.StopErrors);
+        double firstAt = recs.Where(r => r.FirstErrorAt >= 0).Select(r => r.FirstErrorAt).DefaultIfEmpty(-1).Min();
         var all = recs.SelectMany(r => r.LatenciesMs).ToArray();
         Array.Sort(all);
         long count = recs.Sum(r => r.Count), bytes = recs.Sum(r => r.Bytes), errors = recs.Sum(r => r.Errors);
@@ -203,7 +217,7 @@ internal static class Clients
         Console.WriteLine(string.Create(inv,
             $"cmd={cmd} target={target} {extra} secs={secs:F2} {unit}={count} rate={count / secs:F1} " +
             $"bytes_per_s={bytes / secs:F0} p50_ms={Pct(all, 0.50):F3} p99_ms={Pct(all, 0.99):F3} max_ms={(all.Length > 0 ? all[^1] : 0):F3} " +
-            $"errors={errors} first_error=\"{(first ?? "").Replace('"', '\'').Replace('\n', ' ').Replace('\r', ' ')}\""));
+            $"errors={errors} stop_errors={stopErrors} first_error_at_s={firstAt:F2} {extraEnd}first_error=\"{(first ?? "").Replace('"', '\'').Replace('\n', ' ').Replace('\r', ' ')}\""));
     }
 
     private static double Pct(double[] sorted, double p) =>
@@ -239,7 +253,7 @@ internal static class Clients
                 catch (Exception e) when (Stopping(e, ct)) { break; }
                 catch (Exception e)
                 {
-                    rec?.Error(e);
+                    rec?.Error(e, ct);
                     await Task.Delay(10, CancellationToken.None);
                 }
             }
@@ -299,7 +313,7 @@ internal static class Clients
                 catch (Exception e) when (Stopping(e, ct)) { break; }
                 catch (Exception e)
                 {
-                    rec?.Error(e);
+                    rec?.Error(e, ct);
                     await Task.Delay(10, CancellationToken.None);
                 }
             }
@@ -354,24 +368,32 @@ internal static class Clients
                 catch (Exception e) when (Stopping(e, ct)) { break; }
                 catch (Exception e)
                 {
-                    rec?.Error(e);
+                    rec?.Error(e, ct);
                     open[i]?.Abort();
                     await Task.Delay(10, CancellationToken.None);
                 }
             }
         });
-        foreach (var ws in open)
+        // Close all sockets in parallel (close handshake, 5 s each); the count of handshakes that
+        // did not complete is reported (close_timeouts), with the slowest close.
+        long closeTimeouts = 0, closeFailures = 0;
+        double slowestClose = 0;
+        await Task.WhenAll(open.Where(w => w is not null).Select(async ws =>
         {
-            if (ws is null) continue;
+            long t0 = Stopwatch.GetTimestamp();
             try
             {
-                using var close = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-                if (ws.State == WebSocketState.Open) await ws.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", close.Token);
+                using var close = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                if (ws!.State == WebSocketState.Open) await ws.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", close.Token);
             }
-            catch (Exception) { }
-            ws.Dispose();
-        }
-        Report("ws-echo", target.ToString(), $"sockets={sockets} size={size}", recs, secs, "messages");
+            catch (OperationCanceledException) { Interlocked.Increment(ref closeTimeouts); }
+            catch (Exception) { Interlocked.Increment(ref closeFailures); }
+            double ms = Ms(Stopwatch.GetTimestamp() - t0);
+            lock (open) slowestClose = Math.Max(slowestClose, ms);
+            ws!.Dispose();
+        }));
+        Report("ws-echo", target.ToString(), $"sockets={sockets} size={size}", recs, secs, "messages",
+            string.Create(CultureInfo.InvariantCulture, $"close_timeouts={closeTimeouts} close_failures={closeFailures} slowest_close_ms={slowestClose:F0} "));
         return 0;
     }
 }

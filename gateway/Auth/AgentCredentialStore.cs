@@ -14,7 +14,7 @@ public readonly record struct CredentialCheck(bool Ok, string? Failure, IReadOnl
 /// Verifies agent tokens against configured SHA-256 hashes in constant time. The gateway never holds
 /// a token; only its hash. Failures name the cause but never echo the token.
 /// </summary>
-public sealed class AgentCredentialStore(IOptionsMonitor<GatewayOptions> options)
+public sealed class AgentCredentialStore(IOptionsMonitor<GatewayOptions> options, Routing.RoutingCache routing)
 {
     private static readonly byte[] Decoy = SHA256.HashData("decoy"u8);
 
@@ -31,14 +31,20 @@ public sealed class AgentCredentialStore(IOptionsMonitor<GatewayOptions> options
         {
             return new(false, $"agent '{agentId}' presented no token", null);
         }
-        var presented = SHA256.HashData(Encoding.UTF8.GetBytes(token));
-        var entry = options.CurrentValue.Agents.FirstOrDefault(a => string.Equals(a.Id, agentId, StringComparison.Ordinal));
+        return CheckHash(agentId, SHA256.HashData(Encoding.UTF8.GetBytes(token)));
+    }
+
+    /// <summary>Checks a presented token's hash (also used to re-check live sessions after a revocation).</summary>
+    public CredentialCheck CheckHash(string agentId, byte[] presented)
+    {
+        // Configured credentials first, then the ones managed at runtime through the admin API.
+        var (hash, services) = Find(agentId);
         byte[] expected = Decoy;
-        if (entry is not null && entry.TokenSha256.Length == 64)
+        if (hash is { Length: 64 })
         {
             try
             {
-                expected = Convert.FromHexString(entry.TokenSha256);
+                expected = Convert.FromHexString(hash);
             }
             catch (FormatException)
             {
@@ -46,11 +52,22 @@ public sealed class AgentCredentialStore(IOptionsMonitor<GatewayOptions> options
             }
         }
         // Compare even for unknown agents, so timing does not tell which agent ids exist.
-        bool match = CryptographicOperations.FixedTimeEquals(presented, expected) && entry is not null;
+        bool match = CryptographicOperations.FixedTimeEquals(presented, expected) && services is not null;
         if (!match)
         {
             return new(false, $"the token is not valid for agent '{agentId}'", null);
         }
-        return new(true, null, new HashSet<string>(entry!.Services, StringComparer.Ordinal));
+        return new(true, null, new HashSet<string>(services!, StringComparer.Ordinal));
+    }
+
+    private (string? Hash, IEnumerable<string>? Services) Find(string agentId)
+    {
+        var configured = options.CurrentValue.Agents.FirstOrDefault(a => string.Equals(a.Id, agentId, StringComparison.Ordinal));
+        if (configured is not null)
+        {
+            return (configured.TokenSha256, configured.Services);
+        }
+        var managed = routing.Current.Snapshot.Credentials.FirstOrDefault(c => string.Equals(c.AgentId, agentId, StringComparison.Ordinal));
+        return managed is null ? (null, null) : (managed.TokenSha256, managed.Services);
     }
 }

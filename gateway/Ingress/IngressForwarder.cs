@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.IO.Pipelines;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -7,6 +8,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Primitives;
 using OrleansTunnel.Gateway.Routing;
+using OrleansTunnel.Gateway.Telemetry;
 using OrleansTunnel.Gateway.Tunnel;
 using OrleansTunnel.Grains;
 using OrleansTunnel.Protocol;
@@ -24,6 +26,7 @@ public sealed partial class IngressForwarder(
     ConnectionRegistry registry,
     RequestTracker tracker,
     PermitPool permits,
+    GatewayTelemetry telemetry,
     IOptionsMonitor<GatewayOptions> options,
     ILogger<IngressForwarder> logger)
 {
@@ -56,10 +59,24 @@ public sealed partial class IngressForwarder(
             await WriteErrorAsync(context, StatusCodes.Status404NotFound, $"no route for host '{host}'");
             return;
         }
+        long started = Stopwatch.GetTimestamp();
+        var activity = telemetry.StartRequest(context, route.Service);
+        try
+        {
+            await InvokeRoutedAsync(context, o, host, path, route);
+        }
+        finally
+        {
+            telemetry.EndRequest(context, route.Service, started, activity);
+        }
+    }
+
+    private async Task InvokeRoutedAsync(HttpContext context, GatewayOptions o, string host, string path, Route route)
+    {
         var connection = registry.Choose(route.Service);
         if (connection is null)
         {
-            await RejectAsync(context, o, $"no agent is connected for service '{route.Service}'", limit: false);
+            await RejectAsync(context, o, $"no agent is connected for service '{route.Service}'", GatewayTelemetry.Limits.NoAgent, route.Service);
             return;
         }
 
@@ -71,18 +88,18 @@ public sealed partial class IngressForwarder(
         {
             if (inFlight > o.MaxInFlight)
             {
-                await RejectAsync(context, o, $"the gateway is at its limit of {o.MaxInFlight} in-flight requests", limit: true);
+                await RejectAsync(context, o, $"the gateway is at its limit of {o.MaxInFlight} in-flight requests", GatewayTelemetry.Limits.GatewayInFlight, route.Service);
                 return;
             }
             if (inFlight * o.ReceiveWindow > o.MaxTunnelBufferBytes)
             {
-                await RejectAsync(context, o, $"the gateway is at its tunnel buffer limit of {o.MaxTunnelBufferBytes} bytes", limit: true);
+                await RejectAsync(context, o, $"the gateway is at its tunnel buffer limit of {o.MaxTunnelBufferBytes} bytes", GatewayTelemetry.Limits.GatewayBuffer, route.Service);
                 return;
             }
             permit = await permits.AcquireAsync(connection.AgentId, route.Service, context.RequestAborted);
             if (!permit.Ok)
             {
-                await RejectAsync(context, o, permit.LimitReached!, limit: true);
+                await RejectAsync(context, o, permit.LimitReached!, GatewayTelemetry.PermitLimit(permit.LimitReached), route.Service);
                 return;
             }
             try
@@ -91,7 +108,7 @@ public sealed partial class IngressForwarder(
             }
             catch (MuxStreamAbortedException)
             {
-                await RejectAsync(context, o, $"no agent is connected for service '{route.Service}'", limit: false);
+                await RejectAsync(context, o, $"no agent is connected for service '{route.Service}'", GatewayTelemetry.Limits.NoAgent, route.Service);
                 return;
             }
             await ForwardAsync(context, o, route.Service, host, path, connection, stream);
@@ -110,8 +127,10 @@ public sealed partial class IngressForwarder(
         }
     }
 
-    private async Task RejectAsync(HttpContext context, GatewayOptions o, string message, bool limit)
+    private async Task RejectAsync(HttpContext context, GatewayOptions o, string message, string reason, string service)
     {
+        telemetry.Rejected(reason, service);
+        bool limit = reason != GatewayTelemetry.Limits.NoAgent;
         if (limit)
         {
             Interlocked.Increment(ref _rejections);
@@ -125,6 +144,9 @@ public sealed partial class IngressForwarder(
         var request = context.Request;
         string requestId = Guid.CreateVersion7().ToString("N");
         context.Response.Headers[RequestIdHeader] = requestId;
+        var activity = GatewayTelemetry.CurrentRequestActivity;
+        activity?.SetTag("otun.request_id", requestId);
+        activity?.SetTag("otun.agent", connection.AgentId);
         var kind = VisitorProtocol.Detect(context);
         if (kind != VisitorKind.Http && context.Features.Get<IHttpMinRequestBodyDataRateFeature>() is { } rate)
         {
@@ -135,6 +157,11 @@ public sealed partial class IngressForwarder(
         var timeout = kind == VisitorKind.Grpc && GrpcStatus.ParseTimeout(request.Headers["grpc-timeout"]) is { } deadline && deadline < o.ResponseTimeout
             ? deadline : o.ResponseTimeout;
         var head = BuildHead(context, requestId, service, host, hasBody, timeout, kind);
+        if (activity is not null)
+        {
+            // The agent's span is a child of this one: the visitor's traceparent is replaced by the gateway's.
+            OrleansTunnel.Protocol.Telemetry.TraceContext.Inject(head.Headers, activity);
+        }
         var record = tracker.Open(requestId, connection, service, request.Method, host, path, timeout, kind);
         var exchange = new Exchange(context, stream, record) { Kind = kind, HeadTimeout = timeout };
         try
@@ -148,6 +175,7 @@ public sealed partial class IngressForwarder(
         {
             stream.Complete();
             tracker.Complete(record, exchange.Outcome());
+            telemetry.RecordBytes(service, kind, exchange.BytesIn, exchange.BytesOut);
         }
     }
 

@@ -22,7 +22,13 @@ public sealed partial class RequestTracker(IGrainFactory grains, ILogger<Request
         public string RequestId { get; } = requestId;
         public IRequestGrain Grain { get; } = grain;
         public Task Opened { get; set; } = Task.CompletedTask;
+        public RequestOpen? Info { get; set; }
     }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Record> _live = new(StringComparer.Ordinal);
+
+    /// <summary>The requests this gateway is forwarding now.</summary>
+    public IEnumerable<RequestOpen> Live => _live.Values.Select(r => r.Info).OfType<RequestOpen>();
 
     /// <summary>Requests this gateway is forwarding now.</summary>
     public long InFlight => Interlocked.Read(ref _inFlight);
@@ -35,9 +41,11 @@ public sealed partial class RequestTracker(IGrainFactory grains, ILogger<Request
         Interlocked.Increment(ref _inFlight);
         var record = new Record(requestId, grains.GetGrain<IRequestGrain>(requestId));
         var now = DateTimeOffset.UtcNow;
-        record.Opened = Guard(record.Grain.Open(new RequestOpen(
+        record.Info = new RequestOpen(
             connection.Session.GatewayId, connection.AgentId, connection.Session.SessionId, service, method, authority, path,
-            VisitorProtocol.Name(kind), now, now + timeout)), requestId, "open");
+            VisitorProtocol.Name(kind), now, now + timeout);
+        _live[requestId] = record;
+        record.Opened = Guard(record.Grain.Open(record.Info), requestId, "open");
         return record;
     }
 
@@ -52,6 +60,7 @@ public sealed partial class RequestTracker(IGrainFactory grains, ILogger<Request
     public void Complete(Record record, RequestOutcome outcome)
     {
         Interlocked.Decrement(ref _inFlight);
+        _live.TryRemove(record.RequestId, out _);
         _ = CompleteAsync(record, outcome);
     }
 

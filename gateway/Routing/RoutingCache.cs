@@ -14,6 +14,9 @@ public sealed class RoutingCache : IRoutingObserver
 
     public Compiled Current => _current;
 
+    /// <summary>Raised after a newer snapshot was applied.</summary>
+    public event Action<RoutingSnapshot>? Changed;
+
     /// <summary>True once a snapshot from the cluster has been applied.</summary>
     public bool Loaded => _current.Snapshot.Version > 0;
 
@@ -35,6 +38,7 @@ public sealed class RoutingCache : IRoutingObserver
             var next = new Compiled(snapshot, new RouteTable(snapshot.Routes));
             if (Interlocked.CompareExchange(ref _current, next, current) == current)
             {
+                Changed?.Invoke(snapshot);
                 return;
             }
         }

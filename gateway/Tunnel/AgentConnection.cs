@@ -10,6 +10,9 @@ public sealed class AgentConnection(AgentSession session, MuxConnection mux)
 
     public string AgentId { get; init; } = "";
 
+    /// <summary>SHA-256 of the token this session authenticated with (re-checked when credentials change).</summary>
+    public byte[] TokenHash { get; init; } = [];
+
     public MuxConnection Mux { get; } = mux;
 
     /// <summary>True while new requests may be sent here (not closing, no go-away either way).</summary>

@@ -17,7 +17,7 @@ public readonly record struct PermitResult(PermitPool.Bucket? Bucket, string? Li
 /// <see cref="IBackpressureGrain"/> in batches, handed to requests locally, and given back when idle;
 /// leases are renewed periodically so a dead gateway's permits expire at the grain.
 /// </summary>
-public sealed partial class PermitPool(IGrainFactory grains, IOptions<GatewayOptions> options, ILogger<PermitPool> logger) : BackgroundService
+public sealed partial class PermitPool(IGrainFactory grains, IOptions<GatewayOptions> options, OrleansTunnel.Gateway.Telemetry.GatewayTelemetry telemetry, ILogger<PermitPool> logger) : BackgroundService
 {
     private readonly ConcurrentDictionary<(string Agent, string Service), Bucket> _buckets = new();
 
@@ -156,7 +156,9 @@ public sealed partial class PermitPool(IGrainFactory grains, IOptions<GatewayOpt
         await Task.Yield();
         try
         {
-            return await grains.GetGrain<IBackpressureGrain>(bucket.Agent).Lease(options.Value.GatewayId, bucket.Service, 1, batch);
+            var grant = await grains.GetGrain<IBackpressureGrain>(bucket.Agent).Lease(options.Value.GatewayId, bucket.Service, 1, batch);
+            telemetry.PermitsLeased(bucket.Agent, grant.Granted);
+            return grant;
         }
         catch (Exception ex)
         {

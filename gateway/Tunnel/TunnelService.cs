@@ -15,6 +15,8 @@ namespace OrleansTunnel.Gateway.Tunnel;
 public sealed partial class TunnelService(
     AgentCredentialStore credentials,
     ConnectionRegistry registry,
+    OrleansTunnel.Gateway.Telemetry.GatewayTelemetry telemetry,
+    GatewayDrain drain,
     IGrainFactory grains,
     IOptions<GatewayOptions> options,
     ILoggerFactory loggerFactory,
@@ -25,6 +27,10 @@ public sealed partial class TunnelService(
         var o = options.Value;
         string peer = context.Peer;
         var hello = await ReadHelloAsync(requestStream, o.HelloTimeout, context.CancellationToken);
+        if (drain.Draining)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, "this gateway is shutting down; dial another"));
+        }
 
         if (hello.ProtocolVersion != MuxSettings.ProtocolVersion)
         {
@@ -33,6 +39,7 @@ public sealed partial class TunnelService(
                 $"protocol version mismatch: the agent speaks version {hello.ProtocolVersion}, this gateway speaks version {MuxSettings.ProtocolVersion}; upgrade the older side"));
         }
 
+        var tokenHash = string.IsNullOrEmpty(hello.Token) ? [] : System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(hello.Token));
         var check = credentials.Check(hello.AgentId, hello.Token);
         if (!check.Ok)
         {
@@ -116,8 +123,9 @@ public sealed partial class TunnelService(
         };
         var mux = new MuxConnection(requestStream, batch => responseStream.WriteAsync(batch), settings, opensStreams: true, loggerFactory.CreateLogger<MuxConnection>());
         mux.ProtocolViolation = violation => LogViolation(logger, hello.AgentId, session.SessionId, violation);
-        var connection = new AgentConnection(session, mux) { AgentId = hello.AgentId };
+        var connection = new AgentConnection(session, mux) { AgentId = hello.AgentId, TokenHash = tokenHash };
         registry.Add(connection);
+        telemetry.AgentConnected(hello.AgentId);
         LogConnected(logger, hello.AgentId, session.SessionId, peer, string.Join(",", session.Services), session.Slot, session.Epoch);
         using var heartbeats = new CancellationTokenSource();
         var heartbeatTask = HeartbeatGrainAsync(agentGrain, connection, o.HeartbeatInterval, heartbeats.Token);

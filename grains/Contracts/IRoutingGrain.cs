@@ -31,6 +31,14 @@ public interface IRoutingGrain : IGrainWithStringKey
     [Alias("SetAgentEndpoints")]
     Task SetAgentEndpoints(string agentId, Dictionary<string, ServiceEndpoint[]> endpointsByService);
 
+    /// <summary>Adds or replaces an agent's runtime credential (persisted).</summary>
+    [Alias("UpsertCredential")]
+    Task UpsertCredential(AgentCredential credential);
+
+    /// <summary>Removes an agent's runtime credential; its live sessions are closed by the gateways.</summary>
+    [Alias("RemoveCredential")]
+    Task<bool> RemoveCredential(string agentId);
+
     [Alias("Subscribe")]
     Task<RoutingSnapshot> Subscribe(IRoutingObserver observer);
 

@@ -17,12 +17,20 @@ public sealed record ServiceEndpoint(
     [property: Id(1)] string SessionId,
     [property: Id(2)] string GatewayId);
 
+/// <summary>An agent credential managed at runtime: only the SHA-256 of the token is kept.</summary>
+[GenerateSerializer, Immutable, Alias("OrleansTunnel.AgentCredential")]
+public sealed record AgentCredential(
+    [property: Id(0)] string AgentId,
+    [property: Id(1)] string TokenSha256,
+    [property: Id(2)] string[] Services);
+
 /// <summary>Everything a gateway caches to route locally; replaced whole, newer versions win.</summary>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.RoutingSnapshot")]
 public sealed record RoutingSnapshot(
     [property: Id(0)] long Version,
     [property: Id(1)] Route[] Routes,
-    [property: Id(2)] Dictionary<string, ServiceEndpoint[]> Endpoints)
+    [property: Id(2)] Dictionary<string, ServiceEndpoint[]> Endpoints,
+    [property: Id(3)] AgentCredential[] Credentials)
 {
-    public static RoutingSnapshot Empty { get; } = new(0, [], new Dictionary<string, ServiceEndpoint[]>());
+    public static RoutingSnapshot Empty { get; } = new(0, [], new Dictionary<string, ServiceEndpoint[]>(), []);
 }

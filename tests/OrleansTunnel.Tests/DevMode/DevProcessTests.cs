@@ -39,6 +39,7 @@ public sealed class DevProcessTests(ITestOutputHelper output) : IAsyncLifetime
             "--ingress", $"http://127.0.0.1:{_ingress}", "--https-ingress", $"https://127.0.0.1:{_https}",
             "--tunnel", $"http://127.0.0.1:{_tunnel}", "--admin", $"http://127.0.0.1:{_admin}", "--data", _data,
             "--set", $"Cluster:SiloPort={Ports.Free()}", "--set", $"Cluster:GatewayPort={Ports.Free()}",
+            "--set", $"Cluster:Dashboard=http://127.0.0.1:{Ports.Free()}",
             "--expose", _backend.Url, "--host", "app.localhost", "--host", "127.0.0.1",
             "--expose", $"h2c://127.0.0.1:{_backend.H2cPort}", "--host", "grpc.localhost",
         })

@@ -60,6 +60,8 @@ public sealed class TunnelHarness : IAsyncDisposable
 
     public string OtherAgentToken { get; } = "other-token-" + Guid.NewGuid().ToString("N");
 
+    public string AdminToken { get; } = "admin-token-" + Guid.NewGuid().ToString("N");
+
     public HttpClient Client { get; }
 
     public Uri Ingress => new($"http://127.0.0.1:{_ingressPort}");
@@ -146,6 +148,7 @@ public sealed class TunnelHarness : IAsyncDisposable
             ["Gateway:CertificateKeyPath"] = DevCertificate.Value.Key,
             ["Gateway:ResponseTimeout"] = _options.ResponseTimeout.ToString(),
             ["Gateway:HeartbeatInterval"] = "00:00:02",
+            ["Gateway:AdminTokenSha256"] = AgentCredentialStore.Hash(AdminToken),
             ["Gateway:Agents:0:Id"] = AgentId,
             ["Gateway:Agents:0:TokenSha256"] = AgentCredentialStore.Hash(AgentToken),
             ["Gateway:Agents:0:Services:0"] = "backend",
@@ -192,6 +195,24 @@ public sealed class TunnelHarness : IAsyncDisposable
     {
         await Gateway.StopAsync(TimeSpan.FromSeconds(10).ToCancellationToken());
         await Gateway.DisposeAsync();
+    }
+
+    /// <summary>Starts another agent in this harness (not the default one), e.g. with a runtime token.</summary>
+    public async Task<IHost> StartExtraAgentAsync(string agentId, string token, string service)
+    {
+        var agent = Roles.BuildAgent(new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase)
+        {
+            ["Agent:AgentId"] = agentId,
+            ["Agent:Token"] = token,
+            ["Agent:Gateways:0"] = TunnelUrl,
+            ["Agent:Services:0:Name"] = service,
+            ["Agent:Services:0:Url"] = Backend.Url,
+            ["Agent:ReconnectMinDelay"] = "00:00:00.100",
+            ["Agent:ReconnectMaxDelay"] = "00:00:01",
+            ["Logging:LogLevel:Default"] = "Warning",
+        });
+        await agent.StartAsync();
+        return agent;
     }
 
     public async Task StartAgentAsync()

@@ -1,0 +1,129 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text.Json;
+
+namespace OrleansTunnel.Cli;
+
+/// <summary>`otun admin ...`: a thin client of the gateway's admin API.</summary>
+internal static class AdminCli
+{
+    private const string Usage = """
+        otun admin: the admin API of a gateway (its admin port; never the public ingress).
+
+        usage: otun admin [--url http://127.0.0.1:9090] [--token TOKEN] <command>
+          agents                              agents with their connections, services and in-flight requests
+          services                            services with their routes and agents
+          routes                              the routing table
+          requests                            requests this gateway is forwarding now
+          tokens                              agents with a runtime token (ids and services only)
+          route set HOST[/PATH] SERVICE       add or change a route (persisted, pushed to every gateway)
+          route rm HOST[/PATH]                remove a route
+          token set AGENT_ID SVC[,SVC...]     create a fresh token for an agent and print it once
+          token rm AGENT_ID                   revoke an agent's runtime token (its sessions close)
+
+        The token comes from --token, else OTUN_ADMIN_TOKEN, else .data/admin-token (written by otun dev).
+        """;
+
+    public static async Task<int> RunAsync(string[] argv)
+    {
+        string url = Environment.GetEnvironmentVariable("OTUN_ADMIN_URL") ?? "http://127.0.0.1:9090";
+        string? token = Environment.GetEnvironmentVariable("OTUN_ADMIN_TOKEN");
+        var words = new List<string>();
+        for (int i = 0; i < argv.Length; i++)
+        {
+            switch (argv[i])
+            {
+                case "--url" when i + 1 < argv.Length:
+                    url = argv[++i];
+                    break;
+                case "--token" when i + 1 < argv.Length:
+                    token = argv[++i];
+                    break;
+                case "-h" or "--help":
+                    Console.WriteLine(Usage);
+                    return 0;
+                default:
+                    words.Add(argv[i]);
+                    break;
+            }
+        }
+        if (words.Count == 0)
+        {
+            Console.WriteLine(Usage);
+            return 2;
+        }
+        token ??= File.Exists(Path.Combine(".data", "admin-token")) ? File.ReadAllText(Path.Combine(".data", "admin-token")).Trim() : null;
+        if (string.IsNullOrEmpty(token))
+        {
+            throw new CliException("no admin token: pass --token, set OTUN_ADMIN_TOKEN, or run from the directory where otun dev wrote .data/admin-token");
+        }
+        using var http = new HttpClient { BaseAddress = new Uri(url.TrimEnd('/') + "/"), Timeout = TimeSpan.FromSeconds(30) };
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+
+        HttpResponseMessage response;
+        string? printAfter = null;
+        switch (words)
+        {
+            case ["agents" or "services" or "routes" or "requests" or "tokens"]:
+                response = await http.GetAsync("api/" + words[0]);
+                break;
+            case ["route", "set", var target, var service]:
+                var (host, prefix) = SplitTarget(target);
+                response = await http.PutAsJsonAsync("api/routes", new { host, pathPrefix = prefix, service });
+                break;
+            case ["route", "rm", var target]:
+                var (rmHost, rmPrefix) = SplitTarget(target);
+                response = await http.DeleteAsync($"api/routes?host={Uri.EscapeDataString(rmHost)}" + (rmPrefix is null ? "" : $"&pathPrefix={Uri.EscapeDataString(rmPrefix)}"));
+                break;
+            case ["token", "set", var agentId, var services]:
+                string fresh = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+                response = await http.PutAsJsonAsync("api/tokens", new { agentId, token = fresh, services = services.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) });
+                printAfter = $"token for agent '{agentId}' (shown once; the cluster keeps only its SHA-256):\n{fresh}";
+                break;
+            case ["token", "rm", var agentId]:
+                response = await http.DeleteAsync("api/tokens/" + Uri.EscapeDataString(agentId));
+                break;
+            default:
+                throw new CliException($"unknown admin command '{string.Join(' ', words)}'; see otun admin --help");
+        }
+        string body = await response.Content.ReadAsStringAsync();
+        if (!response.IsSuccessStatusCode)
+        {
+            Console.Error.Write(body.Length > 0 ? body : $"otun admin: {(int)response.StatusCode} {response.ReasonPhrase}\n");
+            return 1;
+        }
+        if (body.Length > 0 && response.Content.Headers.ContentType?.MediaType == "application/json")
+        {
+            using var doc = JsonDocument.Parse(body);
+            Console.WriteLine(JsonSerializer.Serialize(doc.RootElement, new JsonSerializerOptions { WriteIndented = true }));
+        }
+        if (printAfter is not null)
+        {
+            Console.WriteLine(printAfter);
+        }
+        return 0;
+    }
+
+    private static (string Host, string? Prefix) SplitTarget(string target)
+    {
+        int slash = target.IndexOf('/');
+        return slash < 0 ? (target, null) : (target[..slash], target[slash..]);
+    }
+
+    /// <summary>The dev admin token file (created with a random token, owner-only, when missing).</summary>
+    public static string EnsureDevAdminToken(string dataDirectory)
+    {
+        Directory.CreateDirectory(dataDirectory);
+        string path = Path.Combine(dataDirectory, "admin-token");
+        if (!File.Exists(path))
+        {
+            File.WriteAllText(path, Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_') + "\n");
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            }
+        }
+        return path;
+    }
+}

@@ -1,0 +1,138 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+using OrleansTunnel.Gateway.Auth;
+using OrleansTunnel.Gateway.Ingress;
+using OrleansTunnel.Gateway.Routing;
+using OrleansTunnel.Grains;
+
+namespace OrleansTunnel.Gateway.Admin;
+
+/// <summary>
+/// The admin API (bearer token, admin port only): agents, services, routes, in-flight requests and
+/// agent tokens. Changes go to the cluster's routing grain, which persists them and pushes them to
+/// every gateway.
+/// </summary>
+public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, RequestTracker tracker) : IAdminEndpoint
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    public string Path => "/api/";
+
+    public bool RequiresToken => true;
+
+    private IRoutingGrain Routing => grains.GetGrain<IRoutingGrain>(RoutingGrain.DefaultKey);
+
+    public async Task HandleAsync(HttpContext context)
+    {
+        var request = context.Request;
+        string path = request.Path.Value!["/api".Length..].TrimEnd('/');
+        IResult result;
+        try
+        {
+            result = (request.Method, path) switch
+            {
+                ("GET", "/agents") => await AgentsAsync(),
+                ("GET", "/services") => Services(),
+                ("GET", "/routes") => Results.Json(routing.Current.Snapshot.Routes, Json),
+                ("PUT" or "POST", "/routes") => await UpsertRouteAsync(request),
+                ("DELETE", "/routes") => await RemoveRouteAsync(request),
+                ("GET", "/requests") => Results.Json(tracker.Live.OrderBy(r => r.OpenedAt), Json),
+                ("GET", "/tokens") => Results.Json(routing.Current.Snapshot.Credentials.Select(c => new { c.AgentId, c.Services }), Json),
+                ("PUT" or "POST", "/tokens") => await UpsertTokenAsync(request),
+                ("DELETE", var p) when p.StartsWith("/tokens/", StringComparison.Ordinal) => await RemoveTokenAsync(p["/tokens/".Length..]),
+                _ => Results.Text($"otun admin: no {request.Method} {request.Path}; see README (admin API)\n", statusCode: 404),
+            };
+        }
+        catch (JsonException ex)
+        {
+            result = Results.Text($"otun admin: the body is not valid JSON: {ex.Message}\n", statusCode: 400);
+        }
+        await result.ExecuteAsync(context);
+    }
+
+    private async Task<IResult> AgentsAsync()
+    {
+        var ids = routing.Current.Snapshot.Endpoints.Values.SelectMany(e => e).Select(e => e.AgentId).Distinct(StringComparer.Ordinal).Order();
+        var agents = new List<object>();
+        foreach (var id in ids)
+        {
+            var agent = await grains.GetGrain<IAgentGrain>(id).GetSnapshot();
+            var budget = await grains.GetGrain<IBackpressureGrain>(id).GetSnapshot();
+            agents.Add(new
+            {
+                agentId = id,
+                services = agent.Services,
+                connections = agent.Sessions.Select(s => new { s.SessionId, s.GatewayId, s.Slot, s.Epoch, s.ConnectedAt, s.RemoteAddress }),
+                lastHeartbeat = agent.LastHeartbeat,
+                inFlight = budget.Leased,
+                limit = budget.AgentLimit,
+            });
+        }
+        return Results.Json(agents, Json);
+    }
+
+    private IResult Services()
+    {
+        var snapshot = routing.Current.Snapshot;
+        var names = snapshot.Routes.Select(r => r.Service).Concat(snapshot.Endpoints.Keys).Distinct(StringComparer.Ordinal).Order();
+        return Results.Json(names.Select(name => new
+        {
+            service = name,
+            routes = snapshot.Routes.Where(r => r.Service == name).Select(r => r.Host + (r.PathPrefix ?? "")),
+            agents = snapshot.Endpoints.GetValueOrDefault(name, []).Select(e => e.AgentId).Distinct(StringComparer.Ordinal),
+            connections = snapshot.Endpoints.GetValueOrDefault(name, []).Length,
+        }), Json);
+    }
+
+    private sealed record RouteBody(string? Host, string? PathPrefix, string? Service);
+
+    private async Task<IResult> UpsertRouteAsync(HttpRequest request)
+    {
+        var body = await request.ReadFromJsonAsync<RouteBody>(Json);
+        if (string.IsNullOrWhiteSpace(body?.Host) || string.IsNullOrWhiteSpace(body.Service))
+        {
+            return Results.Text("otun admin: a route needs \"host\" and \"service\" (and may have \"pathPrefix\")\n", statusCode: 400);
+        }
+        if (body.Host.Contains('*') && !(body.Host.StartsWith("*.", StringComparison.Ordinal) && body.Host.LastIndexOf('*') == 0))
+        {
+            return Results.Text($"otun admin: host '{body.Host}': a wildcard is only allowed as the first label (*.example.com)\n", statusCode: 400);
+        }
+        await Routing.UpsertRoute(new Route(body.Host, body.PathPrefix, body.Service));
+        return Results.Json(RoutingGrain.Normalize(new Route(body.Host, body.PathPrefix, body.Service)), Json);
+    }
+
+    private async Task<IResult> RemoveRouteAsync(HttpRequest request)
+    {
+        string host = request.Query["host"].ToString();
+        if (host.Length == 0)
+        {
+            return Results.Text("otun admin: give the route as ?host=HOST[&pathPrefix=/PATH]\n", statusCode: 400);
+        }
+        bool removed = await Routing.RemoveRoute(host, request.Query["pathPrefix"].FirstOrDefault());
+        return removed ? Results.NoContent() : Results.Text($"otun admin: no route for host '{host}' with that path prefix\n", statusCode: 404);
+    }
+
+    private sealed record TokenBody(string? AgentId, string? Token, string? TokenSha256, string[]? Services);
+
+    private async Task<IResult> UpsertTokenAsync(HttpRequest request)
+    {
+        var body = await request.ReadFromJsonAsync<TokenBody>(Json);
+        if (string.IsNullOrWhiteSpace(body?.AgentId) || body.Services is not { Length: > 0 })
+        {
+            return Results.Text("otun admin: a token needs \"agentId\", \"services\" and either \"token\" or \"tokenSha256\"\n", statusCode: 400);
+        }
+        string? hash = !string.IsNullOrEmpty(body.Token) ? AgentCredentialStore.Hash(body.Token) : body.TokenSha256?.ToLowerInvariant();
+        if (hash is not { Length: 64 } || !hash.All(Uri.IsHexDigit))
+        {
+            return Results.Text("otun admin: give \"token\" (it is hashed here and never stored) or \"tokenSha256\" (64 hex digits)\n", statusCode: 400);
+        }
+        await Routing.UpsertCredential(new AgentCredential(body.AgentId, hash, body.Services));
+        return Results.Json(new { body.AgentId, body.Services }, Json);
+    }
+
+    private async Task<IResult> RemoveTokenAsync(string agentId)
+    {
+        bool removed = await Routing.RemoveCredential(Uri.UnescapeDataString(agentId));
+        return removed ? Results.NoContent() : Results.Text($"otun admin: no runtime token for agent '{agentId}'\n", statusCode: 404);
+    }
+}
