@@ -20,6 +20,9 @@ public sealed class AgentOptions
     /// <summary>Services this agent exposes: name and local URL (http://, h2c:// or https://).</summary>
     public List<AgentServiceOptions> Services { get; set; } = [];
 
+    /// <summary>Optional health endpoint (/healthz, /readyz: at least one tunnel up), e.g. http://0.0.0.0:9092; empty: the agent listens on no port.</summary>
+    public string? Admin { get; set; }
+
     /// <summary>Tunnel connections to keep (to distinct gateways where there are several).</summary>
     public int Connections { get; set; } = 1;
 

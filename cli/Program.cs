@@ -44,6 +44,7 @@ namespace OrleansTunnel.Cli
             new("--agent-id", "Agent:AgentId", "this agent's id", ""),
             new("--token", "Agent:Token", "the agent's token (prefer OTUN_Agent__Token: flags show in ps)", ""),
             new("--connections", "Agent:Connections", "tunnel connections to keep", "1"),
+            new("--agent-admin", "Agent:Admin", "health endpoint URL (/healthz, /readyz); none by default", "none"),
         ];
 
         public static async Task<int> RunAsync(string[] argv)

@@ -81,10 +81,26 @@ public static class Roles
     /// <summary>An agent (no listener).</summary>
     public static IHost BuildAgent(IDictionary<string, string?> overrides)
     {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = false, Args = [] });
-        Configure(builder.Configuration, builder.Logging, overrides);
-        builder.AddTunnelAgent();
-        return builder.Build();
+        var probe = new ConfigurationBuilder().AddEnvironmentVariables("OTUN_").AddInMemoryCollection(overrides).Build();
+        string? admin = probe["Agent:Admin"];
+        if (string.IsNullOrWhiteSpace(admin))
+        {
+            // The agent listens on no port unless health probes are asked for (Agent:Admin).
+            var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = false, Args = [] });
+            Configure(builder.Configuration, builder.Logging, overrides);
+            builder.AddTunnelAgent();
+            return builder.Build();
+        }
+        var web = CreateBuilder(overrides);
+        web.AddTunnelAgent();
+        web.WebHost.ConfigureKestrel(k => GatewayHosting.Listen(k, admin, "admin", HttpProtocols.Http1));
+        var app = web.Build();
+        var status = app.Services.GetRequiredService<AgentStatus>();
+        app.MapGet("/healthz", () => Results.Text("ok\n"));
+        app.MapGet("/readyz", () => status.Tunnels.Count > 0
+            ? Results.Text($"ready: {status.Tunnels.Count} tunnel(s) up\n")
+            : Results.Text("not ready: no tunnel to a gateway is up\n", statusCode: 503));
+        return app;
     }
 
     private static WebApplicationBuilder CreateBuilder(IDictionary<string, string?> overrides)
