@@ -23,6 +23,18 @@ public sealed class AgentOptions
     /// <summary>Optional health endpoint (/healthz, /readyz: at least one tunnel up), e.g. http://0.0.0.0:9092; empty: the agent listens on no port.</summary>
     public string? Admin { get; set; }
 
+    /// <summary>https:// gateways: PEM CA to trust for the gateway's certificate (e.g. a private CA).</summary>
+    public string? GatewayCaFile { get; set; }
+
+    /// <summary>https:// gateways: accept any certificate (testing only). Off by default.</summary>
+    public bool GatewaySkipCertificateValidation { get; set; }
+
+    /// <summary>Client certificate for mutual TLS with the gateway (PEM, with ClientCertificateKeyPath).</summary>
+    public string? ClientCertificatePath { get; set; }
+
+    /// <summary>PEM private key of ClientCertificatePath.</summary>
+    public string? ClientCertificateKeyPath { get; set; }
+
     /// <summary>Tunnel connections to keep (to distinct gateways where there are several).</summary>
     public int Connections { get; set; } = 1;
 

@@ -91,7 +91,7 @@ public sealed partial class AgentWorker(
         var o = options.Value;
         using var channel = GrpcChannel.ForAddress(gateway, new GrpcChannelOptions
         {
-            HttpHandler = new SocketsHttpHandler
+            HttpHandler = GatewayTls.Configure(new SocketsHttpHandler
             {
                 ConnectTimeout = o.DialTimeout,
                 KeepAlivePingDelay = TimeSpan.FromSeconds(30),
@@ -99,7 +99,7 @@ public sealed partial class AgentWorker(
                 KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
                 EnableMultipleHttp2Connections = false,
                 InitialHttp2StreamWindowSize = 4 * 1024 * 1024,
-            },
+            }, o),
             MaxReceiveMessageSize = o.MaxTunnelMessageSize,
             MaxSendMessageSize = o.MaxTunnelMessageSize,
         });

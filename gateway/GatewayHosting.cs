@@ -44,6 +44,7 @@ public static class GatewayHosting
         builder.Services.AddSingleton<AgentCredentialStore>();
         builder.Services.AddHostedService<CredentialRevoker>();
         builder.Services.AddSingleton<ConnectionRegistry>();
+        builder.Services.AddSingleton<HandshakeLimiter>();
         builder.Services.AddSingleton<GatewayDrain>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<GatewayDrain>());
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = gatewayOptions.ShutdownGracePeriod);
@@ -66,23 +67,32 @@ public static class GatewayHosting
             o.EnableDetailedErrors = false;
         });
 
+        var connectionLimit = new IngressConnectionLimit(gatewayOptions.MaxIngressConnections);
+        builder.Services.AddSingleton(connectionLimit);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
             kestrel.Limits.MaxRequestBodySize = gatewayOptions.MaxRequestBodySize;
-            endpoints.Ingress = Listen(kestrel, gatewayOptions.Ingress, "ingress", HttpProtocols.Http1);
+            IngressLimits.Apply(kestrel.Limits, gatewayOptions);
+            endpoints.Ingress = Listen(kestrel, gatewayOptions.Ingress, "ingress", HttpProtocols.Http1, lo => lo.Use(connectionLimit.Wrap));
             if (!string.IsNullOrWhiteSpace(gatewayOptions.HttpsIngress))
             {
                 // TLS with ALPN offering h2 and http/1.1.
                 var certificate = IngressCertificate.Load(gatewayOptions);
-                endpoints.HttpsIngress = Listen(kestrel, gatewayOptions.HttpsIngress, "ingress", HttpProtocols.Http1AndHttp2, lo => lo.UseHttps(certificate));
+                endpoints.HttpsIngress = Listen(kestrel, gatewayOptions.HttpsIngress, "ingress", HttpProtocols.Http1AndHttp2, lo =>
+                {
+                    lo.Use(connectionLimit.Wrap);
+                    lo.UseHttps(certificate);
+                });
             }
             if (!string.IsNullOrWhiteSpace(gatewayOptions.H2cIngress))
             {
                 // Cleartext HTTP/2 with prior knowledge, for callers inside a cluster.
-                endpoints.H2cIngress = Listen(kestrel, gatewayOptions.H2cIngress, "ingress", HttpProtocols.Http2);
+                endpoints.H2cIngress = Listen(kestrel, gatewayOptions.H2cIngress, "ingress", HttpProtocols.Http2, lo => lo.Use(connectionLimit.Wrap));
             }
-            endpoints.Tunnel = Listen(kestrel, gatewayOptions.Tunnel, "tunnel", HttpProtocols.Http2);
+            endpoints.Tunnel = Uri.TryCreate(gatewayOptions.Tunnel, UriKind.Absolute, out var tunnelUri) && tunnelUri.Scheme == Uri.UriSchemeHttps
+                ? Listen(kestrel, gatewayOptions.Tunnel, "tunnel", HttpProtocols.Http2, lo => lo.UseHttps(TunnelTls.ServerOptions(gatewayOptions)))
+                : Listen(kestrel, gatewayOptions.Tunnel, "tunnel", HttpProtocols.Http2);
             endpoints.Admin = Listen(kestrel, gatewayOptions.Admin, "admin", HttpProtocols.Http1);
         });
 

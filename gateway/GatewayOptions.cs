@@ -26,7 +26,22 @@ public sealed class GatewayOptions
     /// <summary>Password of a PFX certificate or an encrypted PEM key (a secret: never logged).</summary>
     public string? CertificatePassword { get; set; }
 
-    /// <summary>The tunnel endpoint agents dial (gRPC over HTTP/2).</summary>
+    /// <summary>Tunnel TLS certificate (PEM with TunnelCertificateKeyPath, or PFX); empty: the ingress certificate.</summary>
+    public string? TunnelCertificatePath { get; set; }
+
+    /// <summary>PEM private key of TunnelCertificatePath.</summary>
+    public string? TunnelCertificateKeyPath { get; set; }
+
+    /// <summary>
+    /// PEM CA of agent client certificates. When set, agents must present a certificate issued by it
+    /// (mutual TLS) whose common name or DNS name is their agent id.
+    /// </summary>
+    public string? TunnelClientCaPath { get; set; }
+
+    /// <summary>Tunnel handshakes allowed per second from one source address (a burst of twice that is allowed).</summary>
+    public double HandshakesPerSecondPerSource { get; set; } = 5;
+
+    /// <summary>The tunnel endpoint agents dial (gRPC over HTTP/2; https:// for TLS, required in production).</summary>
     public string Tunnel { get; set; } = "http://127.0.0.1:7070";
 
     /// <summary>Admin endpoint: /healthz, /readyz (never on the public ingress).</summary>
@@ -92,6 +107,94 @@ public sealed class GatewayOptions
     /// </summary>
     public long MaxTunnelBufferBytes { get; set; } = 1L << 30;
 
+    /// <summary>
+    /// Most request headers a visitor may send (HTTP/1.1 and HTTP/2; Kestrel's MaxRequestHeaderCount).
+    /// Over it: 431 Request Header Fields Too Large and the connection is closed. Default 100.
+    /// </summary>
+    public int MaxRequestHeaderCount { get; set; } = 100;
+
+    /// <summary>
+    /// Largest total size of a visitor's request headers in bytes (Kestrel's MaxRequestHeadersTotalSize).
+    /// Over it: 431 and the connection is closed. Default 32768 (32 KiB).
+    /// </summary>
+    public int MaxRequestHeadersTotalSize { get; set; } = 32 * 1024;
+
+    /// <summary>
+    /// Longest HTTP/1.1 request line (method, target and version) in bytes (Kestrel's MaxRequestLineSize).
+    /// Over it: 414 URI Too Long and the connection is closed. Default 8192 (8 KiB).
+    /// </summary>
+    public int MaxRequestLineSize { get; set; } = 8 * 1024;
+
+    /// <summary>
+    /// How long a visitor may take to send a request's headers (Kestrel's RequestHeadersTimeout; slowloris).
+    /// Over it: 408 and the connection is closed. Default 00:00:30.
+    /// </summary>
+    public TimeSpan RequestHeadersTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How long an idle keep-alive connection is kept open (Kestrel's KeepAliveTimeout). It does not cover
+    /// upgraded connections: see <see cref="WebSocketIdleTimeout"/>. Default 00:02:10.
+    /// </summary>
+    public TimeSpan KeepAliveTimeout { get; set; } = TimeSpan.FromSeconds(130);
+
+    /// <summary>
+    /// Slowest accepted request body upload in bytes per second, averaged after
+    /// <see cref="MinRequestBodyDataRateGracePeriod"/> (Kestrel's MinRequestBodyDataRate). Slower uploads
+    /// are cut (408 if nothing was answered yet). Not applied to gRPC calls and WebSockets, which may go
+    /// quiet legitimately. 0: no minimum. Default 240.
+    /// </summary>
+    public double MinRequestBodyDataRate { get; set; } = 240;
+
+    /// <summary>Grace period before <see cref="MinRequestBodyDataRate"/> applies (at least 1 s). Default 00:00:05.</summary>
+    public TimeSpan MinRequestBodyDataRateGracePeriod { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// A tunnelled WebSocket on which no byte moved in either direction for this long is closed on both
+    /// sides (the visitor's connection and the backend's). Kestrel's keep-alive timeout does not cover
+    /// upgraded connections. Default 00:10:00.
+    /// </summary>
+    public TimeSpan WebSocketIdleTimeout { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>
+    /// Most concurrent visitor connections over all ingress listeners; further connections are closed at
+    /// once (the tunnel and admin listeners are not counted, so visitors cannot lock agents out).
+    /// 0: no limit. Default 10000.
+    /// </summary>
+    public int MaxIngressConnections { get; set; } = 10_000;
+
+    /// <summary>
+    /// Most concurrent upgraded (HTTP/1.1 WebSocket) connections (Kestrel's MaxConcurrentUpgradedConnections);
+    /// over it the upgrade is refused. 0: no limit. Default 5000.
+    /// </summary>
+    public int MaxUpgradedConnections { get; set; } = 5_000;
+
+    /// <summary>
+    /// Most concurrent streams a visitor may open on one HTTP/2 connection (Kestrel's
+    /// Http2.MaxStreamsPerConnection, also applied to the tunnel listener). More are refused with
+    /// RST_STREAM REFUSED_STREAM. Default 100.
+    /// </summary>
+    public int Http2MaxStreamsPerConnection { get; set; } = 100;
+
+    /// <summary>HPACK dynamic table size the gateway lets HTTP/2 peers use (Kestrel's Http2.HeaderTableSize). Default 4096.</summary>
+    public int Http2HeaderTableSize { get; set; } = 4096;
+
+    /// <summary>Largest HTTP/2 frame payload the gateway accepts (Kestrel's Http2.MaxFrameSize, 16384..16777215). Default 16384.</summary>
+    public int Http2MaxFrameSize { get; set; } = 16 * 1024;
+
+    /// <summary>
+    /// Largest decoded HTTP/2 header field (name plus value; Kestrel's Http2.MaxRequestHeaderFieldSize). Bounds
+    /// HPACK bombs together with <see cref="MaxRequestHeadersTotalSize"/>. Default 16384.
+    /// </summary>
+    public int Http2MaxRequestHeaderFieldSize { get; set; } = 16 * 1024;
+
+    /// <summary>
+    /// Peers trusted to set forwarding headers (IP addresses or CIDR networks, e.g. "10.0.0.0/8").
+    /// From a trusted peer the gateway appends the peer's address to the incoming X-Forwarded-For and
+    /// keeps the incoming X-Forwarded-Proto, X-Forwarded-Host and Forwarded; from anyone else those
+    /// headers are replaced by what the gateway saw. Default: none.
+    /// </summary>
+    public List<string> TrustedProxies { get; set; } = [];
+
     /// <summary>Agents allowed to connect: id, SHA-256 of the token, services it may serve.</summary>
     public List<AgentCredentialOptions> Agents { get; set; } = [];
 
@@ -118,4 +221,19 @@ public sealed class RouteOptions
     public string Host { get; set; } = "";
     public string? PathPrefix { get; set; }
     public string Service { get; set; } = "";
+
+    /// <summary>Largest request body on this route (bytes); overrides Gateway:MaxRequestBodySize. Over it: 413.</summary>
+    public long? MaxRequestBodySize { get; set; }
+
+    /// <summary>Visitor authentication on this route: "none" (default), "basic" or "bearer".</summary>
+    public string? Access { get; set; }
+
+    /// <summary>
+    /// Lower-case hex SHA-256 of the credential: of "user:password" for basic, of the token for bearer.
+    /// Only the hash is configured; the visitor's Authorization header is removed before forwarding.
+    /// </summary>
+    public string? CredentialSha256 { get; set; }
+
+    /// <summary>Visitor networks allowed on this route (IPs or CIDRs, e.g. "10.0.0.0/8"); empty: any. Others get 403.</summary>
+    public List<string> AllowedNetworks { get; set; } = [];
 }

@@ -55,6 +55,33 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         {
             failures.Add("Gateway:MaxInFlight must be at least 1 and Gateway:MaxTunnelBufferBytes at least Gateway:ReceiveWindow");
         }
+        if (o.MaxRequestHeaderCount < 1 || o.MaxRequestHeadersTotalSize < 1024 || o.MaxRequestLineSize < 256)
+        {
+            failures.Add("Gateway:MaxRequestHeaderCount must be at least 1, Gateway:MaxRequestHeadersTotalSize at least 1024 and Gateway:MaxRequestLineSize at least 256");
+        }
+        if (o.RequestHeadersTimeout <= TimeSpan.Zero || o.KeepAliveTimeout <= TimeSpan.Zero || o.WebSocketIdleTimeout <= TimeSpan.Zero)
+        {
+            failures.Add("Gateway:RequestHeadersTimeout, Gateway:KeepAliveTimeout and Gateway:WebSocketIdleTimeout must be positive");
+        }
+        if (o.MinRequestBodyDataRate < 0 || (o.MinRequestBodyDataRate > 0 && o.MinRequestBodyDataRateGracePeriod < TimeSpan.FromSeconds(1)))
+        {
+            failures.Add("Gateway:MinRequestBodyDataRate may not be negative, and Gateway:MinRequestBodyDataRateGracePeriod must be at least 1 s");
+        }
+        if (o.MaxIngressConnections < 0 || o.MaxUpgradedConnections < 0)
+        {
+            failures.Add("Gateway:MaxIngressConnections and Gateway:MaxUpgradedConnections may not be negative (0: no limit)");
+        }
+        if (o.Http2MaxStreamsPerConnection < 1 || o.Http2HeaderTableSize < 0 || o.Http2MaxFrameSize is < 16384 or > 16777215 || o.Http2MaxRequestHeaderFieldSize < 1024)
+        {
+            failures.Add("Gateway:Http2MaxStreamsPerConnection must be at least 1, Gateway:Http2HeaderTableSize not negative, Gateway:Http2MaxFrameSize between 16384 and 16777215 and Gateway:Http2MaxRequestHeaderFieldSize at least 1024");
+        }
+        for (int i = 0; i < o.TrustedProxies.Count; i++)
+        {
+            if (!Ingress.VisitorAccess.TryParseNetwork(o.TrustedProxies[i], out _))
+            {
+                failures.Add($"Gateway:TrustedProxies:{i} '{o.TrustedProxies[i]}' is not an IP address or CIDR network (e.g. 10.0.0.0/8)");
+            }
+        }
         for (int i = 0; i < o.Agents.Count; i++)
         {
             var a = o.Agents[i];
@@ -82,7 +109,37 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             {
                 failures.Add($"Gateway:Routes:{i}:Host '{r.Host}': a wildcard is only allowed as the first label (*.example.com)");
             }
+            if (RouteProblem(r.MaxRequestBodySize, r.Access, r.CredentialSha256, r.AllowedNetworks) is { } problem)
+            {
+                failures.Add($"Gateway:Routes:{i}: {problem}");
+            }
         }
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    /// <summary>What is wrong with a route's visitor-side settings (shared with the admin API), or null.</summary>
+    public static string? RouteProblem(long? maxRequestBodySize, string? access, string? credentialSha256, IEnumerable<string>? allowedNetworks)
+    {
+        if (maxRequestBodySize < 0)
+        {
+            return "MaxRequestBodySize may not be negative";
+        }
+        var kind = Ingress.VisitorAccess.Kind(access);
+        if (kind is null)
+        {
+            return $"Access '{access}' must be none, basic or bearer";
+        }
+        if (kind != Ingress.VisitorAccess.None && (credentialSha256 is not { Length: 64 } || !credentialSha256.All(Uri.IsHexDigit)))
+        {
+            return "CredentialSha256 must be 64 hex digits (SHA-256 of \"user:password\" for basic, of the token for bearer)";
+        }
+        foreach (var network in allowedNetworks ?? [])
+        {
+            if (!Ingress.VisitorAccess.TryParseNetwork(network, out _))
+            {
+                return $"AllowedNetworks entry '{network}' is not an IP address or CIDR network (e.g. 10.0.0.0/8)";
+            }
+        }
+        return null;
     }
 }

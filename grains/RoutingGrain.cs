@@ -134,6 +134,6 @@ public sealed class RoutingGrain(
     {
         string host = route.Host.Trim().TrimEnd('.').ToLowerInvariant();
         string? prefix = string.IsNullOrWhiteSpace(route.PathPrefix) || route.PathPrefix == "/" ? null : "/" + route.PathPrefix.Trim().Trim('/');
-        return new Route(host, prefix, route.Service.Trim());
+        return route with { Host = host, PathPrefix = prefix, Service = route.Service.Trim() };
     }
 }

@@ -33,7 +33,7 @@ public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, Request
             {
                 ("GET", "/agents") => await AgentsAsync(),
                 ("GET", "/services") => Services(),
-                ("GET", "/routes") => Results.Json(routing.Current.Snapshot.Routes, Json),
+                ("GET", "/routes") => Results.Json(routing.Current.Snapshot.Routes.Select(r => r.CredentialSha256 is null ? r : r with { CredentialSha256 = "(set)" }), Json),
                 ("PUT" or "POST", "/routes") => await UpsertRouteAsync(request),
                 ("DELETE", "/routes") => await RemoveRouteAsync(request),
                 ("GET", "/requests") => Results.Json(tracker.Live.OrderBy(r => r.OpenedAt), Json),
@@ -84,7 +84,8 @@ public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, Request
         }), Json);
     }
 
-    private sealed record RouteBody(string? Host, string? PathPrefix, string? Service);
+    private sealed record RouteBody(string? Host, string? PathPrefix, string? Service, long? MaxRequestBodySize = null,
+        string? Access = null, string? Credential = null, string? CredentialSha256 = null, string[]? AllowedNetworks = null);
 
     private async Task<IResult> UpsertRouteAsync(HttpRequest request)
     {
@@ -97,8 +98,17 @@ public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, Request
         {
             return Results.Text($"otun admin: host '{body.Host}': a wildcard is only allowed as the first label (*.example.com)\n", statusCode: 400);
         }
-        await Routing.UpsertRoute(new Route(body.Host, body.PathPrefix, body.Service));
-        return Results.Json(RoutingGrain.Normalize(new Route(body.Host, body.PathPrefix, body.Service)), Json);
+        // "credential" ("user:password" or a token) is hashed here and never stored; or give "credentialSha256".
+        string? hash = !string.IsNullOrEmpty(body.Credential) ? VisitorAccess.Hash(body.Credential) : body.CredentialSha256?.ToLowerInvariant();
+        if (GatewayOptionsValidator.RouteProblem(body.MaxRequestBodySize, body.Access, hash, body.AllowedNetworks) is { } problem)
+        {
+            return Results.Text($"otun admin: {problem}\n", statusCode: 400);
+        }
+        var route = new Route(body.Host, body.PathPrefix, body.Service, body.MaxRequestBodySize, body.Access, hash,
+            body.AllowedNetworks is { Length: > 0 } ? body.AllowedNetworks : null);
+        await Routing.UpsertRoute(route);
+        // The answer never echoes the credential's hash.
+        return Results.Json(RoutingGrain.Normalize(route) with { CredentialSha256 = null }, Json);
     }
 
     private async Task<IResult> RemoveRouteAsync(HttpRequest request)

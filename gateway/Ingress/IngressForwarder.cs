@@ -35,6 +35,11 @@ public sealed partial class IngressForwarder(
 
     private long _inFlight;
     private long _rejections;
+    private long _forwarded;
+    private long _refusedBeforeForwarding;
+    private long _webSocketIdleCloses;
+    private System.Net.IPNetwork[]? _trustedProxies;
+    private List<string>? _trustedProxiesSource;
 
     /// <summary>Requests this gateway is forwarding now.</summary>
     public long InFlight => Interlocked.Read(ref _inFlight);
@@ -42,14 +47,37 @@ public sealed partial class IngressForwarder(
     /// <summary>Requests refused by a limit (gateway-wide or an agent's budget) since start.</summary>
     public long Rejections => Interlocked.Read(ref _rejections);
 
+    /// <summary>Requests whose head was sent to an agent since start (what agents could have seen).</summary>
+    public long Forwarded => Interlocked.Read(ref _forwarded);
+
+    /// <summary>
+    /// Requests the gateway answered itself with a 4xx before any agent saw them (malformed or
+    /// ambiguous framing, Host problems, access denied, body too large) since start.
+    /// </summary>
+    public long RefusedBeforeForwarding => Interlocked.Read(ref _refusedBeforeForwarding);
+
+    /// <summary>Tunnelled WebSockets closed by Gateway:WebSocketIdleTimeout since start.</summary>
+    public long WebSocketIdleCloses => Interlocked.Read(ref _webSocketIdleCloses);
+
     public async Task InvokeAsync(HttpContext context)
     {
         var request = context.Request;
         var o = options.CurrentValue;
+        if (FramingProblem(request) is { } framing)
+        {
+            // Ambiguous framing is how requests get smuggled past a proxy: refuse and close the connection.
+            await RefuseAsync(context, StatusCodes.Status400BadRequest, framing, closeConnection: true);
+            return;
+        }
+        if (request.Headers.Host.Count > 1)
+        {
+            await RefuseAsync(context, StatusCodes.Status400BadRequest, "the request has more than one Host", closeConnection: true);
+            return;
+        }
         string? host = NormalizeHost(request.Host);
         if (host is null)
         {
-            await WriteErrorAsync(context, StatusCodes.Status400BadRequest, "the request has no Host");
+            await RefuseAsync(context, StatusCodes.Status400BadRequest, "the request has no Host", closeConnection: false);
             return;
         }
         string path = request.Path.HasValue ? request.Path.Value! : "/";
@@ -57,6 +85,36 @@ public sealed partial class IngressForwarder(
         if (route is null)
         {
             await WriteErrorAsync(context, StatusCodes.Status404NotFound, $"no route for host '{host}'");
+            return;
+        }
+        // Access is decided on the route that routing matched (same normalised host and path).
+        var access = VisitorAccess.Check(context, route);
+        if (!access.Allowed)
+        {
+            if (access.Challenge is not null)
+            {
+                context.Response.Headers.WWWAuthenticate = access.Challenge;
+            }
+            await RefuseAsync(context, access.Status, access.Message!, closeConnection: false);
+            return;
+        }
+        if (route.MaxRequestBodySize is long routeMax)
+        {
+            if (request.ContentLength > routeMax)
+            {
+                await RefuseAsync(context, StatusCodes.Status413PayloadTooLarge,
+                    $"the request body was rejected: Request body too large. The max request body size is {routeMax} bytes.", closeConnection: true);
+                return;
+            }
+            if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodySize)
+            {
+                bodySize.MaxRequestBodySize = routeMax;
+            }
+        }
+        else if (request.ContentLength > o.MaxRequestBodySize)
+        {
+            await RefuseAsync(context, StatusCodes.Status413PayloadTooLarge,
+                $"the request body was rejected: Request body too large. The max request body size is {o.MaxRequestBodySize} bytes.", closeConnection: true);
             return;
         }
         long started = Stopwatch.GetTimestamp();
@@ -127,6 +185,35 @@ public sealed partial class IngressForwarder(
         }
     }
 
+    /// <summary>
+    /// Framing a proxy must not guess at: Content-Length together with Transfer-Encoding (Kestrel follows
+    /// the chunked coding, a backend might follow the length), or several Content-Length values.
+    /// </summary>
+    public static string? FramingProblem(HttpRequest request)
+    {
+        if (!HttpProtocol.IsHttp11(request.Protocol) && !HttpProtocol.IsHttp10(request.Protocol))
+        {
+            return null;
+        }
+        var headers = request.Headers;
+        if (headers.TransferEncoding.Count > 0 && headers.ContentLength is not null)
+        {
+            return "the request has both Content-Length and Transfer-Encoding";
+        }
+        return null;
+    }
+
+    private async Task RefuseAsync(HttpContext context, int status, string message, bool closeConnection)
+    {
+        Interlocked.Increment(ref _refusedBeforeForwarding);
+        if (closeConnection && (HttpProtocol.IsHttp11(context.Request.Protocol) || HttpProtocol.IsHttp10(context.Request.Protocol)))
+        {
+            // Whatever follows on this connection cannot be trusted to start where we think it does.
+            context.Response.Headers.Connection = "close";
+        }
+        await WriteErrorAsync(context, status, message);
+    }
+
     private async Task RejectAsync(HttpContext context, GatewayOptions o, string message, string reason, string service)
     {
         telemetry.Rejected(reason, service);
@@ -156,7 +243,7 @@ public sealed partial class IngressForwarder(
         bool hasBody = kind is not (VisitorKind.WebSocketHttp1 or VisitorKind.WebSocketHttp2) && HasBody(request);
         var timeout = kind == VisitorKind.Grpc && GrpcStatus.ParseTimeout(request.Headers["grpc-timeout"]) is { } deadline && deadline < o.ResponseTimeout
             ? deadline : o.ResponseTimeout;
-        var head = BuildHead(context, requestId, service, host, hasBody, timeout, kind);
+        var head = BuildHead(context, requestId, service, host, hasBody, timeout, kind, IsTrustedProxy(context, o));
         if (activity is not null)
         {
             // The agent's span is a child of this one: the visitor's traceparent is replaced by the gateway's.
@@ -167,6 +254,7 @@ public sealed partial class IngressForwarder(
         try
         {
             stream.SendHead(new Frame { RequestHead = head });
+            Interlocked.Increment(ref _forwarded);
             var upload = hasBody ? PumpRequestBodyAsync(exchange) : Task.CompletedTask;
             await RelayResponseAsync(exchange, o);
             await upload;
@@ -268,10 +356,15 @@ public sealed partial class IngressForwarder(
         if (exchange.Kind is VisitorKind.WebSocketHttp1 or VisitorKind.WebSocketHttp2 && head.Status == StatusCodes.Status101SwitchingProtocols)
         {
             tracker.MarkStreaming(exchange.Record, null);
-            var (bytesIn, bytesOut, visitorGone) = await WebSocketRelay.RunAsync(context, stream, head, exchange.Kind, logger);
+            var (bytesIn, bytesOut, visitorGone, idleClosed) = await WebSocketRelay.RunAsync(context, stream, head, exchange.Kind, o.WebSocketIdleTimeout, logger);
             exchange.BytesIn = bytesIn;
             exchange.BytesOut = bytesOut;
             exchange.VisitorGone = visitorGone;
+            if (idleClosed)
+            {
+                Interlocked.Increment(ref _webSocketIdleCloses);
+                exchange.Failure = $"closed after {o.WebSocketIdleTimeout} without traffic (Gateway:WebSocketIdleTimeout)";
+            }
             return;
         }
         response.StatusCode = head.Status;
@@ -367,7 +460,21 @@ public sealed partial class IngressForwarder(
         await WriteErrorAsync(exchange.Context, status, message);
     }
 
-    private static RequestHead BuildHead(HttpContext context, string requestId, string service, string host, bool hasBody, TimeSpan timeout, VisitorKind kind)
+    private bool IsTrustedProxy(HttpContext context, GatewayOptions o)
+    {
+        if (o.TrustedProxies.Count == 0)
+        {
+            return false;
+        }
+        if (!ReferenceEquals(_trustedProxiesSource, o.TrustedProxies))
+        {
+            _trustedProxies = VisitorAccess.ParseNetworks(o.TrustedProxies);
+            _trustedProxiesSource = o.TrustedProxies;
+        }
+        return VisitorAccess.Contains(_trustedProxies!, context.Connection.RemoteIpAddress);
+    }
+
+    private static RequestHead BuildHead(HttpContext context, string requestId, string service, string host, bool hasBody, TimeSpan timeout, VisitorKind kind, bool trustedPeer)
     {
         var request = context.Request;
         var rawTarget = context.Features.Get<IHttpRequestFeature>()?.RawTarget;
@@ -400,7 +507,8 @@ public sealed partial class IngressForwarder(
         var connectionNamed = HopByHop.NamedBy(headers.Connection);
         foreach (var (name, values) in headers)
         {
-            if (name.StartsWith(':') || IsForwardingHeader(name) || name.Equals("Host", StringComparison.OrdinalIgnoreCase))
+            if (name.StartsWith(':') || (IsForwardingHeader(name) && !trustedPeer) || name.Equals("Host", StringComparison.OrdinalIgnoreCase)
+                || (trustedPeer && name.Equals("X-Forwarded-For", StringComparison.OrdinalIgnoreCase)))
             {
                 continue;
             }
@@ -412,14 +520,24 @@ public sealed partial class IngressForwarder(
                 }
             }
         }
-        // Forwarding headers come from what the gateway saw, never from the visitor (replaced, not appended).
+        // Forwarding headers come from what the gateway saw, never from the visitor (replaced, not appended),
+        // unless the peer is a trusted proxy: then its X-Forwarded-For is extended and its other forwarding headers kept.
         var remote = context.Connection.RemoteIpAddress;
-        if (remote is not null)
+        string? peer = remote is null ? null : (remote.IsIPv4MappedToIPv6 ? remote.MapToIPv4() : remote).ToString();
+        string? incomingFor = trustedPeer ? string.Join(", ", headers["X-Forwarded-For"].Where(v => !string.IsNullOrWhiteSpace(v))) : null;
+        string? forwardedFor = string.IsNullOrEmpty(incomingFor) ? peer : peer is null ? incomingFor : incomingFor + ", " + peer;
+        if (forwardedFor is not null)
         {
-            head.Headers.Add("X-Forwarded-For", (remote.IsIPv4MappedToIPv6 ? remote.MapToIPv4() : remote).ToString());
+            head.Headers.Add("X-Forwarded-For", forwardedFor);
         }
-        head.Headers.Add("X-Forwarded-Proto", request.Scheme);
-        head.Headers.Add("X-Forwarded-Host", request.Host.Value ?? host);
+        if (!trustedPeer || headers["X-Forwarded-Proto"].Count == 0)
+        {
+            head.Headers.Add("X-Forwarded-Proto", request.Scheme);
+        }
+        if (!trustedPeer || headers["X-Forwarded-Host"].Count == 0)
+        {
+            head.Headers.Add("X-Forwarded-Host", request.Host.Value ?? host);
+        }
         return head;
     }
 

@@ -14,10 +14,13 @@ namespace OrleansTunnel.Gateway.Ingress;
 /// </summary>
 internal static partial class WebSocketRelay
 {
-    /// <summary>How long the other direction may take to finish after one direction ended.</summary>
-    private static readonly TimeSpan CloseGrace = TimeSpan.FromSeconds(10);
 
-    public static async Task<(long BytesIn, long BytesOut, bool VisitorGone)> RunAsync(HttpContext context, MuxStream stream, ResponseHead head, VisitorKind kind, ILogger logger)
+    /// <summary>
+    /// Relays until either side ends. When no byte moves in either direction for <paramref name="idleTimeout"/>,
+    /// both sides are closed: the tunnel stream is reset (the agent closes the backend's connection) and the
+    /// visitor's connection is aborted.
+    /// </summary>
+    public static async Task<(long BytesIn, long BytesOut, bool VisitorGone, bool IdleClosed)> RunAsync(HttpContext context, MuxStream stream, ResponseHead head, VisitorKind kind, TimeSpan idleTimeout, ILogger logger)
     {
         var response = context.Response;
         foreach (var h in head.Headers)
@@ -43,7 +46,10 @@ internal static partial class WebSocketRelay
 
         long bytesIn = 0, bytesOut = 0;
         bool visitorGone = false;
-        using var upStop = CancellationTokenSource.CreateLinkedTokenSource(stream.Aborted, context.RequestAborted);
+        // Re-armed whenever bytes move; firing means the connection sat idle for the whole timeout.
+        using var idle = new CancellationTokenSource(idleTimeout);
+        using var upStop = CancellationTokenSource.CreateLinkedTokenSource(stream.Aborted, context.RequestAborted, idle.Token);
+        using var downStop = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, idle.Token);
         var up = Task.Run(async () =>
         {
             var buffer = new byte[MuxSettings.MaxDataFrameCeiling];
@@ -58,6 +64,7 @@ internal static partial class WebSocketRelay
                         return;
                     }
                     bytesIn += n;
+                    idle.CancelAfter(idleTimeout);
                     await stream.SendDataAsync(buffer.AsMemory(0, n), endOfBody: false, upStop.Token);
                 }
             }
@@ -73,15 +80,16 @@ internal static partial class WebSocketRelay
 
         try
         {
-            while (await stream.ReadAsync(context.RequestAborted) is { } frame)
+            while (await stream.ReadAsync(downStop.Token) is { } frame)
             {
                 if (frame.KindCase == Frame.KindOneofCase.Data)
                 {
                     var payload = frame.Data.Payload;
                     if (!payload.IsEmpty)
                     {
-                        await visitor.WriteAsync(payload.Memory, context.RequestAborted);
-                        await visitor.FlushAsync(context.RequestAborted);
+                        idle.CancelAfter(idleTimeout);
+                        await visitor.WriteAsync(payload.Memory, downStop.Token);
+                        await visitor.FlushAsync(downStop.Token);
                         bytesOut += payload.Length;
                         stream.ReturnCredit(payload.Length);
                     }
@@ -101,13 +109,23 @@ internal static partial class WebSocketRelay
                     break;
                 }
             }
-            // The backend side ended: let the visitor's direction finish briefly, then stop it.
-            await Task.WhenAny(up, Task.Delay(CloseGrace));
+            // The backend side ended (after its close frame, or dropped): nothing the visitor still sends
+            // can be delivered, so close the visitor's side now; clients wait for that close (RFC 6455 7.1.1).
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException)
         {
-            visitorGone = true;
-            stream.Reset(ResetCode.Cancelled, "the visitor dropped the WebSocket");
+            if (idle.IsCancellationRequested && !context.RequestAborted.IsCancellationRequested)
+            {
+                // Nothing moved for the whole idle timeout: close both sides.
+                stream.Reset(ResetCode.Cancelled, $"the WebSocket was idle for {idleTimeout} (Gateway:WebSocketIdleTimeout)");
+                LogIdle(logger, idleTimeout.TotalSeconds);
+                context.Abort();
+            }
+            else
+            {
+                visitorGone = true;
+                stream.Reset(ResetCode.Cancelled, "the visitor dropped the WebSocket");
+            }
         }
         finally
         {
@@ -115,8 +133,18 @@ internal static partial class WebSocketRelay
             await up;
             await visitor.DisposeAsync();
         }
-        return (bytesIn, bytesOut, visitorGone);
+        bool idleClosed = idle.IsCancellationRequested && !visitorGone;
+        if (idleClosed && !context.RequestAborted.IsCancellationRequested)
+        {
+            stream.Reset(ResetCode.Cancelled, $"the WebSocket was idle for {idleTimeout} (Gateway:WebSocketIdleTimeout)");
+            context.Abort();
+        }
+        return (bytesIn, bytesOut, visitorGone, idleClosed);
     }
+
+    [LoggerMessage(EventId = 531, EventName = "WebSocketIdle", Level = LogLevel.Debug,
+        Message = "A tunnelled WebSocket moved no bytes for {Seconds} s and was closed on both sides (Gateway:WebSocketIdleTimeout).")]
+    private static partial void LogIdle(ILogger logger, double seconds);
 
     [LoggerMessage(EventId = 530, EventName = "WebSocketDropped", Level = LogLevel.Debug,
         Message = "A tunnelled WebSocket was dropped from the agent's side ({Reason}); the visitor's connection was aborted.")]

@@ -17,6 +17,7 @@ public sealed partial class TunnelService(
     ConnectionRegistry registry,
     OrleansTunnel.Gateway.Telemetry.GatewayTelemetry telemetry,
     GatewayDrain drain,
+    HandshakeLimiter limiter,
     IGrainFactory grains,
     IOptions<GatewayOptions> options,
     ILoggerFactory loggerFactory,
@@ -26,6 +27,13 @@ public sealed partial class TunnelService(
     {
         var o = options.Value;
         string peer = context.Peer;
+        var http = context.GetHttpContext();
+        string source = http.Connection.RemoteIpAddress?.ToString() ?? peer;
+        if (!limiter.TryAcquire(source))
+        {
+            LogRefused(logger, "?", peer, "handshake rate limit");
+            throw new RpcException(new Status(StatusCode.ResourceExhausted, $"too many tunnel handshakes from {source}; retry later"));
+        }
         var hello = await ReadHelloAsync(requestStream, o.HelloTimeout, context.CancellationToken);
         if (drain.Draining)
         {
@@ -45,6 +53,17 @@ public sealed partial class TunnelService(
         {
             LogRefused(logger, hello.AgentId, peer, check.Failure!);
             throw new RpcException(new Status(StatusCode.Unauthenticated, check.Failure!));
+        }
+        if (!string.IsNullOrWhiteSpace(o.TunnelClientCaPath))
+        {
+            // Mutual TLS: Kestrel already checked the chain; the certificate must also name this agent.
+            var certificate = await http.Connection.GetClientCertificateAsync(context.CancellationToken);
+            if (certificate is null || !TunnelTls.Names(certificate, hello.AgentId))
+            {
+                string name = certificate?.GetNameInfo(System.Security.Cryptography.X509Certificates.X509NameType.SimpleName, false) ?? "(none)";
+                LogRefused(logger, hello.AgentId, peer, $"client certificate '{name}' does not name the agent");
+                throw new RpcException(new Status(StatusCode.PermissionDenied, $"the client certificate ('{name}') does not name agent '{hello.AgentId}'"));
+            }
         }
         if (hello.Services.Count == 0)
         {

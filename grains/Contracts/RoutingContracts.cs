@@ -4,11 +4,21 @@ namespace OrleansTunnel.Grains;
 /// A routing rule: a host (exact, or a wildcard <c>*.example.com</c> matching any subdomain) and an
 /// optional path prefix (matched on segment boundaries) send visitors to a service.
 /// </summary>
+/// <remarks>
+/// Optional visitor-side settings: <see cref="MaxRequestBodySize"/> overrides the gateway's limit;
+/// <see cref="Access"/> ("basic" or "bearer") with <see cref="CredentialSha256"/> (SHA-256 hex of
+/// "user:password" or of the token) demands a credential; <see cref="AllowedNetworks"/> (CIDRs) limits
+/// the visitor addresses.
+/// </remarks>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.Route")]
 public sealed record Route(
     [property: Id(0)] string Host,
     [property: Id(1)] string? PathPrefix,
-    [property: Id(2)] string Service);
+    [property: Id(2)] string Service,
+    [property: Id(3)] long? MaxRequestBodySize = null,
+    [property: Id(4)] string? Access = null,
+    [property: Id(5)] string? CredentialSha256 = null,
+    [property: Id(6)] string[]? AllowedNetworks = null);
 
 /// <summary>One place a service is served from: an agent's session on a gateway.</summary>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.ServiceEndpoint")]

@@ -11,6 +11,9 @@ namespace OrleansTunnel.Tests.Infrastructure;
 /// <summary>Settings of one harness.</summary>
 public sealed class HarnessOptions
 {
+    /// <summary>Serve the tunnel endpoint over TLS (https://) with the dev certificate.</summary>
+    public bool TunnelTls { get; set; }
+
     public TimeSpan ResponseTimeout { get; set; } = TimeSpan.FromSeconds(30);
     public Dictionary<string, string?> Gateway { get; } = new(StringComparer.OrdinalIgnoreCase);
     public Dictionary<string, string?> Agent { get; } = new(StringComparer.OrdinalIgnoreCase);
@@ -66,7 +69,7 @@ public sealed class TunnelHarness : IAsyncDisposable
 
     public Uri Ingress => new($"http://127.0.0.1:{_ingressPort}");
 
-    public string TunnelUrl => $"http://127.0.0.1:{_tunnelPort}";
+    public string TunnelUrl => $"{(_options.TunnelTls ? "https" : "http")}://127.0.0.1:{_tunnelPort}";
 
     public Uri Admin => new($"http://127.0.0.1:{_adminPort}");
 
@@ -173,6 +176,8 @@ public sealed class TunnelHarness : IAsyncDisposable
             ["Gateway:Routes:4:Service"] = "grpc",
             ["Gateway:Routes:5:Host"] = "grpc.test",
             ["Gateway:Routes:5:Service"] = "grpc",
+            ["Gateway:Routes:9:Host"] = "other.test",
+            ["Gateway:Routes:9:Service"] = "other",
             ["Gateway:Routes:6:Host"] = "tls-untrusted.test",
             ["Gateway:Routes:6:Service"] = "tls-untrusted",
             ["Gateway:Routes:7:Host"] = "tls-ca.test",
@@ -238,6 +243,7 @@ public sealed class TunnelHarness : IAsyncDisposable
             ["Agent:Services:5:SkipCertificateValidation"] = "true",
             ["Agent:ReconnectMinDelay"] = "00:00:00.100",
             ["Agent:ReconnectMaxDelay"] = "00:00:01",
+            ["Agent:GatewayCaFile"] = _options.TunnelTls ? CertificatePemPath : null,
             ["Logging:LogLevel:Default"] = "Warning",
         };
         foreach (var (k, v) in _options.Agent)

@@ -1,0 +1,40 @@
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+using OrleansTunnel.Gateway.Ingress;
+
+namespace OrleansTunnel.Gateway.Tunnel;
+
+/// <summary>TLS of the tunnel endpoint, optionally mutual (agent client certificates from a given CA).</summary>
+public static class TunnelTls
+{
+    public static HttpsConnectionAdapterOptions ServerOptions(GatewayOptions o)
+    {
+        var certificateOptions = string.IsNullOrWhiteSpace(o.TunnelCertificatePath)
+            ? o
+            : new GatewayOptions { CertificatePath = o.TunnelCertificatePath, CertificateKeyPath = o.TunnelCertificateKeyPath, CertificatePassword = o.CertificatePassword };
+        var options = new HttpsConnectionAdapterOptions { ServerCertificate = IngressCertificate.Load(certificateOptions) };
+        if (!string.IsNullOrWhiteSpace(o.TunnelClientCaPath))
+        {
+            var ca = X509Certificate2.CreateFromPem(File.ReadAllText(o.TunnelClientCaPath));
+            options.ClientCertificateMode = ClientCertificateMode.RequireCertificate;
+            options.ClientCertificateValidation = (certificate, _, _) => ChainsTo(certificate, ca);
+        }
+        return options;
+    }
+
+    /// <summary>True when the certificate chains to the given CA (and only to it).</summary>
+    public static bool ChainsTo(X509Certificate2 certificate, X509Certificate2 ca)
+    {
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.Add(ca);
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        chain.ChainPolicy.VerificationFlags = X509VerificationFlags.NoFlag;
+        return chain.Build(certificate);
+    }
+
+    /// <summary>Whether a client certificate names the agent (common name or a DNS name).</summary>
+    public static bool Names(X509Certificate2 certificate, string agentId) =>
+        string.Equals(certificate.GetNameInfo(X509NameType.SimpleName, false), agentId, StringComparison.Ordinal)
+        || string.Equals(certificate.GetNameInfo(X509NameType.DnsName, false), agentId, StringComparison.Ordinal);
+}
