@@ -20,99 +20,37 @@ public sealed class DashboardTests(ITestOutputHelper output) : IAsyncLifetime
 
     private static readonly string[] TunnelGrains = ["AgentGrain", "RequestGrain", "BackpressureGrain"];
 
-    private readonly int _ingress = Ports.Free(), _https = Ports.Free(), _tunnel = Ports.Free(), _admin = Ports.Free(), _dashboard = Ports.Free();
-    private readonly string _data = Path.Combine(Path.GetTempPath(), "otun-dashboard-test-" + Guid.NewGuid().ToString("N")[..8]);
-    private readonly List<string> _stdout = [];
-    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly int _dashboard = Ports.Free();
     private readonly CancellationTokenSource _inFlight = new();
     private readonly List<Task> _sleepers = [];
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(60) };
-    private Process? _process;
+    private DevProcess? _dev;
 
     private string Dashboard => $"http://127.0.0.1:{_dashboard}";
 
     public async Task InitializeAsync()
     {
-        string otun = Path.Combine(AppContext.BaseDirectory, "otun.dll");
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var arg in new[]
-        {
-            otun, "dev",
-            "--ingress", $"http://127.0.0.1:{_ingress}", "--https-ingress", $"https://127.0.0.1:{_https}",
-            "--tunnel", $"http://127.0.0.1:{_tunnel}", "--admin", $"http://127.0.0.1:{_admin}", "--data", _data,
-            "--set", $"Cluster:SiloPort={Ports.Free()}", "--set", $"Cluster:GatewayPort={Ports.Free()}",
-            "--set", $"Cluster:Dashboard={Dashboard}",
-        })
-        {
-            start.ArgumentList.Add(arg);
-        }
-        _process = Process.Start(start)!;
-        _process.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data is null)
-            {
-                _ready.TrySetException(new InvalidOperationException("otun dev exited before it was ready:\n" + Stdout()));
-                return;
-            }
-            lock (_stdout)
-            {
-                _stdout.Add(e.Data);
-            }
-            if (e.Data.StartsWith("otun dev: ready", StringComparison.Ordinal))
-            {
-                _ready.TrySetResult();
-            }
-        };
-        _process.ErrorDataReceived += (_, _) => { };
-        _process.BeginOutputReadLine();
-        _process.BeginErrorReadLine();
-        await _ready.Task.Within(TimeSpan.FromSeconds(60));
-        output.WriteLine(Stdout());
+        _dev = await DevProcess.StartAsync("--set", $"Cluster:Dashboard={Dashboard}");
+        output.WriteLine(string.Join("\n", _dev.Lines));
     }
 
     public async Task DisposeAsync()
     {
         await _inFlight.CancelAsync();
         await Task.WhenAny(Task.WhenAll(_sleepers), Task.Delay(TimeSpan.FromSeconds(5)));
-        if (_process is not null)
+        if (_dev is not null)
         {
-            if (!_process.HasExited)
-            {
-                _process.Kill(entireProcessTree: true);
-                await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
-            }
-            _process.Dispose();
+            await _dev.DisposeAsync();
         }
         _http.Dispose();
         _inFlight.Dispose();
-        if (Directory.Exists(_data))
-        {
-            Directory.Delete(_data, recursive: true);
-        }
-    }
-
-    private string Stdout()
-    {
-        lock (_stdout)
-        {
-            return string.Join("\n", _stdout);
-        }
     }
 
     [Fact]
     public async Task Dashboard_InHeadlessChromium_ListsTheTunnelGrains_WhileTrafficFlows()
     {
         // The dev process prints the dashboard URL, and only its last line says "ready".
-        string[] lines;
-        lock (_stdout)
-        {
-            lines = [.. _stdout];
-        }
+        string[] lines = _dev!.Lines;
         Assert.Contains($"  dashboard {Dashboard}/dashboard", lines);
         Assert.All(lines[..^1], l => Assert.DoesNotContain("ready", l, StringComparison.Ordinal));
 
@@ -122,11 +60,11 @@ public sealed class DashboardTests(ITestOutputHelper output) : IAsyncLifetime
             Assert.Equal(HttpStatusCode.OK, r.StatusCode);
             Assert.Contains("<html", await r.Content.ReadAsStringAsync(), StringComparison.OrdinalIgnoreCase);
         }
-        using (var r = await _http.GetAsync($"http://127.0.0.1:{_admin}/dashboard/DashboardCounters"))
+        using (var r = await _http.GetAsync($"http://127.0.0.1:{_dev!.Admin}/dashboard/DashboardCounters"))
         {
             Assert.Equal(HttpStatusCode.NotFound, r.StatusCode);
         }
-        using (var r = await _http.GetAsync($"http://127.0.0.1:{_ingress}/dashboard/DashboardCounters"))
+        using (var r = await _http.GetAsync($"http://127.0.0.1:{_dev!.Ingress}/dashboard/DashboardCounters"))
         {
             Assert.False(r.IsSuccessStatusCode, "the ingress must not serve the dashboard (it forwards to the backend)");
         }
@@ -140,7 +78,7 @@ public sealed class DashboardTests(ITestOutputHelper output) : IAsyncLifetime
         // session, BackpressureGrain with the gateway's permit leases).
         for (int i = 0; i < 50; i++)
         {
-            using var r = await _http.GetAsync($"http://127.0.0.1:{_ingress}/hello");
+            using var r = await _http.GetAsync($"http://127.0.0.1:{_dev!.Ingress}/hello");
             Assert.Equal("hello", await r.Content.ReadAsStringAsync());
         }
         for (int i = 0; i < 4; i++)
@@ -192,7 +130,7 @@ public sealed class DashboardTests(ITestOutputHelper output) : IAsyncLifetime
     {
         try
         {
-            using var r = await _http.GetAsync($"http://127.0.0.1:{_ingress}/sleep?ms=30000", _inFlight.Token);
+            using var r = await _http.GetAsync($"http://127.0.0.1:{_dev!.Ingress}/sleep?ms=30000", _inFlight.Token);
         }
         catch (Exception ex) when (ex is OperationCanceledException or HttpRequestException)
         {
