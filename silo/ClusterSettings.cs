@@ -23,6 +23,13 @@ public sealed class ClusterSettings
     /// <summary>Port Orleans clients (gateways) connect to.</summary>
     public int GatewayPort { get; set; } = 30000;
 
+    /// <summary>
+    /// Kubernetes pod identity (Microsoft.Orleans.Hosting.Kubernetes): silo name, advertised address,
+    /// service and cluster id from the pod; dead pods' silos leave the membership at once. Needs the
+    /// POD_* environment and RBAC the Helm chart provides.
+    /// </summary>
+    public bool KubernetesHosting { get; set; }
+
     /// <summary>Admin endpoint of a standalone silo (/healthz, /readyz).</summary>
     public string Admin { get; set; } = "http://127.0.0.1:9091";
 

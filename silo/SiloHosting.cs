@@ -34,8 +34,16 @@ public static class SiloHosting
             }
             else
             {
-                var advertised = string.IsNullOrWhiteSpace(settings.AdvertisedAddress) ? null : IPAddress.Parse(settings.AdvertisedAddress);
-                silo.ConfigureEndpoints(advertised ?? IPAddress.Loopback, settings.SiloPort, settings.GatewayPort, listenOnAnyHostAddress: advertised is not null);
+                if (settings.KubernetesHosting)
+                {
+                    // Pod identity: name, advertised IP, ports and ids come from the pod.
+                    silo.UseKubernetesHosting();
+                }
+                else
+                {
+                    var advertised = string.IsNullOrWhiteSpace(settings.AdvertisedAddress) ? null : IPAddress.Parse(settings.AdvertisedAddress);
+                    silo.ConfigureEndpoints(advertised ?? IPAddress.Loopback, settings.SiloPort, settings.GatewayPort, listenOnAnyHostAddress: advertised is not null);
+                }
                 silo.UseRedisClustering(o => o.ConfigurationOptions = ConfigurationOptions.Parse(settings.Redis));
                 silo.AddRedisGrainStorage(RoutingGrain.StorageName, o => o.ConfigurationOptions = ConfigurationOptions.Parse(settings.Redis));
             }

@@ -175,6 +175,11 @@ token hashes only, so they may live in a ConfigMap.
 {{- $_ := set $gateway "CertificatePath" "/etc/otun/tls/ingress/tls.crt" -}}
 {{- $_ := set $gateway "CertificateKeyPath" "/etc/otun/tls/ingress/tls.key" -}}
 {{- end -}}
+{{- if $g.tls.tunnel.enabled -}}
+{{- $_ := set $gateway "Tunnel" (printf "https://0.0.0.0:%v" $g.ports.tunnel) -}}
+{{- $_ := set $gateway "TunnelCertificatePath" "/etc/otun/tls/tunnel/tls.crt" -}}
+{{- $_ := set $gateway "TunnelCertificateKeyPath" "/etc/otun/tls/tunnel/tls.key" -}}
+{{- end -}}
 {{- $routes := list -}}
 {{- range $g.routes -}}
 {{- $route := dict "Host" .host "Service" .service -}}
