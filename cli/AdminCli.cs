@@ -11,7 +11,7 @@ internal static class AdminCli
     private const string Usage = """
         otun admin: the admin API of a gateway (its admin port; never the public ingress).
 
-        usage: otun admin [--url http://127.0.0.1:9090] [--token TOKEN] <command>
+        usage: otun admin [--url http://127.0.0.1:9090] [--token TOKEN] [--data DIR] <command>
           agents                              agents with their connections, services and in-flight requests
           services                            services with their routes and agents
           routes                              the routing table
@@ -22,13 +22,14 @@ internal static class AdminCli
           token set AGENT_ID SVC[,SVC...]     create a fresh token for an agent and print it once
           token rm AGENT_ID                   revoke an agent's runtime token (its sessions close)
 
-        The token comes from --token, else OTUN_ADMIN_TOKEN, else .data/admin-token (written by otun dev).
+        The token comes from --token, else OTUN_ADMIN_TOKEN, else DIR/admin-token (--data, default .data: written by otun dev).
         """;
 
     public static async Task<int> RunAsync(string[] argv)
     {
         string url = Environment.GetEnvironmentVariable("OTUN_ADMIN_URL") ?? "http://127.0.0.1:9090";
         string? token = Environment.GetEnvironmentVariable("OTUN_ADMIN_TOKEN");
+        string dataDirectory = ".data";
         var words = new List<string>();
         for (int i = 0; i < argv.Length; i++)
         {
@@ -39,6 +40,9 @@ internal static class AdminCli
                     break;
                 case "--token" when i + 1 < argv.Length:
                     token = argv[++i];
+                    break;
+                case "--data" when i + 1 < argv.Length:
+                    dataDirectory = argv[++i];
                     break;
                 case "-h" or "--help":
                     Console.WriteLine(Usage);
@@ -53,7 +57,8 @@ internal static class AdminCli
             Console.WriteLine(Usage);
             return 2;
         }
-        token ??= File.Exists(Path.Combine(".data", "admin-token")) ? File.ReadAllText(Path.Combine(".data", "admin-token")).Trim() : null;
+        string tokenFile = Path.Combine(dataDirectory, "admin-token");
+        token ??= File.Exists(tokenFile) ? File.ReadAllText(tokenFile).Trim() : null;
         if (string.IsNullOrEmpty(token))
         {
             throw new CliException("no admin token: pass --token, set OTUN_ADMIN_TOKEN, or run from the directory where otun dev wrote .data/admin-token");

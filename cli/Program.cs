@@ -274,7 +274,9 @@ namespace OrleansTunnel.Cli
             {
                 ["Agent:AgentId"] = "dev-agent",
                 ["Agent:Token"] = token,
-                ["Agent:Gateways:0"] = $"http://127.0.0.1:{endpoints.TunnelPort}",
+                // The in-process agent dials the tunnel as configured; over TLS it trusts the dev certificate.
+                ["Agent:Gateways:0"] = $"{(TunnelIsTls(gatewayConfig) ? "https" : "http")}://127.0.0.1:{endpoints.TunnelPort}",
+                ["Agent:GatewayCaFile"] = TunnelIsTls(gatewayConfig) ? gatewayConfig.GetValueOrDefault("Gateway:CertificatePath") : null,
             };
             for (int i = 0; i < services.Count; i++)
             {
@@ -353,6 +355,9 @@ namespace OrleansTunnel.Cli
             }
         }
 
+        private static bool TunnelIsTls(IDictionary<string, string?> config) =>
+            config.TryGetValue("Gateway:Tunnel", out var tunnel) && tunnel is not null && tunnel.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
+
         private static void PrintGateway(WebApplication app)
         {
             var e = app.Services.GetRequiredService<GatewayEndpoints>();
@@ -367,7 +372,8 @@ namespace OrleansTunnel.Cli
             {
                 Console.WriteLine($"  ingress   http://{e.H2cIngress.IPEndPoint}  (cleartext HTTP/2, prior knowledge)");
             }
-            Console.WriteLine($"  tunnel    http://{e.Tunnel?.IPEndPoint}");
+            string tunnelScheme = app.Services.GetRequiredService<IOptions<GatewayOptions>>().Value.Tunnel.StartsWith("https://", StringComparison.OrdinalIgnoreCase) ? "https" : "http";
+            Console.WriteLine($"  tunnel    {tunnelScheme}://{e.Tunnel?.IPEndPoint}");
             Console.WriteLine($"  admin     http://{e.Admin?.IPEndPoint}  (health and readiness probes, /tunnels)");
         }
 

@@ -16,7 +16,8 @@ public sealed class AgentConnection(AgentSession session, MuxConnection mux)
     public MuxConnection Mux { get; } = mux;
 
     /// <summary>True while new requests may be sent here (not closing, no go-away either way).</summary>
-    public bool Accepting => !Mux.Closed.IsCancellationRequested && !Mux.GoAwayReceived && !Draining;
+    public bool Accepting => !Mux.Closed.IsCancellationRequested && !Mux.GoAwayReceived && !Draining
+        && Mux.ActiveStreams < Mux.Settings.MaxConcurrentStreams;
 
     /// <summary>Set when this gateway is draining: finish in-flight requests, open none.</summary>
     public bool Draining { get; set; }

@@ -9,6 +9,11 @@ public static class TunnelTls
 {
     public static HttpsConnectionAdapterOptions ServerOptions(GatewayOptions o)
     {
+        if (string.IsNullOrWhiteSpace(o.TunnelCertificatePath) && string.IsNullOrWhiteSpace(o.CertificatePath))
+        {
+            throw new Microsoft.Extensions.Options.OptionsValidationException(nameof(GatewayOptions), typeof(GatewayOptions),
+                [$"Gateway:Tunnel '{o.Tunnel}' is https:// but no certificate is set; give Gateway:TunnelCertificatePath (and Gateway:TunnelCertificateKeyPath), or Gateway:CertificatePath to share the ingress certificate"]);
+        }
         var certificateOptions = string.IsNullOrWhiteSpace(o.TunnelCertificatePath)
             ? o
             : new GatewayOptions { CertificatePath = o.TunnelCertificatePath, CertificateKeyPath = o.TunnelCertificateKeyPath, CertificatePassword = o.CertificatePassword };

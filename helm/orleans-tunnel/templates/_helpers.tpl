@@ -142,7 +142,7 @@ external Secret only its name and key are known at render time, so those are has
 orleans-tunnel.tunnelUrl: the URL of this release's tunnel Service, the agent's default gateway.
 */}}
 {{- define "orleans-tunnel.tunnelUrl" -}}
-{{- printf "http://%s:%v" (include "orleans-tunnel.componentName" (dict "context" . "component" "gateway-tunnel")) .Values.gateway.tunnelService.port -}}
+{{- printf "%s://%s:%v" (ternary "https" "http" .Values.gateway.tls.tunnel.enabled) (include "orleans-tunnel.componentName" (dict "context" . "component" "gateway-tunnel")) .Values.gateway.tunnelService.port -}}
 {{- end -}}
 
 {{/*
