@@ -10,8 +10,10 @@ missing=()
 for tool in redis-server:redis-server unzip:unzip npm:npm chromium:chromium; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
-# The chart tests parse rendered manifests with python3's yaml module.
+# The chart tests parse rendered manifests with python3's yaml module; the HTTP/2 attack tests use
+# Debian's python3-h2 through /usr/bin/python3.
 python3 -c 'import yaml' >/dev/null 2>&1 || /usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
+/usr/bin/python3 -c 'import h2' >/dev/null 2>&1 || missing+=(python3-h2)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}") >/tmp/otun-apt.log 2>&1 \

@@ -145,7 +145,7 @@ public sealed class GatewayOptions
     /// </summary>
     public double MinRequestBodyDataRate { get; set; } = 240;
 
-    /// <summary>Grace period before <see cref="MinRequestBodyDataRate"/> applies (at least 1 s). Default 00:00:05.</summary>
+    /// <summary>Grace period before <see cref="MinRequestBodyDataRate"/> applies (over 1 s, as Kestrel requires). Default 00:00:05.</summary>
     public TimeSpan MinRequestBodyDataRateGracePeriod { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>

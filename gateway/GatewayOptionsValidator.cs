@@ -63,9 +63,9 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         {
             failures.Add("Gateway:RequestHeadersTimeout, Gateway:KeepAliveTimeout and Gateway:WebSocketIdleTimeout must be positive");
         }
-        if (o.MinRequestBodyDataRate < 0 || (o.MinRequestBodyDataRate > 0 && o.MinRequestBodyDataRateGracePeriod < TimeSpan.FromSeconds(1)))
+        if (o.MinRequestBodyDataRate < 0 || (o.MinRequestBodyDataRate > 0 && o.MinRequestBodyDataRateGracePeriod <= TimeSpan.FromSeconds(1)))
         {
-            failures.Add("Gateway:MinRequestBodyDataRate may not be negative, and Gateway:MinRequestBodyDataRateGracePeriod must be at least 1 s");
+            failures.Add("Gateway:MinRequestBodyDataRate may not be negative, and Gateway:MinRequestBodyDataRateGracePeriod must be over 1 s (Kestrel requires it; e.g. 00:00:05)");
         }
         if (o.MaxIngressConnections < 0 || o.MaxUpgradedConnections < 0)
         {

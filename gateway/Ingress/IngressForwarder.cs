@@ -196,7 +196,9 @@ public sealed partial class IngressForwarder(
             return null;
         }
         var headers = request.Headers;
-        if (headers.TransferEncoding.Count > 0 && headers.ContentLength is not null)
+        // Kestrel itself accepts both, follows the chunked coding, renames Content-Length to X-Content-Length
+        // and closes the connection afterwards; the gateway refuses such a request outright.
+        if (headers.TransferEncoding.Count > 0 && (headers.ContentLength is not null || headers.ContainsKey("X-Content-Length")))
         {
             return "the request has both Content-Length and Transfer-Encoding";
         }
@@ -299,6 +301,12 @@ public sealed partial class IngressForwarder(
             // The visitor's body broke a rule (too large, malformed chunks): answer with Kestrel's
             // status (413, 400) if nothing was answered yet; the backend never sees a partial body as whole.
             exchange.RequestRejected = (ex.StatusCode, ex.Message);
+            stream.Reset(ResetCode.Refused, "the visitor's request body was rejected: " + ex.Message);
+        }
+        catch (IOException ex) when (ex.InnerException is OverflowException)
+        {
+            // Kestrel reports an out-of-range chunk size as an IOException over an OverflowException: malformed, not gone.
+            exchange.RequestRejected = (StatusCodes.Status400BadRequest, ex.Message);
             stream.Reset(ResetCode.Refused, "the visitor's request body was rejected: " + ex.Message);
         }
         catch (IOException ex)
@@ -485,7 +493,9 @@ public sealed partial class IngressForwarder(
             Method = request.Method,
             Scheme = request.Scheme,
             Authority = request.Host.Value ?? host,
-            PathAndQuery = string.IsNullOrEmpty(rawTarget) ? request.Path.Value + request.QueryString.Value : rawTarget,
+            // Origin-form targets travel as sent; an absolute-form target (already checked against Host by
+            // Kestrel) travels as its path and query.
+            PathAndQuery = string.IsNullOrEmpty(rawTarget) || !rawTarget.StartsWith('/') ? request.Path.Value + request.QueryString.Value : rawTarget,
             Protocol = kind switch
             {
                 VisitorKind.Grpc => OrleansTunnel.Protocol.V1.Protocol.Grpc,

@@ -16,7 +16,8 @@ public static class IngressLimits
         limits.RequestHeadersTimeout = o.RequestHeadersTimeout;
         limits.KeepAliveTimeout = o.KeepAliveTimeout;
         limits.MinRequestBodyDataRate = o.MinRequestBodyDataRate > 0
-            ? new MinDataRate(o.MinRequestBodyDataRate, o.MinRequestBodyDataRateGracePeriod)
+            // Kestrel demands a grace period over 1 s; the validator reports a shorter one, this keeps Kestrel from throwing first.
+            ? new MinDataRate(o.MinRequestBodyDataRate, o.MinRequestBodyDataRateGracePeriod > TimeSpan.FromSeconds(1) ? o.MinRequestBodyDataRateGracePeriod : TimeSpan.FromSeconds(1.1))
             : null;
         limits.MaxConcurrentUpgradedConnections = o.MaxUpgradedConnections > 0 ? o.MaxUpgradedConnections : null;
         limits.Http2.MaxStreamsPerConnection = o.Http2MaxStreamsPerConnection;

@@ -75,6 +75,9 @@ public sealed class Http2AttackTests(DefaultSecurityHarness fixture, ITestOutput
         await Eventually.TrueAsync(() => Volatile.Read(ref ok) >= okAtEnd + 10, TimeSpan.FromSeconds(20), "well-behaved requests stopped being served after the attack");
         stop.Cancel();
         await good.Within(TimeSpan.FromSeconds(15));
+        // Retained memory: what a collection cannot give back is what the attack cost.
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
         long growth = Process.GetCurrentProcess().PrivateMemorySize64 - memoryBefore;
         output.WriteLine(text);
         output.WriteLine($"attack requests forwarded: {forwardedDuring - okAtEnd}, good ok={ok} failed={failed}, memory growth={growth / 1024 / 1024} MiB");
@@ -91,11 +94,14 @@ public sealed class Http2AttackTests(DefaultSecurityHarness fixture, ITestOutput
     }
 
     [Fact]
-    public async Task RapidReset_GetsGoaway_OthersServed_FewForwarded()
+    public async Task RapidReset_ConnectionClosed_OthersServed_FewForwarded()
     {
         var o = await AttackAsync("rapid_reset.py", "20000");
         AssertBounded(o);
-        Assert.Contains("goaway=yes", o.Output);
+        // Kestrel sends GOAWAY and closes; while the attacker is still writing, the close can arrive as a TCP reset
+        // that discards the GOAWAY, so the close is what is asserted.
+        Assert.Contains("closed=True", o.Output);
+        Assert.DoesNotContain("sent=20000 ", o.Output);
         // 20000 streams opened and reset: only a small fraction may reach the agent (good requests included).
         Assert.True(o.AttackForwarded < 2000, $"{o.AttackForwarded} attack requests reached the agent");
     }
@@ -125,7 +131,10 @@ public sealed class Http2AttackTests(DefaultSecurityHarness fixture, ITestOutput
     {
         var o = await AttackAsync("too_many_streams.py", "1000");
         AssertBounded(o);
-        Assert.Contains("goaway=yes", o.Output);
+        // Streams over the limit are refused (RST_STREAM REFUSED_STREAM); an attacker who keeps going is
+        // disconnected (observed: 0 to 900 refusals received before the close, depending on timing).
+        // The refusals can be lost in the TCP reset when the close comes first, so the close is what is asserted.
+        Assert.Contains("closed=True", o.Output);
         // Kestrel's default of 100 concurrent streams per connection bounds what reaches the agent.
         Assert.True(o.AttackForwarded <= 102, $"{o.AttackForwarded} attack streams reached the agent");
     }

@@ -19,8 +19,7 @@ public sealed class SmallLimitsHarness : IAsyncLifetime
         o.Gateway["Gateway:MaxRequestLineSize"] = "1024";
         o.Gateway["Gateway:RequestHeadersTimeout"] = "00:00:01";
         o.Gateway["Gateway:MinRequestBodyDataRate"] = "1000";
-        o.Gateway["Gateway:MinRequestBodyDataRateGracePeriod"] = "00:00:01";
-        o.Gateway["Gateway:WebSocketIdleTimeout"] = "00:00:00.750";
+        o.Gateway["Gateway:MinRequestBodyDataRateGracePeriod"] = "00:00:01.500";
         o.Gateway["Gateway:MaxRequestBodySize"] = "100000";
         o.Gateway["Gateway:Routes:10:Host"] = "small-body.test";
         o.Gateway["Gateway:Routes:10:Service"] = "backend";
@@ -163,25 +162,30 @@ public sealed class LimitsTests(SmallLimitsHarness fixture) : IClassFixture<Smal
         Assert.True(closed, "a 10-byte-then-silent upload was kept open for 15 s: " + text);
         Assert.StartsWith("HTTP/1.1 408", text);
     }
+}
 
+/// <summary>Gateway:WebSocketIdleTimeout with a tiny value, in its own harness.</summary>
+public sealed class WebSocketIdleTests
+{
     [Fact]
     public async Task IdleWebSocket_IsClosedOnBothSides_ActiveOneIsNot()
     {
+        await using var h = await TunnelHarness.StartAsync(o => o.Gateway["Gateway:WebSocketIdleTimeout"] = "00:00:01.500");
         string id = Guid.NewGuid().ToString("N");
-        long idleBefore = H.Forwarder().WebSocketIdleCloses;
+        long idleBefore = h.Forwarder().WebSocketIdleCloses;
         using var ws = new ClientWebSocket();
         ws.Options.KeepAliveInterval = TimeSpan.Zero;
-        await ws.ConnectAsync(new Uri($"ws://127.0.0.1:{Port}/ws?id={id}"), CancellationToken.None).Within(TimeSpan.FromSeconds(10));
+        await ws.ConnectAsync(new Uri($"ws://127.0.0.1:{h.Ingress.Port}/ws?id={id}"), CancellationToken.None).Within(TimeSpan.FromSeconds(10));
         var buffer = new byte[1024];
         // Active for three idle timeouts: each message re-arms the idle timer.
-        for (int i = 0; i < 12; i++)
+        for (int i = 0; i < 15; i++)
         {
             await ws.SendAsync(Encoding.UTF8.GetBytes("m" + i), WebSocketMessageType.Text, true, CancellationToken.None);
             var got = await ws.ReceiveAsync(buffer, CancellationToken.None).Within(TimeSpan.FromSeconds(5));
             Assert.Equal("m" + i, Encoding.UTF8.GetString(buffer, 0, got.Count));
             await Task.Delay(200);
         }
-        Assert.Equal(idleBefore, H.Forwarder().WebSocketIdleCloses);
+        Assert.Equal(idleBefore, h.Forwarder().WebSocketIdleCloses);
         // Now silent: the gateway closes the visitor's side and the backend's.
         var ended = await Record.ExceptionAsync(async () =>
         {
@@ -189,8 +193,8 @@ public sealed class LimitsTests(SmallLimitsHarness fixture) : IClassFixture<Smal
             Assert.Equal(WebSocketMessageType.Close, result.MessageType);
         });
         Assert.True(ended is null or WebSocketException, "the visitor's WebSocket was not closed: " + ended);
-        await H.Backend.AbortedSignal(id).Task.Within(TimeSpan.FromSeconds(10));
-        Assert.Equal(idleBefore + 1, H.Forwarder().WebSocketIdleCloses);
+        await h.Backend.AbortedSignal(id).Task.Within(TimeSpan.FromSeconds(10));
+        await Eventually.TrueAsync(() => h.Forwarder().WebSocketIdleCloses == idleBefore + 1, TimeSpan.FromSeconds(10), "the idle close was never counted");
     }
 }
 
