@@ -69,17 +69,25 @@ public sealed class IsolatedErrorTests
         await h.Backend.AbortedSignal(id).Task.Within(TimeSpan.FromSeconds(10));
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public async Task BodyOverTheLimit_Is413_AndTheBackendNeverSeesIt(bool knownLength)
+    [Fact]
+    public async Task DeclaredBodyOverTheLimit_Is413_BeforeAnyByteIsSent()
     {
         await using var h = await TunnelHarness.StartAsync(o => o.Gateway["Gateway:MaxRequestBodySize"] = "100000");
-        using var response = await h.Client.PostAsync(h.Url("/upload"), new GeneratedContent(150_000, knownLength));
-        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
-        Assert.StartsWith("otun: the request body was rejected: Request body too large.", await response.Content.ReadAsStringAsync());
+        // Only the head: the gateway must refuse on the declared length without waiting for the body.
+        var response = await RawHttp.SendAsync(h.Ingress.Port, "POST /upload HTTP/1.1\r\nHost: backend.test\r\nContent-Length: 150000\r\n\r\n");
+        Assert.Equal(413, response.Status);
+        Assert.StartsWith("otun: the request body was rejected: Request body too large.", response.Text);
         using var small = await h.Client.PostAsync(h.Url("/upload"), new ByteArrayContent(new byte[1000]));
         Assert.Equal(HttpStatusCode.OK, small.StatusCode);
+    }
+
+    [Fact]
+    public async Task StreamedBodyOverTheLimit_Is413()
+    {
+        await using var h = await TunnelHarness.StartAsync(o => o.Gateway["Gateway:MaxRequestBodySize"] = "100000");
+        using var response = await h.Client.PostAsync(h.Url("/upload"), new GeneratedContent(150_000, knownLength: false));
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        Assert.StartsWith("otun: the request body was rejected: Request body too large.", await response.Content.ReadAsStringAsync());
     }
 
     [Fact]
