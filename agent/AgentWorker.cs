@@ -143,7 +143,7 @@ public sealed partial class AgentWorker(
             SendWindow = (int)Math.Max(1024, welcome.InitialWindow),
             MaxBatchBytes = o.MaxBatchBytes,
         };
-        var mux = new MuxConnection(call.ResponseStream, batch => call.RequestStream.WriteAsync(batch), settings, opensStreams: false, loggerFactory.CreateLogger<MuxConnection>())
+        var mux = new MuxConnection(call.ResponseStream, (batch, cancel) => call.RequestStream.WriteAsync(batch, cancel), settings, opensStreams: false, loggerFactory.CreateLogger<MuxConnection>())
         {
             // Only route: the forwarder runs on its own task, never on this loop.
             RequestReceived = (stream, head) => _ = Task.Run(() => forwarder.ForwardAsync(stream, head)),

@@ -14,7 +14,7 @@ namespace OrleansTunnel.Protocol;
 public sealed partial class MuxConnection
 {
     private readonly IAsyncStreamReader<FrameBatch> _reader;
-    private readonly Func<FrameBatch, Task> _write;
+    private readonly Func<FrameBatch, CancellationToken, Task> _write;
     private readonly ILogger _logger;
     private readonly bool _opensStreams;
     private readonly ConcurrentDictionary<ulong, MuxStream> _streams = new();
@@ -35,9 +35,9 @@ public sealed partial class MuxConnection
     private string? _closeReason;
 
     /// <param name="reader">Frames from the peer (the hello exchange already consumed).</param>
-    /// <param name="write">Writes one batch; only ever called by this connection's writer.</param>
+    /// <param name="write">Writes one batch; only ever called by this connection's writer; cancelled when the connection closes.</param>
     /// <param name="opensStreams">True at the gateway, which opens request streams (odd numbers).</param>
-    public MuxConnection(IAsyncStreamReader<FrameBatch> reader, Func<FrameBatch, Task> write, MuxSettings settings, bool opensStreams, ILogger logger)
+    public MuxConnection(IAsyncStreamReader<FrameBatch> reader, Func<FrameBatch, CancellationToken, Task> write, MuxSettings settings, bool opensStreams, ILogger logger)
     {
         _reader = reader;
         _write = write;
@@ -145,6 +145,7 @@ public sealed partial class MuxConnection
             stream.OnConnectionLost(CloseReason ?? "connection closed");
         }
         Wake();
+        FailIfWriterStopped();
         return done.Task;
     }
 
@@ -202,6 +203,7 @@ public sealed partial class MuxConnection
         }
         _control.Enqueue((frame, done));
         Wake();
+        FailIfWriterStopped();
         return done?.Task;
     }
 
@@ -218,6 +220,7 @@ public sealed partial class MuxConnection
         _control.Enqueue((head, null));
         _control.Enqueue((data, done));
         Wake();
+        FailIfWriterStopped();
         return done.Task;
     }
 
@@ -231,6 +234,7 @@ public sealed partial class MuxConnection
         }
         _data.Enqueue((frame, done));
         Wake();
+        FailIfWriterStopped();
         return done.Task;
     }
 
@@ -240,6 +244,26 @@ public sealed partial class MuxConnection
     {
         LogStreamProtocolError(_logger, stream.Id, reason);
         ProtocolViolation?.Invoke($"stream {stream.Id}: {reason}");
+    }
+
+    private MuxStreamAbortedException LostException() =>
+        new(new Reset { Code = ResetCode.Internal, Reason = $"tunnel connection lost: {CloseReason}" });
+
+    /// <summary>Once the writer stopped nothing will be written: fail whatever is (still, or newly) queued.</summary>
+    private void FailIfWriterStopped()
+    {
+        if (!_writerStopped.Task.IsCompleted)
+        {
+            return;
+        }
+        while (_control.TryDequeue(out var control))
+        {
+            control.Done?.TrySetException(LostException());
+        }
+        while (_data.TryDequeue(out var data))
+        {
+            data.Done.TrySetException(LostException());
+        }
     }
 
     private void Wake()
@@ -290,7 +314,8 @@ public sealed partial class MuxConnection
                     {
                         break;
                     }
-                    await _write(batch).ConfigureAwait(false);
+                    // A write blocked on a dead peer's flow control must not outlive Close().
+                    await _write(batch, _closed.Token).ConfigureAwait(false);
                     foreach (var done in completions)
                     {
                         done.TrySetResult();
@@ -308,20 +333,12 @@ public sealed partial class MuxConnection
         }
         finally
         {
-            var lost = new MuxStreamAbortedException(new Reset { Code = ResetCode.Internal, Reason = $"tunnel connection lost: {CloseReason}" });
             foreach (var done in completions)
             {
-                done.TrySetException(lost);
-            }
-            while (_control.TryDequeue(out var control))
-            {
-                control.Done?.TrySetException(lost);
-            }
-            while (_data.TryDequeue(out var data))
-            {
-                data.Done.TrySetException(lost);
+                done.TrySetException(LostException());
             }
             _writerStopped.TrySetResult();
+            FailIfWriterStopped();
         }
     }
 

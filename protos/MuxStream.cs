@@ -218,7 +218,18 @@ public sealed class MuxStream
         bool peerStillBusy = !wasLocalEnded || Volatile.Read(ref _remoteEnded) == 0;
         if (peerStillBusy && AbortReason is null && Id != 0)
         {
-            _connection.EnqueueControl(new Frame { Stream = Id, Reset = reset });
+            var frame = new Frame { Stream = Id, Reset = reset };
+            var last = _lastWrite;
+            if (wasLocalEnded && !last.IsCompleted)
+            {
+                // Our end of body (or trailers) is still queued as data: a control frame would overtake
+                // it and the peer would drop a complete answer. Send the reset once it was written.
+                last.ContinueWith(_ => _connection.EnqueueControl(frame), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            }
+            else
+            {
+                _connection.EnqueueControl(frame);
+            }
         }
         Abort(reset);
     }
@@ -370,6 +381,10 @@ public sealed class MuxStream
 
     private async ValueTask EnqueueOrderedAsync(Frame frame)
     {
+        if (AbortReason is { } aborted)
+        {
+            throw new MuxStreamAbortedException(aborted);
+        }
         // One frame of this stream waits in the writer's queue at a time: wait for the previous one.
         await _lastWrite.ConfigureAwait(false);
         if (AbortReason is { } reason)

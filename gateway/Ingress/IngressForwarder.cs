@@ -376,7 +376,10 @@ public sealed partial class IngressForwarder(
             return;
         }
         response.StatusCode = head.Status;
-        CopyResponseHeaders(head, response);
+        if (CopyResponseHeaders(head, response) is { } skipped)
+        {
+            LogHeadersSkipped(logger, exchange.Record.RequestId, string.Join(", ", skipped));
+        }
         if (head.EndOfBody)
         {
             return;
@@ -557,8 +560,10 @@ public sealed partial class IngressForwarder(
         || name.Equals("X-Forwarded-Host", StringComparison.OrdinalIgnoreCase)
         || name.Equals("Forwarded", StringComparison.OrdinalIgnoreCase);
 
-    private static void CopyResponseHeaders(ResponseHead head, HttpResponse response)
+    /// <returns>The names of fields that could not be forwarded, if any.</returns>
+    private static string[]? CopyResponseHeaders(ResponseHead head, HttpResponse response)
     {
+        string[]? skipped = null;
         var headers = response.Headers;
         HashSet<string>? connectionNamed = null;
         foreach (var h in head.Headers)
@@ -582,8 +587,17 @@ public sealed partial class IngressForwarder(
                 }
                 continue;
             }
-            headers.Append(h.Name, h.Value);
+            try
+            {
+                headers.Append(h.Name, h.Value);
+            }
+            catch (InvalidOperationException)
+            {
+                // Kestrel refuses values it cannot encode (raw non-ASCII, control characters): drop that field only.
+                skipped = (skipped ?? []).Append(h.Name).ToArray();
+            }
         }
+        return skipped;
     }
 
     private static void WriteTrailers(HttpContext context, Trailers trailers)
@@ -655,6 +669,10 @@ public sealed partial class IngressForwarder(
             // The visitor is gone; nothing to tell.
         }
     }
+
+    [LoggerMessage(EventId = 501, EventName = "ResponseHeadersSkipped", Level = LogLevel.Warning,
+        Message = "Request {RequestId}: the backend sent response fields that HTTP cannot carry as they are ({Names}); they were dropped. Encode them (RFC 8187) in the backend.")]
+    private static partial void LogHeadersSkipped(ILogger logger, string requestId, string names);
 
     [LoggerMessage(EventId = 500, EventName = "ResponseAborted", Level = LogLevel.Information,
         Message = "Request {RequestId}: the response broke off mid-body ({Code}: {Reason}); the visitor's connection was aborted so it cannot mistake it for a whole answer.")]

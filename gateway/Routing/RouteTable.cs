@@ -5,7 +5,7 @@ namespace OrleansTunnel.Gateway.Routing;
 /// <summary>
 /// Routes compiled for matching: an exact host beats a wildcard (the longer suffix first), and within
 /// a host the longest path prefix wins. Prefixes match on segment boundaries ("/api" matches "/api"
-/// and "/api/x", not "/apix").
+/// and "/api/x", not "/apix"; case-insensitively, with ';' and encoded slashes ending a segment too).
 /// </summary>
 public sealed class RouteTable
 {
@@ -47,13 +47,19 @@ public sealed class RouteTable
 
     private static Route[] Order(IEnumerable<Route> routes) => [.. routes.OrderByDescending(r => r.PathPrefix?.Length ?? 0)];
 
+    private static bool IsSegmentEnd(string path, int at) =>
+        at == path.Length || path[at] is '/' or ';' or '\\'
+        || (path.Length >= at + 3 && path[at] == '%' && (string.Compare(path, at, "%2F", 0, 3, StringComparison.OrdinalIgnoreCase) == 0
+            || string.Compare(path, at, "%5C", 0, 3, StringComparison.OrdinalIgnoreCase) == 0));
+
     private static Route? MatchPath(Route[] routes, string path)
     {
         foreach (var route in routes)
         {
             var prefix = route.PathPrefix;
-            if (prefix is null
-                || (path.StartsWith(prefix, StringComparison.Ordinal) && (path.Length == prefix.Length || path[prefix.Length] == '/')))
+            // Case-insensitive, and ';' or an encoded slash also end a segment: a backend that ignores case,
+            // strips path parameters or decodes %2F must not see a protected prefix through an open route.
+            if (prefix is null || (path.StartsWith(prefix, StringComparison.OrdinalIgnoreCase) && IsSegmentEnd(path, prefix.Length)))
             {
                 return route;
             }

@@ -72,11 +72,6 @@ public sealed partial class PermitPool(IGrainFactory grains, IOptions<GatewayOpt
                 var grant = await lease.WaitAsync(cancellationToken);
                 lock (bucket.Gate)
                 {
-                    if (ReferenceEquals(bucket.PendingLease, lease))
-                    {
-                        bucket.PendingLease = null;
-                        bucket.Available += grant.Granted;
-                    }
                     if (bucket.Available > 0)
                     {
                         continue;
@@ -102,11 +97,10 @@ public sealed partial class PermitPool(IGrainFactory grains, IOptions<GatewayOpt
                     }
                     queued = true;
                 }
-                try
-                {
-                    await released.WaitAsync(TimeSpan.FromMilliseconds(deadline - now), cancellationToken);
-                }
-                catch (TimeoutException)
+                // A permit may come back here, or at the grain from another gateway: retry the lease now and then.
+                await Task.WhenAny(released, Task.Delay(TimeSpan.FromMilliseconds(Math.Min(250, deadline - now)), cancellationToken));
+                cancellationToken.ThrowIfCancellationRequested();
+                if (Environment.TickCount64 >= deadline)
                 {
                     return new PermitResult(null, grant.LimitReached + $" (waited {o.QueueTimeout.TotalSeconds:0.###} s)");
                 }
@@ -154,17 +148,24 @@ public sealed partial class PermitPool(IGrainFactory grains, IOptions<GatewayOpt
     private async Task<PermitGrant> LeaseAsync(Bucket bucket, int batch)
     {
         await Task.Yield();
+        PermitGrant grant;
         try
         {
-            var grant = await grains.GetGrain<IBackpressureGrain>(bucket.Agent).Lease(options.Value.GatewayId, bucket.Service, 1, batch);
+            grant = await grains.GetGrain<IBackpressureGrain>(bucket.Agent).Lease(options.Value.GatewayId, bucket.Service, 1, batch);
             telemetry.PermitsLeased(bucket.Agent, grant.Granted);
-            return grant;
         }
         catch (Exception ex)
         {
             LogLeaseFailed(logger, bucket.Agent, ex.Message);
-            return new PermitGrant(0, "the cluster could not grant a permit right now", 0, 0);
+            grant = new PermitGrant(0, "the cluster could not grant a permit right now", 0, 0);
         }
+        // The grant joins the bucket here, whether or not the request that asked is still waiting.
+        lock (bucket.Gate)
+        {
+            bucket.Available += grant.Granted;
+            bucket.PendingLease = null;
+        }
+        return grant;
     }
 
     private async Task ReturnAsync(Bucket bucket, int count)

@@ -140,10 +140,20 @@ public sealed partial class TunnelService(
             MaxBatchBytes = o.MaxBatchBytes,
             MaxConcurrentStreams = o.MaxStreamsPerConnection,
         };
-        var mux = new MuxConnection(requestStream, batch => responseStream.WriteAsync(batch), settings, opensStreams: true, loggerFactory.CreateLogger<MuxConnection>());
+        var mux = new MuxConnection(requestStream, (batch, cancel) => responseStream.WriteAsync(batch, cancel), settings, opensStreams: true, loggerFactory.CreateLogger<MuxConnection>());
         mux.ProtocolViolation = violation => LogViolation(logger, hello.AgentId, session.SessionId, violation);
         var connection = new AgentConnection(session, mux) { AgentId = hello.AgentId, TokenHash = tokenHash };
         registry.Add(connection);
+        // A revocation or a drain that began while this handshake was in flight missed this connection.
+        if (!credentials.CheckHash(hello.AgentId, tokenHash).Ok)
+        {
+            await mux.CloseWithErrorAsync("unauthenticated", "session closed: its credential was revoked during the handshake");
+        }
+        if (drain.Draining)
+        {
+            connection.Draining = true;
+            mux.SendGoAway("the gateway is shutting down");
+        }
         telemetry.AgentConnected(hello.AgentId);
         LogConnected(logger, hello.AgentId, session.SessionId, peer, string.Join(",", session.Services), session.Slot, session.Epoch);
         using var heartbeats = new CancellationTokenSource();

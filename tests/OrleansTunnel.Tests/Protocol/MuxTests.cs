@@ -20,7 +20,7 @@ public sealed class MuxTests : IAsyncDisposable
     {
         // Side A is the gateway under test; the test plays the agent on side B by hand.
         var settings = new MuxSettings { ReceiveWindow = 4096, SendWindow = 4096, MaxDataFrame = 4096 };
-        _gateway = new MuxConnection(_transport.ReaderA, _transport.WriteToB, settings, opensStreams: true, NullLogger.Instance)
+        _gateway = new MuxConnection(_transport.ReaderA, (batch, _) => _transport.WriteToB(batch), settings, opensStreams: true, NullLogger.Instance)
         {
             ProtocolViolation = v => { lock (_violations) { _violations.Add(v); } },
         };
