@@ -56,6 +56,17 @@ public sealed class EchoService(TestBackend backend) : Echo.EchoBase
         throw new RpcException(new Status((StatusCode)request.StatusCode, request.Message), trailers);
     }
 
+    public override async Task EarlyEnd(IAsyncStreamReader<EchoRequest> requestStream, IServerStreamWriter<EchoReply> responseStream, ServerCallContext context)
+    {
+        await requestStream.MoveNext(context.CancellationToken);
+        var payload = Google.Protobuf.ByteString.CopyFrom(new byte[150_000]);
+        for (int i = 0; i < 3; i++)
+        {
+            await responseStream.WriteAsync(new EchoReply { Sequence = i, Payload = payload });
+        }
+        context.ResponseTrailers.Add("x-early", "yes");
+    }
+
     public override async Task<EchoReply> Hang(HangRequest request, ServerCallContext context)
     {
         backend.StartedSignal(request.Id).TrySetResult();

@@ -88,6 +88,26 @@ public sealed class GrpcTests(SharedHarness fixture) : IDisposable
         Assert.Equal(StatusCode.OK, call.GetStatus().StatusCode);
     }
 
+    [Fact]
+    public async Task ACallTheBackendEndsWhileTheCallerStillStreams_KeepsItsLastRepliesAndTrailers()
+    {
+        for (int attempt = 0; attempt < 20; attempt++)
+        {
+            using var call = Client.EarlyEnd();
+            await call.RequestStream.WriteAsync(new EchoRequest { Text = "start" });
+            int replies = 0;
+            await foreach (var reply in call.ResponseStream.ReadAllAsync())
+            {
+                Assert.Equal(replies++, reply.Sequence);
+                Assert.Equal(150_000, reply.Payload.Length);
+            }
+            // The agent resets the still-open request side after answering; that reset must not overtake the answer.
+            Assert.Equal(3, replies);
+            Assert.Equal(StatusCode.OK, call.GetStatus().StatusCode);
+            Assert.Equal("yes", call.GetTrailers().GetValue("x-early"));
+        }
+    }
+
     [Theory]
     [InlineData(0)]
     [InlineData(3)]
