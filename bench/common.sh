@@ -1,4 +1,4 @@
-# Shared helpers of bench/protocols.sh and bench/hol.sh (sourced, not run). bench/run.sh keeps its own.
+# Shared helpers of bench/run.sh, bench/protocols.sh and bench/hol.sh (sourced, not run).
 # Expects: $here (bench dir), $repo, $out (raw output dir). Sets OTUN, LOADGEN, dev_pid, dev_out, dev_err.
 
 OTUN_COPY="${OTUN_COPY:-1}"
@@ -21,7 +21,7 @@ require_free_ports() {
 require_tools() {
   local t missing=()
   for t in "$@"; do command -v "$t" >/dev/null || missing+=("$t"); done
-  [ ${#missing[@]} -eq 0 ] || die "missing tool(s): ${missing[*]} (apt-get install -y wrk curl jq nghttp2-client)"
+  [ ${#missing[@]} -eq 0 ] || die "missing tool(s): ${missing[*]} (apt-get install -y nginx-light wrk curl jq nghttp2-client)"
 }
 
 # Copy the working tree (as run.sh does), publish otun there; with WITH_LOADGEN=1 also build

@@ -21,15 +21,10 @@ shared_bench="${SHARED_BENCH:-$(cd "$repo/../shared/bench" 2>/dev/null && pwd ||
 DUR="${DUR:-10s}"
 WARMUP="${WARMUP:-3s}"
 YARP="${YARP:-1}"
-OTUN_COPY="${OTUN_COPY:-1}"
-COPY_DIR="${COPY_DIR:-/tmp/bench-src}"
-READY_TIMEOUT="${READY_TIMEOUT:-90}"
 STRICT="${STRICT:-0}"
 DIAG_DUR="${DIAG_DUR:-3s}"
 GIB=1073741824
 
-# Unusual ports so a developer's own `otun dev` (8080/7070/9090, silo 11111/30000) does not clash.
-INGRESS_PORT=18090 TUNNEL_PORT=17070 ADMIN_PORT=19090 SILO_PORT=21111 SILO_GW_PORT=31000
 NGINX_PORTS=(18080 18081 18082)
 YARP_PORTS=(18181 18182)
 
@@ -37,8 +32,9 @@ out="$here/out/$(date +%Y%m%d-%H%M%S)"   # raw wrk/curl/dev logs (bench/out/ is 
 mkdir -p "$out"
 cd "$out"   # whatever a tool drops in its working directory stays with the raw output
 
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+# log, die, port checks, the ports of `otun dev` and build(): shared with protocols.sh and hol.sh.
+# shellcheck source=bench/common.sh
+source "$here/common.sh"
 
 # ---------------------------------------------------------------- cleanup (always runs)
 dev_pid=""
@@ -56,38 +52,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM   # turn signals into an exit so the EXIT trap cleans up
 
 # ---------------------------------------------------------------- helpers
-# A port is busy when something accepts a TCP connection on it.
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-require_free_ports() {
-  local p busy=()
-  for p in "$@"; do port_busy "$p" && busy+=("$p"); done
-  [ ${#busy[@]} -eq 0 ] || die "port(s) ${busy[*]} on 127.0.0.1 already in use (a previous run? try: $shared_bench/nginx-chain.sh stop; $shared_bench/yarp-chain.sh stop; or kill the leftover otun dev)"
-}
-
-require_tools() {
-  local t missing=()
-  for t in "$@"; do command -v "$t" >/dev/null || missing+=("$t"); done
-  [ ${#missing[@]} -eq 0 ] || die "missing tool(s): ${missing[*]} (apt-get install -y nginx-light wrk curl)"
-}
-
-# Build (Release publish via ./otun). With OTUN_COPY=1 the working tree is copied first, keeping the
-# copy's .build so an unchanged tree is not republished.
-build() {
-  if [ "$OTUN_COPY" = 1 ]; then
-    log "copying the working tree to $COPY_DIR (without .git, bin, obj, .build)"
-    mkdir -p "$COPY_DIR"
-    # Remove stale sources (files deleted in the repo) but keep the previous publish in .build.
-    find "$COPY_DIR" -mindepth 1 -maxdepth 1 ! -name .build -exec rm -rf {} +
-    tar -C "$repo" -cf - --exclude=./.git --exclude=bin --exclude=obj --exclude=./.build --exclude=./bench/out . \
-      | tar -C "$COPY_DIR" -xf -
-    OTUN="$COPY_DIR/otun"
-  else
-    OTUN="$repo/otun"
-  fi
-  log "building Release via $OTUN --help (publishes once until sources change)"
-  "$OTUN" --help >/dev/null || die "build failed (see $(dirname "$OTUN")/.build/build.log)"
-}
+# (port_busy, require_free_ports, require_tools and build come from common.sh)
 
 # Start `otun dev` in the background with the unusual ports; sets dev_pid and waits for ready.
 # otun execs the published binary, so $! is the dev process itself (silo+gateway+agent+backend).
