@@ -66,7 +66,7 @@ start_dev() {
     if ! kill -0 "$dev_pid" 2>/dev/null; then
       tail -20 "$dev_err" >&2; dev_pid=""; die "otun dev ($name) exited before ready"
     fi
-    [ "$SECONDS" -lt "$deadline" ] || { tail -20 "$dev_err" >&2; die "otun dev ($name) not ready after ${READY_TIMEOUT}s"; }
+    [ "$SECONDS" -lt "$deadline" ] || { tail -20 "$dev_err" >&2; die "otun dev ($name) not ready after ${READY_TIMEOUT}s (logs: $dev_err)"; }
     sleep 0.2
   done
   log "otun dev ($name) ready, pid $dev_pid"

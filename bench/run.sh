@@ -52,44 +52,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM   # turn signals into an exit so the EXIT trap cleans up
 
 # ---------------------------------------------------------------- helpers
-# (port_busy, require_free_ports, require_tools and build come from common.sh)
+# (port_busy, require_free_ports, require_tools, build, start_dev, stop_dev, vm and ratio come from common.sh)
 
-# Start `otun dev` in the background with the unusual ports; sets dev_pid and waits for ready.
-# otun execs the published binary, so $! is the dev process itself (silo+gateway+agent+backend).
-start_dev() {
-  local name=$1; shift
-  require_free_ports "$INGRESS_PORT" "$TUNNEL_PORT" "$ADMIN_PORT" "$SILO_PORT" "$SILO_GW_PORT"
-  dev_out="$out/dev-$name.out"; dev_err="$out/dev-$name.err"
-  "$OTUN" dev "$@" \
-    --ingress "http://127.0.0.1:$INGRESS_PORT" --tunnel "http://127.0.0.1:$TUNNEL_PORT" \
-    --admin "http://127.0.0.1:$ADMIN_PORT" \
-    --set "Cluster:SiloPort=$SILO_PORT" --set "Cluster:GatewayPort=$SILO_GW_PORT" \
-    >"$dev_out" 2>"$dev_err" &
-  dev_pid=$!
-  local deadline=$((SECONDS + READY_TIMEOUT))
-  # Match the full "otun dev: ready" line: the URL lines mention "/readyz".
-  until grep -q 'otun dev: ready' "$dev_out" 2>/dev/null; do
-    if ! kill -0 "$dev_pid" 2>/dev/null; then
-      tail -20 "$dev_err" >&2; dev_pid=""; die "otun dev ($name) exited before ready"
-    fi
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      tail -20 "$dev_err" >&2; die "otun dev ($name) not ready after ${READY_TIMEOUT}s (logs: $dev_err)"
-    fi
-    sleep 0.2
-  done
-  log "otun dev ($name) ready, pid $dev_pid"
-}
 
-# SIGTERM, bounded wait, then SIGKILL.
-stop_dev() {
-  local pid=$dev_pid i
-  dev_pid=""
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-  if kill -0 "$pid" 2>/dev/null; then log "otun dev pid $pid ignored SIGTERM for 10s; SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; fi
-  wait "$pid" 2>/dev/null || true
-}
 
 # wrk's binary units (format_binary: 1024-based) to bytes.
 to_bytes() {
@@ -160,7 +125,6 @@ diagnose() {
 warmup() { wrk -t1 -c"$2" -d"$WARMUP" "$1" >/dev/null 2>&1 || true; }
 
 # ---------------------------------------------------------------- RSS under a 1 GiB transfer
-vm() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || true; }   # kB
 
 declare -A RSS
 # measure_rss NAME CMD...: run CMD in the background, sample the dev process's VmRSS every 100 ms.
@@ -284,7 +248,6 @@ fi
 stop_dev
 
 # ---------------------------------------------------------------- report
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
 small_ratio=$(ratio "${OK_RPS[small-tunnel]}" "${OK_RPS[small-nginx2]}")
 small_ratio_raw=$(ratio "${RPS[small-tunnel]}" "${RPS[small-nginx2]}")
 big_ratio=$(ratio "${BPS[big-tunnel]}" "${BPS[big-nginx2]}")
