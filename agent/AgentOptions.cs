@@ -35,8 +35,11 @@ public sealed class AgentOptions
     /// <summary>PEM private key of ClientCertificatePath.</summary>
     public string? ClientCertificateKeyPath { get; set; }
 
-    /// <summary>Tunnel connections to keep (to distinct gateways where there are several).</summary>
-    public int Connections { get; set; } = 1;
+    /// <summary>
+    /// Tunnel connections to keep, each to a distinct gateway where several are known (configured or
+    /// announced by the cluster), so losing one gateway interrupts no new request. Default 2.
+    /// </summary>
+    public int Connections { get; set; } = 2;
 
     /// <summary>First reconnect delay; doubles per failure (with jitter) up to ReconnectMaxDelay.</summary>
     public TimeSpan ReconnectMinDelay { get; set; } = TimeSpan.FromMilliseconds(500);

@@ -23,10 +23,15 @@ public sealed partial class AgentWorker(
     ILogger<AgentWorker> logger) : BackgroundService
 {
     private long _lastEpoch;
+    private GatewayBook? _book;
+
+    /// <summary>The gateways this agent knows (configured and announced by the cluster).</summary>
+    public GatewayBook Book => _book ??= new GatewayBook(options.Value.Gateways);
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var o = options.Value;
+        _ = Book;
         int count = Math.Max(1, o.Connections);
         var loops = Enumerable.Range(0, count).Select(slot => Task.Run(() => SlotLoopAsync((uint)slot, stoppingToken), stoppingToken));
         return Task.WhenAll(loops);
@@ -39,7 +44,7 @@ public sealed partial class AgentWorker(
         int gatewayIndex = (int)slot;
         while (!stoppingToken.IsCancellationRequested)
         {
-            string gateway = o.Gateways[gatewayIndex % o.Gateways.Count];
+            string gateway = Book.Pick(slot, gatewayIndex);
             bool wasUp = false;
             var goAway = new StrongBox<bool>();
             try
@@ -61,6 +66,7 @@ public sealed partial class AgentWorker(
             finally
             {
                 status.Down(slot);
+                Book.Released(slot);
             }
             if (stoppingToken.IsCancellationRequested)
             {
@@ -154,6 +160,26 @@ public sealed partial class AgentWorker(
             LogGoAway(logger, gateway, reason);
             _ = CloseWhenIdleAsync(mux);
         };
+        Book.Connected(slot, gateway, welcome.GatewayId);
+        Book.Learn(welcome.Gateways);
+        void MoveIfShared()
+        {
+            // Two of this agent's connections on one gateway while another is known: move this one
+            // (gracefully: go-away, finish in-flight requests, then dial the other gateway).
+            if (!goAway.Value && !mux.Closed.IsCancellationRequested && Book.ShouldMove(slot))
+            {
+                goAway.Value = true;
+                LogRebalance(logger, slot, welcome.GatewayId);
+                mux.SendGoAway("the agent moves this connection to another gateway");
+                _ = CloseWhenIdleAsync(mux);
+            }
+        }
+        mux.ConfigHandler = config =>
+        {
+            Book.Learn(config.Gateways);
+            MoveIfShared();
+        };
+        MoveIfShared();
         var heartbeat = welcome.HeartbeatIntervalMs > 0 ? TimeSpan.FromMilliseconds(welcome.HeartbeatIntervalMs) : o.HeartbeatInterval;
         status.Up(new AgentStatus.TunnelInfo(slot, gateway, welcome.GatewayId, welcome.SessionId, DateTimeOffset.UtcNow));
         LogConnected(logger, gateway, welcome.GatewayId, welcome.SessionId, slot, epoch);
@@ -212,6 +238,10 @@ public sealed partial class AgentWorker(
     [LoggerMessage(EventId = 704, EventName = "TunnelReconnecting", Level = LogLevel.Debug,
         Message = "Slot {Slot} reconnecting in {DelayMs:0} ms.")]
     private static partial void LogReconnecting(ILogger logger, uint slot, double delayMs);
+
+    [LoggerMessage(EventId = 706, EventName = "TunnelRebalance", Level = LogLevel.Information,
+        Message = "Slot {Slot} shares gateway {GatewayId} with another connection while another gateway is known; moving it there once its in-flight requests finished.")]
+    private static partial void LogRebalance(ILogger logger, uint slot, string gatewayId);
 
     [LoggerMessage(EventId = 705, EventName = "TunnelGoAway", Level = LogLevel.Information,
         Message = "Gateway {Gateway} said go-away ({Reason}); finishing in-flight requests, then reconnecting.")]

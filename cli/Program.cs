@@ -43,7 +43,7 @@ namespace OrleansTunnel.Cli
         [
             new("--agent-id", "Agent:AgentId", "this agent's id", ""),
             new("--token", "Agent:Token", "the agent's token (prefer OTUN_Agent__Token: flags show in ps)", ""),
-            new("--connections", "Agent:Connections", "tunnel connections to keep", "1"),
+            new("--connections", "Agent:Connections", "tunnel connections to keep, on distinct gateways where possible", "2"),
             new("--agent-admin", "Agent:Admin", "health endpoint URL (/healthz, /readyz); none by default", "none"),
         ];
 

@@ -60,6 +60,14 @@ public static class GatewayHosting
         builder.Services.AddHostedService(sp => sp.GetRequiredService<RoutingSubscriber>());
         var endpoints = new GatewayEndpoints();
         builder.Services.AddSingleton(endpoints);
+        // Cluster: the gateway directory, links to the other gateways, cross-gateway dispatch.
+        builder.Services.AddSingleton<OrleansTunnel.Gateway.Cluster.GatewayIdentity>();
+        builder.Services.AddSingleton<OrleansTunnel.Gateway.Cluster.PeerLinks>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<OrleansTunnel.Gateway.Cluster.PeerLinks>());
+        builder.Services.AddSingleton<OrleansTunnel.Gateway.Cluster.Dispatcher>();
+        builder.Services.AddSingleton<OrleansTunnel.Gateway.Cluster.PeerBridge>();
+        builder.Services.AddSingleton<OrleansTunnel.Gateway.Cluster.ClusterPresence>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<OrleansTunnel.Gateway.Cluster.ClusterPresence>());
         builder.Services.AddGrpc(o =>
         {
             o.MaxReceiveMessageSize = gatewayOptions.MaxTunnelMessageSize;
@@ -114,6 +122,14 @@ public static class GatewayHosting
                 else
                 {
                     client.UseRedisClustering(o => o.ConfigurationOptions = ConfigurationOptions.Parse(cluster.Redis));
+                }
+                if (cluster.ResponseTimeout is { } responseTimeout)
+                {
+                    client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = responseTimeout);
+                }
+                if (cluster.GatewayListRefreshPeriod is { } refresh)
+                {
+                    client.Configure<Orleans.Configuration.GatewayOptions>(o => o.GatewayListRefreshPeriod = refresh);
                 }
             });
         }

@@ -195,6 +195,27 @@ public sealed class GatewayOptions
     /// </summary>
     public List<string> TrustedProxies { get; set; } = [];
 
+    /// <summary>
+    /// Tunnel URL other gateways and agents dial to reach this gateway (published in the cluster's
+    /// gateway directory and sent to agents in the welcome). Default: <see cref="Tunnel"/> with its bound
+    /// port; when that listens on a wildcard address (0.0.0.0) nothing is published unless this is set
+    /// (the Helm chart sets it to the pod's address).
+    /// </summary>
+    public string? AdvertisedTunnel { get; set; }
+
+    /// <summary>
+    /// How often the gateway reports itself and its agent sessions to the cluster's directory (also at
+    /// once after a tunnel opens or closes). The directory declares a gateway dead after
+    /// Directory:GatewayTimeToLive (silo option, default 15 s = three of these). Default 00:00:05.
+    /// </summary>
+    public TimeSpan ClusterHeartbeatInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long a request waits for the link to another gateway to come up when only that gateway holds the service's agents. Default 00:00:02.</summary>
+    public TimeSpan PeerDialTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>PEM CA that other gateways' https:// tunnel certificates chain to (cross-gateway links); empty: the system's trust store.</summary>
+    public string? PeerCaFile { get; set; }
+
     /// <summary>Agents allowed to connect: id, SHA-256 of the token, services it may serve.</summary>
     public List<AgentCredentialOptions> Agents { get; set; } = [];
 

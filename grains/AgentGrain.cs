@@ -31,17 +31,22 @@ public sealed partial class AgentGrain(ILogger<AgentGrain> logger, IGrainFactory
         _heartbeats[session.SessionId] = DateTimeOffset.UtcNow;
         _lastHeartbeat = DateTimeOffset.UtcNow;
         _expiry ??= this.RegisterGrainTimer(ExpireSessions, new GrainTimerCreationOptions(SessionTimeToLive / 3, SessionTimeToLive / 3) { KeepAlive = true });
-        await PublishEndpoints();
+        if (superseded.Length > 0)
+        {
+            // The superseded session may sit on another gateway, which learns it at its next heartbeat:
+            // until then the directory already routes nothing to it.
+            await grains.GetGrain<IRoutingGrain>(RoutingGrain.DefaultKey).FenceSessions([.. superseded.Select(s => s.SessionId)]);
+        }
         return new SessionAdmission(true, null, superseded);
     }
 
-    public async Task CloseSession(string sessionId)
+    public Task CloseSession(string sessionId)
     {
         if (_sessions.Remove(sessionId))
         {
             _heartbeats.Remove(sessionId);
-            await PublishEndpoints();
         }
+        return Task.CompletedTask;
     }
 
     public async Task<bool> Heartbeat(AgentSession session)
@@ -64,7 +69,7 @@ public sealed partial class AgentGrain(ILogger<AgentGrain> logger, IGrainFactory
         [.. _sessions.Values.SelectMany(s => s.Services).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)],
         _lastHeartbeat));
 
-    private async Task ExpireSessions(CancellationToken cancellationToken)
+    private Task ExpireSessions(CancellationToken cancellationToken)
     {
         var cutoff = DateTimeOffset.UtcNow - SessionTimeToLive;
         var dead = _heartbeats.Where(h => h.Value < cutoff).Select(h => h.Key).ToList();
@@ -74,28 +79,13 @@ public sealed partial class AgentGrain(ILogger<AgentGrain> logger, IGrainFactory
             _sessions.Remove(id);
             _heartbeats.Remove(id);
         }
-        if (dead.Count > 0)
-        {
-            await PublishEndpoints();
-        }
         if (_sessions.Count == 0)
         {
             _expiry?.Dispose();
             _expiry = null;
             DeactivateOnIdle();
         }
-    }
-
-    private Task PublishEndpoints()
-    {
-        var byService = new Dictionary<string, ServiceEndpoint[]>(StringComparer.Ordinal);
-        foreach (var group in _sessions.Values
-            .SelectMany(s => s.Services.Select(svc => (svc, ep: new ServiceEndpoint(this.GetPrimaryKeyString(), s.SessionId, s.GatewayId))))
-            .GroupBy(x => x.svc, StringComparer.Ordinal))
-        {
-            byService[group.Key] = [.. group.Select(x => x.ep)];
-        }
-        return grains.GetGrain<IRoutingGrain>(RoutingGrain.DefaultKey).SetAgentEndpoints(this.GetPrimaryKeyString(), byService);
+        return Task.CompletedTask;
     }
 
     [LoggerMessage(EventId = 200, EventName = "StaleSessionRefused", Level = LogLevel.Warning,

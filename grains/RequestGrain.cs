@@ -16,14 +16,21 @@ public sealed class RequestGrain : Grain, IRequestGrain
     // One timer per request: first the deadline of its response head, then the linger after it ended.
     private IGrainTimer? _timer;
     private bool _timedOutByDeadline;
+    private bool _endedByVia;
+    private int _fencedCompletions;
 
     public Task Open(RequestOpen request)
     {
-        if (_state != RequestState.None)
+        if (_open is not null)
         {
             return Task.CompletedTask;
         }
         _open = request;
+        if (_state != RequestState.None)
+        {
+            // The agent side's completion overtook the open (both are sent without waiting).
+            return Task.CompletedTask;
+        }
         _state = RequestState.Open;
         var due = request.Deadline - DateTimeOffset.UtcNow;
         // If nobody completes the request (its gateway died), it still ends: timed out at its deadline.
@@ -45,13 +52,30 @@ public sealed class RequestGrain : Grain, IRequestGrain
 
     public Task<bool> Complete(RequestOutcome outcome)
     {
-        // The gateway's account wins over the grain's own deadline guess (a slow visitor may drain a
-        // small answer after the head deadline passed); any other ending is final.
-        if (IsEnded(_state) && !_timedOutByDeadline)
+        // Unattributed completions come from a gateway that hosts its own silo (dev mode). A completion
+        // that arrives before the open counts as the agent side's: the owner's later account wins.
+        bool byOwner = outcome.ReportedBy is null || _open is not null;
+        if (outcome.ReportedBy is { } reporter && _open is { } open)
+        {
+            // Fencing: only the gateway that opened the request, or the gateway holding the agent's
+            // tunnel it was sent through, each in the incarnation recorded at open, may end it.
+            byOwner = reporter == open.GatewayId && outcome.ReporterIncarnation == open.GatewayIncarnation;
+            bool byVia = reporter == open.ViaGatewayId && outcome.ReporterIncarnation == open.ViaIncarnation;
+            if (!byOwner && !byVia)
+            {
+                _fencedCompletions++;
+                return Task.FromResult(false);
+            }
+        }
+        // The owner's account wins over the grain's own deadline guess (a slow visitor may drain a
+        // small answer after the head deadline passed) and over the agent-side gateway's account (the
+        // owner knows whether the visitor got the answer); any other ending is final.
+        if (IsEnded(_state) && !_timedOutByDeadline && !(_endedByVia && byOwner))
         {
             return Task.FromResult(false);
         }
         _timedOutByDeadline = false;
+        _endedByVia = !byOwner;
         _state = outcome.State;
         _outcome = outcome;
         Linger();
@@ -59,7 +83,7 @@ public sealed class RequestGrain : Grain, IRequestGrain
     }
 
     public Task<RequestSnapshot> GetSnapshot() =>
-        Task.FromResult(new RequestSnapshot(this.GetPrimaryKeyString(), _state, _open, _outcome, _streamingAt));
+        Task.FromResult(new RequestSnapshot(this.GetPrimaryKeyString(), _state, _open, _outcome, _streamingAt, _fencedCompletions));
 
     private Task OnTimer(CancellationToken cancellationToken)
     {

@@ -16,8 +16,9 @@ public sealed class RoutingState
 }
 
 /// <inheritdoc cref="IRoutingGrain"/>
-public sealed class RoutingGrain(
+public sealed partial class RoutingGrain(
     [PersistentState("routing", RoutingGrain.StorageName)] IPersistentState<RoutingState> state,
+    Microsoft.Extensions.Options.IOptions<DirectoryOptions> directoryOptions,
     ILogger<RoutingGrain> logger) : Grain, IRoutingGrain
 {
     /// <summary>The one routing table's key.</summary>
@@ -27,7 +28,14 @@ public sealed class RoutingGrain(
     public const string StorageName = "tunnel";
 
     private readonly ObserverManager<IRoutingObserver> _observers = new(TimeSpan.FromMinutes(2), logger);
-    private readonly Dictionary<string, Dictionary<string, ServiceEndpoint[]>> _endpointsByAgent = new(StringComparer.Ordinal);
+    // The gateway directory: runtime state only. A fresh activation (its silo died) relearns it from
+    // the gateways' next reports, within one Gateway:ClusterHeartbeatInterval.
+    private readonly Dictionary<string, LiveGateway> _gateways = new(StringComparer.Ordinal);
+    private readonly Dictionary<(string, long), DateTimeOffset> _dead = [];
+    private readonly Dictionary<string, DateTimeOffset> _fenced = new(StringComparer.Ordinal);
+    private IGrainTimer? _expiry;
+
+    private sealed record LiveGateway(GatewayInfo Info, HeldSession[] Sessions, DateTimeOffset LastReport);
     private RoutingSnapshot? _snapshot;
     private long _version;
 
@@ -74,19 +82,110 @@ public sealed class RoutingGrain(
         return true;
     }
 
-    public Task SetAgentEndpoints(string agentId, Dictionary<string, ServiceEndpoint[]> endpointsByService)
+    public Task<GatewayReportResult> ReportGateway(GatewayReport report)
     {
-        if (endpointsByService.Count == 0)
+        var info = report.Gateway;
+        if (_dead.ContainsKey((info.GatewayId, info.Incarnation)))
         {
-            _endpointsByAgent.Remove(agentId);
+            return Task.FromResult(new GatewayReportResult(false,
+                $"gateway '{info.GatewayId}' incarnation {info.Incarnation} was declared dead (no report within {directoryOptions.Value.GatewayTimeToLive}); rejoin with a new incarnation"));
+        }
+        var sessions = report.Sessions.Where(s => !_fenced.ContainsKey(s.SessionId)).ToArray();
+        var now = DateTimeOffset.UtcNow;
+        bool changed = true;
+        if (_gateways.TryGetValue(info.GatewayId, out var known))
+        {
+            if (known.Info.Incarnation > info.Incarnation)
+            {
+                return Task.FromResult(new GatewayReportResult(false,
+                    $"gateway '{info.GatewayId}' already joined with a newer incarnation ({known.Info.Incarnation} > {info.Incarnation}); is a second process using this gateway id?"));
+            }
+            changed = known.Info != info || !SameSessions(known.Sessions, sessions);
         }
         else
         {
-            _endpointsByAgent[agentId] = endpointsByService;
+            LogGatewayJoined(logger, info.GatewayId, info.Incarnation, info.TunnelUrl);
         }
-        Changed();
+        _gateways[info.GatewayId] = new LiveGateway(info, sessions, now);
+        var ttl = directoryOptions.Value.GatewayTimeToLive;
+        _expiry ??= this.RegisterGrainTimer(ExpireGateways, new GrainTimerCreationOptions(ttl / 3, ttl / 3) { KeepAlive = true });
+        var snapshot = changed ? Changed() : Snapshot();
+        return Task.FromResult(new GatewayReportResult(true, null, snapshot.Version));
+    }
+
+    public Task LeaveGateway(string gatewayId, long incarnation)
+    {
+        if (_gateways.TryGetValue(gatewayId, out var known) && known.Info.Incarnation == incarnation)
+        {
+            _gateways.Remove(gatewayId);
+            LogGatewayLeft(logger, gatewayId, incarnation);
+            Changed();
+        }
         return Task.CompletedTask;
     }
+
+    public Task FenceSessions(string[] sessionIds)
+    {
+        var now = DateTimeOffset.UtcNow;
+        bool changed = false;
+        foreach (var id in sessionIds)
+        {
+            _fenced[id] = now;
+            foreach (var (gatewayId, live) in _gateways.ToArray())
+            {
+                if (live.Sessions.Any(s => s.SessionId == id))
+                {
+                    _gateways[gatewayId] = live with { Sessions = [.. live.Sessions.Where(s => s.SessionId != id)] };
+                    changed = true;
+                }
+            }
+        }
+        if (changed)
+        {
+            Changed();
+        }
+        return Task.CompletedTask;
+    }
+
+    private Task ExpireGateways(CancellationToken cancellationToken)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var ttl = directoryOptions.Value.GatewayTimeToLive;
+        bool changed = false;
+        foreach (var (id, live) in _gateways.ToArray())
+        {
+            if (now - live.LastReport > ttl)
+            {
+                _gateways.Remove(id);
+                _dead[(id, live.Info.Incarnation)] = now;
+                LogGatewayDeclaredDead(logger, id, live.Info.Incarnation, ttl.TotalSeconds, live.Sessions.Length);
+                changed = true;
+            }
+        }
+        // Fencing records only need to outlive the reports that could still carry them.
+        foreach (var (key, at) in _dead.ToArray())
+        {
+            if (now - at > TimeSpan.FromHours(1))
+            {
+                _dead.Remove(key);
+            }
+        }
+        foreach (var (key, at) in _fenced.ToArray())
+        {
+            if (now - at > ttl * 4)
+            {
+                _fenced.Remove(key);
+            }
+        }
+        if (changed)
+        {
+            Changed();
+        }
+        return Task.CompletedTask;
+    }
+
+    private static bool SameSessions(HeldSession[] a, HeldSession[] b) =>
+        a.Length == b.Length && a.Zip(b).All(p => p.First.SessionId == p.Second.SessionId && p.First.Services.SequenceEqual(p.Second.Services));
 
     public Task<RoutingSnapshot> Subscribe(IRoutingObserver observer)
     {
@@ -116,14 +215,12 @@ public sealed class RoutingGrain(
         }
         // Versions only grow, also across re-activations, so gateways can ignore stale pushes.
         _version = Math.Max(_version + 1, DateTimeOffset.UtcNow.UtcTicks);
-        var endpoints = new Dictionary<string, ServiceEndpoint[]>(StringComparer.Ordinal);
-        foreach (var (service, list) in _endpointsByAgent.Values.SelectMany(d => d)
-            .GroupBy(kv => kv.Key, StringComparer.Ordinal)
-            .Select(g => (g.Key, g.SelectMany(kv => kv.Value).ToArray())))
-        {
-            endpoints[service] = list;
-        }
-        return _snapshot = new RoutingSnapshot(_version, [.. state.State.Routes], endpoints, [.. state.State.Credentials]);
+        var endpoints = _gateways.Values
+            .SelectMany(g => g.Sessions.SelectMany(s => s.Services.Select(service => (service, ep: new ServiceEndpoint(s.AgentId, s.SessionId, g.Info.GatewayId)))))
+            .GroupBy(x => x.service, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.Select(x => x.ep).ToArray(), StringComparer.Ordinal);
+        var gateways = _gateways.Values.Select(g => g.Info).OrderBy(g => g.GatewayId, StringComparer.Ordinal).ToArray();
+        return _snapshot = new RoutingSnapshot(_version, [.. state.State.Routes], endpoints, [.. state.State.Credentials], gateways);
     }
 
     private static bool SameKey(Route route, string host, string? pathPrefix) =>
@@ -136,4 +233,19 @@ public sealed class RoutingGrain(
         string? prefix = string.IsNullOrWhiteSpace(route.PathPrefix) || route.PathPrefix == "/" ? null : "/" + route.PathPrefix.Trim().Trim('/');
         return route with { Host = host, PathPrefix = prefix, Service = route.Service.Trim() };
     }
+}
+
+public sealed partial class RoutingGrain
+{
+    [LoggerMessage(EventId = 210, EventName = "GatewayJoined", Level = LogLevel.Information,
+        Message = "Gateway '{GatewayId}' joined the directory (incarnation {Incarnation}, tunnel {TunnelUrl}).")]
+    private static partial void LogGatewayJoined(ILogger logger, string gatewayId, long incarnation, string tunnelUrl);
+
+    [LoggerMessage(EventId = 211, EventName = "GatewayLeft", Level = LogLevel.Information,
+        Message = "Gateway '{GatewayId}' (incarnation {Incarnation}) left the directory.")]
+    private static partial void LogGatewayLeft(ILogger logger, string gatewayId, long incarnation);
+
+    [LoggerMessage(EventId = 212, EventName = "GatewayDeclaredDead", Level = LogLevel.Warning,
+        Message = "Gateway '{GatewayId}' (incarnation {Incarnation}) sent no report for {Seconds} s: declared dead; its {Sessions} agent session(s) left the routing and its incarnation is fenced. Its agents reconnect to other gateways.")]
+    private static partial void LogGatewayDeclaredDead(ILogger logger, string gatewayId, long incarnation, double seconds, int sessions);
 }

@@ -74,6 +74,9 @@ public sealed partial class MuxConnection
     /// <summary>Called when the peer sends go-away.</summary>
     public Action<string>? GoAwayHandler { get; set; }
 
+    /// <summary>Called (on the read loop: do not block) when the peer sends a config frame.</summary>
+    public Action<Config>? ConfigHandler { get; set; }
+
     /// <summary>Called (with a description) when the peer breaks the protocol on a stream or the connection.</summary>
     public Action<string>? ProtocolViolation { get; set; }
 
@@ -431,6 +434,9 @@ public sealed partial class MuxConnection
             case Frame.KindOneofCase.GoAway:
                 GoAwayReceived = true;
                 GoAwayHandler?.Invoke(frame.GoAway.Reason);
+                break;
+            case Frame.KindOneofCase.Config:
+                ConfigHandler?.Invoke(frame.Config);
                 break;
             case Frame.KindOneofCase.Error:
                 throw new MuxPeerErrorException(frame.Error.Code, frame.Error.Message);

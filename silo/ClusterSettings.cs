@@ -43,6 +43,26 @@ public sealed class ClusterSettings
     /// <summary>IP address other nodes reach this silo at (default: loopback, fine when every node runs on one machine).</summary>
     public string? AdvertisedAddress { get; set; }
 
+    /// <summary>
+    /// Failure detection: how long a silo waits for a probe answer from another silo (Orleans
+    /// ClusterMembershipOptions.ProbeTimeout; default 5 s). A silo is declared dead after
+    /// <see cref="NumMissedProbesLimit"/> missed probes, so a killed silo is noticed after roughly
+    /// ProbeTimeout x NumMissedProbesLimit. Tests shorten it (00:00:01).
+    /// </summary>
+    public TimeSpan? ProbeTimeout { get; set; }
+
+    /// <summary>Missed probes before a silo is suspected (ClusterMembershipOptions.NumMissedProbesLimit; default 3).</summary>
+    public int? NumMissedProbesLimit { get; set; }
+
+    /// <summary>
+    /// How long a grain call waits for its answer (Orleans MessagingOptions.ResponseTimeout, silos and
+    /// gateways; default 30 s). A call to a grain on a silo that died fails after at most this long.
+    /// </summary>
+    public TimeSpan? ResponseTimeout { get; set; }
+
+    /// <summary>How often a gateway refreshes its list of silos from the membership table (Orleans GatewayOptions.GatewayListRefreshPeriod; default 60 s).</summary>
+    public TimeSpan? GatewayListRefreshPeriod { get; set; }
+
     /// <summary>Hides the Redis password from logs.</summary>
     public override string ToString() =>
         $"cluster={ClusterId} service={ServiceId} clustering={(string.IsNullOrEmpty(Redis) ? "localhost" : "redis " + RedactRedis(Redis))}";

@@ -18,6 +18,7 @@ public static class SiloHosting
     {
         var settings = builder.Configuration.GetSection(ClusterSettings.Section).Get<ClusterSettings>() ?? new ClusterSettings();
         builder.Services.Configure<BackpressureOptions>(builder.Configuration.GetSection(BackpressureOptions.Section));
+        builder.Services.Configure<DirectoryOptions>(builder.Configuration.GetSection(DirectoryOptions.Section));
         builder.Logging.AddFilter("Polly", LogLevel.Warning);
         builder.Logging.AddFilter("Orleans.Runtime.Management.ManagementGrain", LogLevel.Warning);
         builder.UseOrleans(silo =>
@@ -46,6 +47,21 @@ public static class SiloHosting
                 }
                 silo.UseRedisClustering(o => o.ConfigurationOptions = ConfigurationOptions.Parse(settings.Redis));
                 silo.AddRedisGrainStorage(RoutingGrain.StorageName, o => o.ConfigurationOptions = ConfigurationOptions.Parse(settings.Redis));
+            }
+            silo.Configure<ClusterMembershipOptions>(o =>
+            {
+                if (settings.ProbeTimeout is { } probe)
+                {
+                    o.ProbeTimeout = probe;
+                }
+                if (settings.NumMissedProbesLimit is { } missed)
+                {
+                    o.NumMissedProbesLimit = missed;
+                }
+            });
+            if (settings.ResponseTimeout is { } responseTimeout)
+            {
+                silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = responseTimeout);
             }
             silo.AddTunnelDashboard(settings);
         });

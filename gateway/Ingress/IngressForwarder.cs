@@ -23,7 +23,7 @@ namespace OrleansTunnel.Gateway.Ingress;
 /// </summary>
 public sealed partial class IngressForwarder(
     RoutingCache routing,
-    ConnectionRegistry registry,
+    OrleansTunnel.Gateway.Cluster.Dispatcher dispatcher,
     RequestTracker tracker,
     PermitPool permits,
     GatewayTelemetry telemetry,
@@ -131,8 +131,16 @@ public sealed partial class IngressForwarder(
 
     private async Task InvokeRoutedAsync(HttpContext context, GatewayOptions o, string host, string path, Route route)
     {
-        var connection = registry.Choose(route.Service);
-        if (connection is null)
+        OrleansTunnel.Gateway.Cluster.DispatchTarget? target;
+        try
+        {
+            target = await dispatcher.ChooseAsync(route.Service, context.RequestAborted);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            return;
+        }
+        if (target is null)
         {
             await RejectAsync(context, o, $"no agent is connected for service '{route.Service}'", GatewayTelemetry.Limits.NoAgent, route.Service);
             return;
@@ -154,7 +162,7 @@ public sealed partial class IngressForwarder(
                 await RejectAsync(context, o, $"the gateway is at its tunnel buffer limit of {o.MaxTunnelBufferBytes} bytes", GatewayTelemetry.Limits.GatewayBuffer, route.Service);
                 return;
             }
-            permit = await permits.AcquireAsync(connection.AgentId, route.Service, context.RequestAborted);
+            permit = await permits.AcquireAsync(target.AgentId, route.Service, context.RequestAborted);
             if (!permit.Ok)
             {
                 await RejectAsync(context, o, permit.LimitReached!, GatewayTelemetry.PermitLimit(permit.LimitReached), route.Service);
@@ -162,14 +170,14 @@ public sealed partial class IngressForwarder(
             }
             try
             {
-                stream = connection.Mux.OpenStream();
+                stream = target.Mux.OpenStream();
             }
             catch (MuxStreamAbortedException)
             {
                 await RejectAsync(context, o, $"no agent is connected for service '{route.Service}'", GatewayTelemetry.Limits.NoAgent, route.Service);
                 return;
             }
-            await ForwardAsync(context, o, route.Service, host, path, connection, stream);
+            await ForwardAsync(context, o, route.Service, host, path, target, stream);
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
@@ -181,6 +189,7 @@ public sealed partial class IngressForwarder(
             {
                 permits.Release(permit.Bucket!);
             }
+            dispatcher.Release(target);
             Interlocked.Decrement(ref _inFlight);
         }
     }
@@ -228,14 +237,18 @@ public sealed partial class IngressForwarder(
         await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, message, limit ? GrpcStatus.ResourceExhausted : GrpcStatus.Unavailable);
     }
 
-    private async Task ForwardAsync(HttpContext context, GatewayOptions o, string service, string host, string path, AgentConnection connection, MuxStream stream)
+    private async Task ForwardAsync(HttpContext context, GatewayOptions o, string service, string host, string path, OrleansTunnel.Gateway.Cluster.DispatchTarget target, MuxStream stream)
     {
         var request = context.Request;
         string requestId = Guid.CreateVersion7().ToString("N");
         context.Response.Headers[RequestIdHeader] = requestId;
         var activity = GatewayTelemetry.CurrentRequestActivity;
         activity?.SetTag("otun.request_id", requestId);
-        activity?.SetTag("otun.agent", connection.AgentId);
+        activity?.SetTag("otun.agent", target.AgentId);
+        if (!target.IsLocal)
+        {
+            activity?.SetTag("otun.via_gateway", target.HolderGatewayId);
+        }
         var kind = VisitorProtocol.Detect(context);
         if (kind != VisitorKind.Http && context.Features.Get<IHttpMinRequestBodyDataRateFeature>() is { } rate)
         {
@@ -251,7 +264,13 @@ public sealed partial class IngressForwarder(
             // The agent's span is a child of this one: the visitor's traceparent is replaced by the gateway's.
             OrleansTunnel.Protocol.Telemetry.TraceContext.Inject(head.Headers, activity);
         }
-        var record = tracker.Open(requestId, connection, service, request.Method, host, path, timeout, kind);
+        if (!target.IsLocal)
+        {
+            // The gateway holding the agent's tunnel uses this session if it still can.
+            head.SessionId = target.SessionId;
+            head.OwnerIncarnation = tracker.Incarnation;
+        }
+        var record = tracker.Open(requestId, target, service, request.Method, host, path, timeout, kind);
         var exchange = new Exchange(context, stream, record) { Kind = kind, HeadTimeout = timeout };
         try
         {

@@ -9,7 +9,7 @@ namespace OrleansTunnel.Gateway.Ingress;
 /// path: the grain is opened while the request travels, marked streaming only for large or open-ended
 /// responses, and completed after the visitor has the answer.
 /// </summary>
-public sealed partial class RequestTracker(IGrainFactory grains, ILogger<RequestTracker> logger)
+public sealed partial class RequestTracker(IGrainFactory grains, OrleansTunnel.Gateway.Cluster.GatewayIdentity identity, ILogger<RequestTracker> logger)
 {
     /// <summary>Responses at most this large (with a known length) are not marked streaming.</summary>
     public const long StreamingThreshold = 64 * 1024;
@@ -36,14 +36,18 @@ public sealed partial class RequestTracker(IGrainFactory grains, ILogger<Request
     /// <summary>Grain calls that failed (the request itself was unaffected).</summary>
     public long GrainFailures => Interlocked.Read(ref _grainFailures);
 
-    public Record Open(string requestId, AgentConnection connection, string service, string method, string authority, string path, TimeSpan timeout, VisitorKind kind)
+    /// <summary>This gateway's incarnation, as recorded in the grains of the requests it opens.</summary>
+    public long Incarnation => identity.Incarnation;
+
+    public Record Open(string requestId, OrleansTunnel.Gateway.Cluster.DispatchTarget target, string service, string method, string authority, string path, TimeSpan timeout, VisitorKind kind)
     {
         Interlocked.Increment(ref _inFlight);
         var record = new Record(requestId, grains.GetGrain<IRequestGrain>(requestId));
         var now = DateTimeOffset.UtcNow;
         record.Info = new RequestOpen(
-            connection.Session.GatewayId, connection.AgentId, connection.Session.SessionId, service, method, authority, path,
-            VisitorProtocol.Name(kind), now, now + timeout);
+            identity.GatewayId, target.AgentId, target.SessionId, service, method, authority, path,
+            VisitorProtocol.Name(kind), now, now + timeout, identity.Incarnation,
+            target.IsLocal ? null : target.HolderGatewayId, target.IsLocal ? 0 : target.HolderIncarnation);
         _live[requestId] = record;
         record.Opened = Guard(record.Grain.Open(record.Info), requestId, "open");
         return record;
@@ -74,7 +78,7 @@ public sealed partial class RequestTracker(IGrainFactory grains, ILogger<Request
     {
         // Orleans does not order calls that were not awaited: complete only after the open landed.
         await record.Opened;
-        await Guard(record.Grain.Complete(outcome), record.RequestId, "complete");
+        await Guard(record.Grain.Complete(outcome with { ReportedBy = identity.GatewayId, ReporterIncarnation = record.Info?.GatewayIncarnation ?? identity.Incarnation }), record.RequestId, "complete");
     }
 
     private async Task Guard(Task call, string requestId, string what)

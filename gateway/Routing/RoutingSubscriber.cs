@@ -19,6 +19,7 @@ public sealed partial class RoutingSubscriber(
     /// <summary>How often the subscription is renewed.</summary>
     public static readonly TimeSpan RenewInterval = TimeSpan.FromSeconds(30);
 
+    private readonly SemaphoreSlim _renew = new(0, 1);
     private readonly TaskCompletionSource _firstSnapshot = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Completes once routes were seeded and a first snapshot applied.</summary>
@@ -50,7 +51,7 @@ public sealed partial class RoutingSubscriber(
                     LogSubscribed(logger, cache.Current.Routes.Count);
                 }
                 delay = TimeSpan.FromMilliseconds(200);
-                await Task.Delay(RenewInterval, stoppingToken);
+                await _renew.WaitAsync(RenewInterval, stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -73,6 +74,19 @@ public sealed partial class RoutingSubscriber(
             {
                 // Shutting down: the grain's observer list expires us anyway.
             }
+        }
+    }
+
+    /// <summary>Renews the subscription now (the routing grain may have been re-activated without it).</summary>
+    public void Renew()
+    {
+        try
+        {
+            _renew.Release();
+        }
+        catch (SemaphoreFullException)
+        {
+            // A renewal is already due.
         }
     }
 

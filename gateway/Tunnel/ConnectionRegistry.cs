@@ -18,6 +18,9 @@ public sealed class ConnectionRegistry
 
     public event Action? Changed;
 
+    /// <summary>Raised after a connection was added (with it).</summary>
+    public event Action<AgentConnection>? Added;
+
     public void Add(AgentConnection connection)
     {
         lock (_gate)
@@ -25,6 +28,7 @@ public sealed class ConnectionRegistry
             _bySession[connection.Session.SessionId] = connection;
             Rebuild();
         }
+        Added?.Invoke(connection);
         Changed?.Invoke();
     }
 

@@ -19,6 +19,10 @@ public sealed partial class TunnelService(
     GatewayDrain drain,
     HandshakeLimiter limiter,
     IGrainFactory grains,
+    OrleansTunnel.Gateway.Routing.RoutingCache routing,
+    OrleansTunnel.Gateway.Cluster.GatewayIdentity identity,
+    OrleansTunnel.Gateway.Cluster.PeerBridge bridge,
+    OrleansTunnel.Gateway.Cluster.ClusterPresence presence,
     IOptions<GatewayOptions> options,
     ILoggerFactory loggerFactory,
     ILogger<TunnelService> logger) : OrleansTunnel.Protocol.V1.Tunnel.TunnelBase
@@ -114,23 +118,17 @@ public sealed partial class TunnelService(
             }
         }
 
-        await responseStream.WriteAsync(new FrameBatch
+        var welcome = new Welcome
         {
-            Frames =
-            {
-                new Frame
-                {
-                    Welcome = new Welcome
-                    {
-                        ProtocolVersion = MuxSettings.ProtocolVersion,
-                        GatewayId = o.GatewayId,
-                        SessionId = session.SessionId,
-                        HeartbeatIntervalMs = (uint)o.HeartbeatInterval.TotalMilliseconds,
-                        InitialWindow = (uint)o.ReceiveWindow,
-                    },
-                },
-            },
-        }, context.CancellationToken);
+            ProtocolVersion = MuxSettings.ProtocolVersion,
+            GatewayId = o.GatewayId,
+            SessionId = session.SessionId,
+            HeartbeatIntervalMs = (uint)o.HeartbeatInterval.TotalMilliseconds,
+            InitialWindow = (uint)o.ReceiveWindow,
+        };
+        // The cluster's live gateways, so an agent keeping several connections spreads them.
+        welcome.Gateways.AddRange(presence.GatewayUrls);
+        await responseStream.WriteAsync(new FrameBatch { Frames = { new Frame { Welcome = welcome } } }, context.CancellationToken);
 
         var settings = new MuxSettings
         {
@@ -178,6 +176,90 @@ public sealed partial class TunnelService(
                 LogCloseSessionFailed(logger, hello.AgentId, session.SessionId, ex.Message);
             }
         }
+    }
+
+    /// <summary>
+    /// Another gateway's link (cross-gateway dispatch): it authenticates with its peer secret, whose
+    /// SHA-256 it published in the cluster's directory; each stream it opens is bridged to a local agent.
+    /// </summary>
+    public override async Task Peer(IAsyncStreamReader<FrameBatch> requestStream, IServerStreamWriter<FrameBatch> responseStream, ServerCallContext context)
+    {
+        var o = options.Value;
+        string peer = context.Peer;
+        var hello = await ReadHelloAsync(requestStream, o.HelloTimeout, context.CancellationToken);
+        if (drain.Draining)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, "this gateway is shutting down"));
+        }
+        if (hello.ProtocolVersion != MuxSettings.ProtocolVersion)
+        {
+            throw new RpcException(new Status(StatusCode.FailedPrecondition,
+                $"protocol version mismatch: the dialling gateway speaks version {hello.ProtocolVersion}, this gateway speaks version {MuxSettings.ProtocolVersion}"));
+        }
+        if (!await PeerKnownAsync(hello))
+        {
+            LogPeerRefused(logger, hello.AgentId, peer);
+            throw new RpcException(new Status(StatusCode.Unauthenticated, $"'{hello.AgentId}' is not a live gateway of this cluster, or its peer secret does not match the directory"));
+        }
+        if (hello.InitialWindow is < 1024 or > 64 * 1024 * 1024)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"initial_window {hello.InitialWindow} is outside 1 KiB..64 MiB"));
+        }
+        await responseStream.WriteAsync(new FrameBatch
+        {
+            Frames =
+            {
+                new Frame
+                {
+                    Welcome = new Welcome
+                    {
+                        ProtocolVersion = MuxSettings.ProtocolVersion,
+                        GatewayId = o.GatewayId,
+                        HeartbeatIntervalMs = (uint)o.HeartbeatInterval.TotalMilliseconds,
+                        InitialWindow = (uint)o.ReceiveWindow,
+                    },
+                },
+            },
+        }, context.CancellationToken);
+        var settings = new MuxSettings
+        {
+            MaxDataFrame = Math.Min(o.MaxDataFrame, MuxSettings.MaxDataFrameCeiling),
+            ReceiveWindow = o.ReceiveWindow,
+            SendWindow = (int)hello.InitialWindow,
+            MaxBatchBytes = o.MaxBatchBytes,
+            MaxConcurrentStreams = o.MaxStreamsPerConnection,
+        };
+        string peerId = hello.AgentId;
+        var mux = new MuxConnection(requestStream, (batch, cancel) => responseStream.WriteAsync(batch, cancel), settings, opensStreams: false, loggerFactory.CreateLogger<MuxConnection>())
+        {
+            RequestReceived = (stream, head) => bridge.Accept(stream, head, peerId),
+        };
+        mux.ProtocolViolation = violation => LogViolation(logger, peerId, "peer", violation);
+        LogPeerConnected(logger, peerId, peer);
+        await mux.RunAsync(o.HeartbeatInterval, context.CancellationToken);
+        LogPeerDisconnected(logger, peerId, mux.CloseReason ?? "closed");
+    }
+
+    private async Task<bool> PeerKnownAsync(Hello hello)
+    {
+        var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(hello.Token ?? "")));
+        bool Known() => routing.Current.Snapshot.Gateways.Any(g => g.GatewayId == hello.AgentId && g.GatewayId != identity.GatewayId
+            && System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(System.Text.Encoding.ASCII.GetBytes(g.PeerSecretSha256), System.Text.Encoding.ASCII.GetBytes(hash)));
+        if (Known())
+        {
+            return true;
+        }
+        try
+        {
+            // The dialling gateway may have joined after this gateway's last snapshot.
+            routing.Apply(await grains.GetGrain<IRoutingGrain>(RoutingGrain.DefaultKey).GetSnapshot());
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            LogClusterUnavailable(logger, hello.AgentId, ex.Message);
+            throw new RpcException(new Status(StatusCode.Unavailable, "the gateway cannot reach the cluster right now; retry"));
+        }
+        return Known();
     }
 
     private static async Task<Hello> ReadHelloAsync(IAsyncStreamReader<FrameBatch> requestStream, TimeSpan timeout, CancellationToken cancellationToken)
@@ -231,6 +313,18 @@ public sealed partial class TunnelService(
         {
         }
     }
+
+    [LoggerMessage(EventId = 410, EventName = "PeerRefused", Level = LogLevel.Warning,
+        Message = "Refused a gateway link from '{GatewayId}' at {Peer}: not a live gateway of the directory, or its secret does not match.")]
+    private static partial void LogPeerRefused(ILogger logger, string gatewayId, string peer);
+
+    [LoggerMessage(EventId = 411, EventName = "PeerConnected", Level = LogLevel.Information,
+        Message = "Gateway '{GatewayId}' linked from {Peer}: it may now send requests for agents connected here.")]
+    private static partial void LogPeerConnected(ILogger logger, string gatewayId, string peer);
+
+    [LoggerMessage(EventId = 412, EventName = "PeerDisconnected", Level = LogLevel.Information,
+        Message = "Link from gateway '{GatewayId}' ended: {Reason}.")]
+    private static partial void LogPeerDisconnected(ILogger logger, string gatewayId, string reason);
 
     [LoggerMessage(EventId = 400, EventName = "AgentRefused", Level = LogLevel.Warning,
         Message = "Refused tunnel from agent '{AgentId}' at {Peer}: {Reason}.")]

@@ -27,9 +27,20 @@ public interface IRoutingGrain : IGrainWithStringKey
     [Alias("RemoveRoute")]
     Task<bool> RemoveRoute(string host, string? pathPrefix);
 
-    /// <summary>Replaces the endpoints one agent offers (an empty list removes the agent).</summary>
-    [Alias("SetAgentEndpoints")]
-    Task SetAgentEndpoints(string agentId, Dictionary<string, ServiceEndpoint[]> endpointsByService);
+    /// <summary>
+    /// A gateway's periodic report (and its report after any change of its tunnels): it is alive and
+    /// holds these agent sessions. The endpoints gateways route to are the union of live gateways' reports.
+    /// </summary>
+    [Alias("ReportGateway")]
+    Task<GatewayReportResult> ReportGateway(GatewayReport report);
+
+    /// <summary>A gateway leaves (shutdown): its sessions leave the routing at once.</summary>
+    [Alias("LeaveGateway")]
+    Task LeaveGateway(string gatewayId, long incarnation);
+
+    /// <summary>Sessions superseded by a newer epoch: never routed to again, whatever their gateway still reports.</summary>
+    [Alias("FenceSessions")]
+    Task FenceSessions(string[] sessionIds);
 
     /// <summary>Adds or replaces an agent's runtime credential (persisted).</summary>
     [Alias("UpsertCredential")]

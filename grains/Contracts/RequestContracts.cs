@@ -28,7 +28,10 @@ public sealed record RequestOpen(
     [property: Id(6)] string Path,
     [property: Id(7)] string Protocol,
     [property: Id(8)] DateTimeOffset OpenedAt,
-    [property: Id(9)] DateTimeOffset Deadline);
+    [property: Id(9)] DateTimeOffset Deadline,
+    [property: Id(10)] long GatewayIncarnation = 0,
+    [property: Id(11)] string? ViaGatewayId = null,
+    [property: Id(12)] long ViaIncarnation = 0);
 
 /// <summary>How a request ended.</summary>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.RequestOutcome")]
@@ -38,7 +41,9 @@ public sealed record RequestOutcome(
     [property: Id(2)] string? Error,
     [property: Id(3)] long BytesIn,
     [property: Id(4)] long BytesOut,
-    [property: Id(5)] DateTimeOffset EndedAt);
+    [property: Id(5)] DateTimeOffset EndedAt,
+    [property: Id(6)] string? ReportedBy = null,
+    [property: Id(7)] long ReporterIncarnation = 0);
 
 /// <summary>The request's record as tools see it.</summary>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.RequestSnapshot")]
@@ -47,4 +52,5 @@ public sealed record RequestSnapshot(
     [property: Id(1)] RequestState State,
     [property: Id(2)] RequestOpen? Open,
     [property: Id(3)] RequestOutcome? Outcome,
-    [property: Id(4)] DateTimeOffset? ResponseStartedAt);
+    [property: Id(4)] DateTimeOffset? ResponseStartedAt,
+    [property: Id(5)] int FencedCompletions = 0);

@@ -40,7 +40,8 @@ public sealed record RoutingSnapshot(
     [property: Id(0)] long Version,
     [property: Id(1)] Route[] Routes,
     [property: Id(2)] Dictionary<string, ServiceEndpoint[]> Endpoints,
-    [property: Id(3)] AgentCredential[] Credentials)
+    [property: Id(3)] AgentCredential[] Credentials,
+    [property: Id(4)] GatewayInfo[] Gateways)
 {
-    public static RoutingSnapshot Empty { get; } = new(0, [], new Dictionary<string, ServiceEndpoint[]>(), []);
+    public static RoutingSnapshot Empty { get; } = new(0, [], new Dictionary<string, ServiceEndpoint[]>(), [], []);
 }

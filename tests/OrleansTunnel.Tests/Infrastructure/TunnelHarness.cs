@@ -214,6 +214,8 @@ public sealed class TunnelHarness : IAsyncDisposable
             ["Agent:Services:0:Url"] = Backend.Url,
             ["Agent:ReconnectMinDelay"] = "00:00:00.100",
             ["Agent:ReconnectMaxDelay"] = "00:00:01",
+            // One gateway here: one connection keeps session and connection counts exact (tests may override).
+            ["Agent:Connections"] = "1",
             ["Logging:LogLevel:Default"] = "Warning",
         });
         await agent.StartAsync();
@@ -243,6 +245,8 @@ public sealed class TunnelHarness : IAsyncDisposable
             ["Agent:Services:5:SkipCertificateValidation"] = "true",
             ["Agent:ReconnectMinDelay"] = "00:00:00.100",
             ["Agent:ReconnectMaxDelay"] = "00:00:01",
+            // One gateway here: one connection keeps session and connection counts exact (tests may override).
+            ["Agent:Connections"] = "1",
             ["Agent:GatewayCaFile"] = _options.TunnelTls ? CertificatePemPath : null,
             ["Logging:LogLevel:Default"] = "Warning",
         };

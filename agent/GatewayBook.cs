@@ -1,0 +1,129 @@
+namespace OrleansTunnel.Agent;
+
+/// <summary>
+/// The gateways an agent knows: the configured ones (Agent:Gateways) and those the cluster announced
+/// (welcome and config frames). Slots pick gateways no other slot is connected to, by gateway id where
+/// it is known (two URLs may lead to one gateway, e.g. through a load balancer), so the agent's
+/// connections land on distinct gateways whenever there are several.
+/// </summary>
+public sealed class GatewayBook
+{
+    private readonly Lock _gate = new();
+    private readonly string[] _seeds;
+    private string[] _learned = [];
+    private readonly Dictionary<string, string> _idByUrl = new(StringComparer.OrdinalIgnoreCase);
+    private readonly Dictionary<uint, (string Url, string? GatewayId)> _slots = [];
+
+    public GatewayBook(IEnumerable<string> seeds)
+    {
+        _seeds = [.. seeds.Select(Normalize).Distinct(StringComparer.OrdinalIgnoreCase)];
+    }
+
+    /// <summary>Every gateway URL known now: configured first, then announced.</summary>
+    public string[] Known
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return KnownLocked();
+            }
+        }
+    }
+
+    /// <summary>Raised when the cluster announced a gateway list different from the last one.</summary>
+    public event Action? Changed;
+
+    /// <summary>Replaces the announced gateways (an empty list is ignored: the cluster may not advertise).</summary>
+    public void Learn(IEnumerable<string> urls)
+    {
+        var next = urls.Where(u => !string.IsNullOrWhiteSpace(u)).Select(Normalize).Distinct(StringComparer.OrdinalIgnoreCase).Order(StringComparer.OrdinalIgnoreCase).ToArray();
+        if (next.Length == 0)
+        {
+            return;
+        }
+        lock (_gate)
+        {
+            if (next.SequenceEqual(_learned, StringComparer.OrdinalIgnoreCase))
+            {
+                return;
+            }
+            _learned = next;
+        }
+        Changed?.Invoke();
+    }
+
+    /// <summary>
+    /// The URL a slot dials next: from its cursor on, the first that leads to no gateway another slot is
+    /// connected to; failing that, the URL at the cursor.
+    /// </summary>
+    public string Pick(uint slot, int cursor)
+    {
+        lock (_gate)
+        {
+            var known = KnownLocked();
+            int n = known.Length;
+            for (int i = 0; i < n; i++)
+            {
+                string candidate = known[(cursor + i) % n];
+                if (!UsedByOther(slot, candidate))
+                {
+                    _slots[slot] = (candidate, _idByUrl.GetValueOrDefault(candidate));
+                    return candidate;
+                }
+            }
+            string fallback = known[cursor % n];
+            _slots[slot] = (fallback, _idByUrl.GetValueOrDefault(fallback));
+            return fallback;
+        }
+    }
+
+    /// <summary>The slot is connected: its URL leads to this gateway.</summary>
+    public void Connected(uint slot, string url, string gatewayId)
+    {
+        lock (_gate)
+        {
+            _idByUrl[Normalize(url)] = gatewayId;
+            _slots[slot] = (Normalize(url), gatewayId);
+        }
+    }
+
+    public void Released(uint slot)
+    {
+        lock (_gate)
+        {
+            _slots.Remove(slot);
+        }
+    }
+
+    /// <summary>
+    /// True when this slot shares its gateway with a lower slot while some known URL leads to a gateway
+    /// no slot uses (or one not tried yet): the slot should move there.
+    /// </summary>
+    public bool ShouldMove(uint slot)
+    {
+        lock (_gate)
+        {
+            if (!_slots.TryGetValue(slot, out var mine) || mine.GatewayId is null)
+            {
+                return false;
+            }
+            bool shared = _slots.Any(kv => kv.Key < slot && kv.Value.GatewayId == mine.GatewayId);
+            if (!shared)
+            {
+                return false;
+            }
+            return KnownLocked().Any(url => !UsedByOther(slot, url) && _idByUrl.GetValueOrDefault(url) != mine.GatewayId);
+        }
+    }
+
+    private bool UsedByOther(uint slot, string url)
+    {
+        string? id = _idByUrl.GetValueOrDefault(url);
+        return _slots.Any(kv => kv.Key != slot && (string.Equals(kv.Value.Url, url, StringComparison.OrdinalIgnoreCase) || (id is not null && kv.Value.GatewayId == id)));
+    }
+
+    private string[] KnownLocked() => [.. _seeds.Concat(_learned).Distinct(StringComparer.OrdinalIgnoreCase)];
+
+    private static string Normalize(string url) => url.Trim().TrimEnd('/');
+}

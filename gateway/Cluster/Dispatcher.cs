@@ -1,0 +1,106 @@
+using System.Collections.Concurrent;
+using OrleansTunnel.Gateway.Routing;
+using OrleansTunnel.Gateway.Tunnel;
+using OrleansTunnel.Protocol;
+
+namespace OrleansTunnel.Gateway.Cluster;
+
+/// <summary>Where one request goes: an agent connection of this gateway, or another gateway's through a peer link.</summary>
+public sealed class DispatchTarget
+{
+    public required MuxConnection Mux { get; init; }
+    public required string AgentId { get; init; }
+    public required string SessionId { get; init; }
+
+    /// <summary>The gateway holding the agent's tunnel (this one for a local target).</summary>
+    public required string HolderGatewayId { get; init; }
+
+    /// <summary>That gateway's incarnation (recorded in the request's grain for fencing).</summary>
+    public required long HolderIncarnation { get; init; }
+
+    /// <summary>The local agent connection, or null when the request crosses to another gateway.</summary>
+    public AgentConnection? Local { get; init; }
+
+    public bool IsLocal => Local is not null;
+}
+
+/// <summary>
+/// Chooses where a request goes: a local agent connection when this gateway holds one for the service
+/// (power of two choices on outstanding requests); otherwise an agent session another gateway holds,
+/// as the routing snapshot lists it, through the peer link to that gateway (power of two choices on this
+/// gateway's outstanding requests to each remote session). Local knowledge only: no grain call.
+/// </summary>
+public sealed class Dispatcher(ConnectionRegistry registry, RoutingCache routing, PeerLinks peers, GatewayIdentity identity)
+{
+    private readonly ConcurrentDictionary<string, int> _remoteOutstanding = new(StringComparer.Ordinal);
+    private long _crossGateway;
+
+    /// <summary>Requests sent to agents through another gateway since start.</summary>
+    public long CrossGateway => Interlocked.Read(ref _crossGateway);
+
+    public async ValueTask<DispatchTarget?> ChooseAsync(string service, CancellationToken cancellationToken)
+    {
+        if (registry.Choose(service) is { } local)
+        {
+            return new DispatchTarget
+            {
+                Mux = local.Mux, AgentId = local.AgentId, SessionId = local.Session.SessionId,
+                HolderGatewayId = identity.GatewayId, HolderIncarnation = identity.Incarnation, Local = local,
+            };
+        }
+        var snapshot = routing.Current.Snapshot;
+        if (!snapshot.Endpoints.TryGetValue(service, out var endpoints))
+        {
+            return null;
+        }
+        var remote = endpoints.Where(e => e.GatewayId != identity.GatewayId).ToArray();
+        if (remote.Length == 0)
+        {
+            return null;
+        }
+        var usable = remote.Where(e => peers.Up(e.GatewayId) is not null).ToArray();
+        if (usable.Length == 0)
+        {
+            // The links are kept up eagerly; this waits only right after a gateway joined or a link broke.
+            if (await peers.WaitAnyUpAsync(remote.Select(e => e.GatewayId), cancellationToken) is null)
+            {
+                return null;
+            }
+            usable = remote.Where(e => peers.Up(e.GatewayId) is not null).ToArray();
+            if (usable.Length == 0)
+            {
+                return null;
+            }
+        }
+        var a = usable[Random.Shared.Next(usable.Length)];
+        var b = usable[Random.Shared.Next(usable.Length)];
+        var pick = Outstanding(b.SessionId) < Outstanding(a.SessionId) ? b : a;
+        var link = peers.Up(pick.GatewayId);
+        if (link?.Mux is not { } mux)
+        {
+            return null;
+        }
+        _remoteOutstanding.AddOrUpdate(pick.SessionId, 1, (_, n) => n + 1);
+        Interlocked.Increment(ref _crossGateway);
+        return new DispatchTarget
+        {
+            Mux = mux, AgentId = pick.AgentId, SessionId = pick.SessionId,
+            HolderGatewayId = pick.GatewayId, HolderIncarnation = link.Info.Incarnation,
+        };
+    }
+
+    /// <summary>The request sent to the target ended.</summary>
+    public void Release(DispatchTarget target)
+    {
+        if (!target.IsLocal)
+        {
+            _remoteOutstanding.AddOrUpdate(target.SessionId, 0, (_, n) => Math.Max(0, n - 1));
+            if (_remoteOutstanding.TryGetValue(target.SessionId, out int left) && left == 0)
+            {
+                _remoteOutstanding.TryRemove(new KeyValuePair<string, int>(target.SessionId, 0));
+            }
+        }
+    }
+
+    private int Outstanding(string sessionId) => _remoteOutstanding.GetValueOrDefault(sessionId);
+}

@@ -1,0 +1,53 @@
+using System.Security.Cryptography;
+using Microsoft.Extensions.Options;
+using OrleansTunnel.Grains;
+
+namespace OrleansTunnel.Gateway.Cluster;
+
+/// <summary>
+/// Who this gateway is in the cluster: its id, its incarnation (fresh at each start and each time the
+/// directory declared it dead) and the secret it presents when it dials another gateway.
+/// </summary>
+public sealed class GatewayIdentity(IOptions<GatewayOptions> options, GatewayEndpoints endpoints)
+{
+    private readonly byte[] _peerSecret = RandomNumberGenerator.GetBytes(32);
+    private long _incarnation = DateTimeOffset.UtcNow.UtcTicks;
+    private string? _advertised;
+
+    public string GatewayId => options.Value.GatewayId;
+
+    public long Incarnation => Interlocked.Read(ref _incarnation);
+
+    /// <summary>The secret (base64url) sent in the hello of a peer link; only its hash leaves the process.</summary>
+    public string PeerSecret => Convert.ToBase64String(_peerSecret).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    public string PeerSecretSha256 => Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(PeerSecret)));
+
+    /// <summary>The tunnel URL published to the cluster; empty when this gateway cannot tell a reachable one.</summary>
+    public string AdvertisedTunnel => _advertised ??= ComputeAdvertised();
+
+    public GatewayInfo Info(DateTimeOffset joinedAt) => new(GatewayId, Incarnation, AdvertisedTunnel, PeerSecretSha256, joinedAt);
+
+    /// <summary>Starts a new incarnation (after this gateway was declared dead and fenced).</summary>
+    public long Renew()
+    {
+        long next = Math.Max(Incarnation + 1, DateTimeOffset.UtcNow.UtcTicks);
+        Interlocked.Exchange(ref _incarnation, next);
+        return next;
+    }
+
+    private string ComputeAdvertised()
+    {
+        var o = options.Value;
+        if (!string.IsNullOrWhiteSpace(o.AdvertisedTunnel))
+        {
+            return o.AdvertisedTunnel.TrimEnd('/');
+        }
+        if (!Uri.TryCreate(o.Tunnel, UriKind.Absolute, out var uri) || uri.Host is "0.0.0.0" or "*" or "+" or "[::]" or "::")
+        {
+            return "";
+        }
+        int port = endpoints.TunnelPort > 0 ? endpoints.TunnelPort : uri.Port;
+        return new UriBuilder(uri) { Port = port }.Uri.ToString().TrimEnd('/');
+    }
+}

@@ -1,0 +1,181 @@
+using Microsoft.Extensions.Logging;
+using OrleansTunnel.Gateway.Tunnel;
+using OrleansTunnel.Grains;
+using OrleansTunnel.Protocol;
+using OrleansTunnel.Protocol.V1;
+
+namespace OrleansTunnel.Gateway.Cluster;
+
+/// <summary>
+/// The receiving side of cross-gateway dispatch: each stream another gateway opens on its peer link is
+/// bridged to a stream on a local agent connection. Frames are relayed both ways under credit (a data
+/// frame is passed on, then its credit is returned), so buffering per request stays within the two
+/// windows; a reset on either side resets the other. When the agent's answer ended, this gateway
+/// completes the request's grain (the gateway that opened it may refine the outcome).
+/// </summary>
+public sealed partial class PeerBridge(ConnectionRegistry registry, GatewayIdentity identity, IGrainFactory grains, ILogger<PeerBridge> logger)
+{
+    private long _bridged;
+    private long _refused;
+    private long _active;
+
+    /// <summary>Streams bridged for other gateways since start.</summary>
+    public long Bridged => Interlocked.Read(ref _bridged);
+
+    /// <summary>Streams refused because no local agent connection served the service any more.</summary>
+    public long Refused => Interlocked.Read(ref _refused);
+
+    /// <summary>Bridged streams in flight now.</summary>
+    public long Active => Interlocked.Read(ref _active);
+
+    public void Accept(MuxStream inbound, RequestHead head, string peerGatewayId) =>
+        _ = Task.Run(() => BridgeAsync(inbound, head, peerGatewayId));
+
+    private async Task BridgeAsync(MuxStream inbound, RequestHead head, string peerGatewayId)
+    {
+        var connection = registry.Find(head.SessionId) is { Accepting: true } chosen && chosen.Serves(head.Service)
+            ? chosen
+            : registry.Choose(head.Service);
+        if (connection is null)
+        {
+            Interlocked.Increment(ref _refused);
+            inbound.Reset(ResetCode.Refused, $"gateway '{identity.GatewayId}' holds no agent connection for service '{head.Service}' any more");
+            return;
+        }
+        MuxStream outbound;
+        try
+        {
+            outbound = connection.Mux.OpenStream();
+        }
+        catch (MuxStreamAbortedException ex)
+        {
+            Interlocked.Increment(ref _refused);
+            inbound.Reset(ResetCode.Refused, $"gateway '{identity.GatewayId}' could not open a stream to agent '{connection.AgentId}': {ex.Reason.Reason}");
+            return;
+        }
+        Interlocked.Increment(ref _bridged);
+        Interlocked.Increment(ref _active);
+        var outcome = new BridgeOutcome();
+        try
+        {
+            var forwarded = head.Clone();
+            forwarded.SessionId = "";
+            forwarded.OwnerIncarnation = 0;
+            outbound.SendHead(new Frame { RequestHead = forwarded });
+            var up = head.EndOfBody ? Task.CompletedTask : RelayAsync(inbound, outbound, null);
+            var down = RelayAsync(outbound, inbound, outcome);
+            await Task.WhenAll(up, down);
+        }
+        finally
+        {
+            outbound.Complete();
+            inbound.Complete();
+            Interlocked.Decrement(ref _active);
+            _ = CompleteGrainAsync(head.RequestId, outcome);
+        }
+    }
+
+    /// <summary>Relays one direction until its end of body, trailers or a reset.</summary>
+    private static async Task RelayAsync(MuxStream from, MuxStream to, BridgeOutcome? outcome)
+    {
+        try
+        {
+            while (await from.ReadAsync(to.Aborted) is { } frame)
+            {
+                switch (frame.KindCase)
+                {
+                    case Frame.KindOneofCase.ResponseHead:
+                        if (outcome is not null)
+                        {
+                            outcome.Status = frame.ResponseHead.Status;
+                        }
+                        bool ends = frame.ResponseHead.EndOfBody;
+                        to.SendHead(frame);
+                        if (ends)
+                        {
+                            outcome?.Ended();
+                            return;
+                        }
+                        break;
+                    case Frame.KindOneofCase.Data:
+                        var payload = frame.Data.Payload;
+                        await to.SendDataAsync(payload.Memory, frame.Data.EndOfBody, to.Aborted);
+                        from.ReturnCredit(payload.Length);
+                        if (outcome is not null)
+                        {
+                            outcome.Bytes += payload.Length;
+                        }
+                        if (frame.Data.EndOfBody)
+                        {
+                            outcome?.Ended();
+                            return;
+                        }
+                        break;
+                    case Frame.KindOneofCase.Trailers:
+                        await to.SendTrailersAsync(frame.Trailers.Headers);
+                        outcome?.Ended();
+                        return;
+                    case Frame.KindOneofCase.Reset:
+                        if (outcome is not null)
+                        {
+                            outcome.Failure = $"{frame.Reset.Code}: {frame.Reset.Reason}";
+                        }
+                        to.Reset(frame.Reset.Code, frame.Reset.Reason);
+                        return;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The receiving side was reset by its peer: stop the sending side too.
+            var reason = to.AbortReason;
+            from.Reset(reason?.Code ?? ResetCode.Cancelled, reason?.Reason ?? "the other side of the bridge ended");
+            if (outcome is not null)
+            {
+                outcome.Failure ??= reason is null ? "cancelled" : $"{reason.Code}: {reason.Reason}";
+            }
+        }
+        catch (MuxStreamAbortedException ex)
+        {
+            from.Reset(ex.Reason.Code, ex.Reason.Reason);
+            if (outcome is not null)
+            {
+                outcome.Failure ??= $"{ex.Reason.Code}: {ex.Reason.Reason}";
+            }
+        }
+    }
+
+    private async Task CompleteGrainAsync(string requestId, BridgeOutcome outcome)
+    {
+        if (string.IsNullOrEmpty(requestId))
+        {
+            return;
+        }
+        var state = outcome.Failure is null && outcome.Complete ? RequestState.Completed
+            : outcome.Failure?.StartsWith(nameof(ResetCode.Cancelled), StringComparison.Ordinal) == true ? RequestState.Cancelled
+            : RequestState.Failed;
+        try
+        {
+            await grains.GetGrain<IRequestGrain>(requestId).Complete(new RequestOutcome(
+                state, outcome.Status, outcome.Failure, 0, outcome.Bytes, DateTimeOffset.UtcNow, identity.GatewayId, identity.Incarnation));
+        }
+        catch (Exception ex)
+        {
+            LogCompleteFailed(logger, requestId, ex.Message);
+        }
+    }
+
+    private sealed class BridgeOutcome
+    {
+        public int Status { get; set; }
+        public long Bytes { get; set; }
+        public string? Failure { get; set; }
+        public bool Complete { get; private set; }
+
+        public void Ended() => Complete = true;
+    }
+
+    [LoggerMessage(EventId = 610, EventName = "BridgeCompleteFailed", Level = LogLevel.Debug,
+        Message = "Could not complete the record of bridged request {RequestId} in the cluster: {Error}; the gateway that opened it completes it too.")]
+    private static partial void LogCompleteFailed(ILogger logger, string requestId, string error);
+}
