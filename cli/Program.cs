@@ -59,6 +59,7 @@ namespace OrleansTunnel.Cli
                     "silo" => await SiloAsync(rest),
                     "gateway" => await GatewayAsync(rest),
                     "agent" => await AgentAsync(rest),
+                    "cluster" => await ClusterCommand.RunAsync(rest),
                     "hash-token" => HashToken(rest),
                     "admin" => await AdminCli.RunAsync(rest),
                     "new-token" => NewToken(),
@@ -99,6 +100,7 @@ namespace OrleansTunnel.Cli
                   silo         an Orleans silo of the cluster
                   gateway      a gateway (ingress + tunnel endpoint), an Orleans client of the cluster
                   agent        an agent: dials gateways, forwards to local backends
+                  cluster      redis + 2 silos + 2 gateways + 2 agents as separate processes on this machine (failover demo)
                   admin        the admin API: agents, services, routes, requests, tokens (otun admin --help)
                   hash-token   print the SHA-256 a gateway is configured with for a token
                   new-token    print a fresh random token

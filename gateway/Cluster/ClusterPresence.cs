@@ -102,9 +102,10 @@ public sealed partial class ClusterPresence(
             .Select(c => new HeldSession(c.AgentId, c.Session.SessionId, c.Session.Services))
             .OrderBy(s => s.SessionId, StringComparer.Ordinal)
             .ToArray();
-        var routingGrain = grains.GetGrain<IRoutingGrain>(RoutingGrain.DefaultKey);
         try
         {
+            // Inside the try: before the Orleans client connected, even resolving the grain type fails.
+            var routingGrain = grains.GetGrain<IRoutingGrain>(RoutingGrain.DefaultKey);
             var result = await routingGrain.ReportGateway(new GatewayReport(identity.Info(_joinedAt), sessions)).WaitAsync(cancellationToken);
             if (!result.Accepted)
             {

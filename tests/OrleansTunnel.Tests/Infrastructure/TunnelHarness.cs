@@ -19,6 +19,34 @@ public sealed class HarnessOptions
     public Dictionary<string, string?> Agent { get; } = new(StringComparer.OrdinalIgnoreCase);
 }
 
+/// <summary>A second gateway started by <see cref="TunnelHarness.StartPeerGatewayAsync"/>.</summary>
+public sealed class PeerGateway(string gatewayId) : IAsyncDisposable
+{
+    private readonly int _ingressPort = Ports.Free();
+    private readonly int _tunnelPort = Ports.Free();
+    private readonly int _adminPort = Ports.Free();
+
+    public string GatewayId { get; } = gatewayId;
+
+    public WebApplication App { get; set; } = null!;
+
+    public Uri Ingress => new($"http://127.0.0.1:{_ingressPort}");
+
+    public string TunnelUrl => $"http://127.0.0.1:{_tunnelPort}";
+
+    public Uri Admin => new($"http://127.0.0.1:{_adminPort}");
+
+    public Uri Url(string pathAndQuery) => new(Ingress, pathAndQuery);
+
+    public T Service<T>() where T : notnull => App.Services.GetRequiredService<T>();
+
+    public async ValueTask DisposeAsync()
+    {
+        await App.StopAsync(TimeSpan.FromSeconds(10).ToCancellationToken());
+        await App.DisposeAsync();
+    }
+}
+
 /// <summary>
 /// The whole path on loopback with real components: a Kestrel backend, a gateway hosting an Orleans
 /// silo, and an agent that dials the gateway's tunnel endpoint over gRPC.
@@ -194,6 +222,41 @@ public sealed class TunnelHarness : IAsyncDisposable
         Gateway = Roles.BuildGateway(config, withSilo: true);
         await Gateway.StartAsync();
         await Gateway.Services.GetRequiredService<Gateway.Routing.RoutingSubscriber>().Ready.WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    /// <summary>
+    /// A second gateway of the same cluster: an Orleans client of this harness's silo, with its own
+    /// ingress and tunnel endpoint and no agent of its own unless one dials it.
+    /// </summary>
+    public async Task<PeerGateway> StartPeerGatewayAsync(string gatewayId, Dictionary<string, string?>? overrides = null)
+    {
+        var peer = new PeerGateway(gatewayId);
+        var config = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase)
+        {
+            ["Cluster:ClusterId"] = _clusterId,
+            ["Cluster:GatewayPort"] = _siloGatewayPort.ToString(),
+            ["Gateway:GatewayId"] = gatewayId,
+            ["Gateway:Ingress"] = peer.Ingress.ToString(),
+            ["Gateway:Tunnel"] = peer.TunnelUrl,
+            ["Gateway:Admin"] = peer.Admin.ToString(),
+            ["Gateway:ResponseTimeout"] = _options.ResponseTimeout.ToString(),
+            ["Gateway:HeartbeatInterval"] = "00:00:02",
+            ["Gateway:ClusterHeartbeatInterval"] = "00:00:01",
+            ["Gateway:AdminTokenSha256"] = AgentCredentialStore.Hash(AdminToken),
+            ["Gateway:Agents:0:Id"] = AgentId,
+            ["Gateway:Agents:0:TokenSha256"] = AgentCredentialStore.Hash(AgentToken),
+            ["Gateway:Agents:0:Services:0"] = "*",
+            ["Logging:LogLevel:Default"] = "Warning",
+            ["Logging:LogLevel:OrleansTunnel"] = "Warning",
+        };
+        foreach (var (k, v) in overrides ?? [])
+        {
+            config[k] = v;
+        }
+        peer.App = Roles.BuildGateway(config, withSilo: false);
+        await peer.App.StartAsync();
+        await peer.App.Services.GetRequiredService<Gateway.Routing.RoutingSubscriber>().Ready.WaitAsync(TimeSpan.FromSeconds(30));
+        return peer;
     }
 
     public async Task StopGatewayAsync()
