@@ -160,6 +160,11 @@ public sealed partial class RoutingGrain(
                 _dead[(id, live.Info.Incarnation)] = now;
                 LogGatewayDeclaredDead(logger, id, live.Info.Incarnation, ttl.TotalSeconds, live.Sessions.Length);
                 changed = true;
+                foreach (var session in live.Sessions)
+                {
+                    // The agents' records drop the dead gateway's sessions now, not at their own time-to-live.
+                    _ = GrainFactory.GetGrain<IAgentGrain>(session.AgentId).CloseSession(session.SessionId);
+                }
             }
         }
         // Fencing records only need to outlive the reports that could still carry them.
