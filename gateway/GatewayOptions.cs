@@ -213,6 +213,13 @@ public sealed class GatewayOptions
     /// <summary>How long a request waits for the link to another gateway to come up when only that gateway holds the service's agents. Default 00:00:02.</summary>
     public TimeSpan PeerDialTimeout { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// Keep each request's record in its RequestGrain (open, streaming, outcome; /api/requests and the
+    /// dashboard show them). Off: no grain call per request (the benchmark measures the difference).
+    /// Default true.
+    /// </summary>
+    public bool RecordRequests { get; set; } = true;
+
     /// <summary>PEM CA that other gateways' https:// tunnel certificates chain to (cross-gateway links); empty: the system's trust store.</summary>
     public string? PeerCaFile { get; set; }
 

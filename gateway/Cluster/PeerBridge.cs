@@ -71,7 +71,10 @@ public sealed partial class PeerBridge(ConnectionRegistry registry, GatewayIdent
             outbound.Complete();
             inbound.Complete();
             Interlocked.Decrement(ref _active);
-            _ = CompleteGrainAsync(head.RequestId, outcome);
+            if (head.OwnerIncarnation != 0)
+            {
+                _ = CompleteGrainAsync(head.RequestId, outcome);
+            }
         }
     }
 

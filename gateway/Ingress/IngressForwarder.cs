@@ -268,7 +268,8 @@ public sealed partial class IngressForwarder(
         {
             // The gateway holding the agent's tunnel uses this session if it still can.
             head.SessionId = target.SessionId;
-            head.OwnerIncarnation = tracker.Incarnation;
+            // Zero tells that gateway this request has no record to complete (Gateway:RecordRequests off).
+            head.OwnerIncarnation = o.RecordRequests ? tracker.Incarnation : 0;
         }
         var record = tracker.Open(requestId, target, service, request.Method, host, path, timeout, kind);
         var exchange = new Exchange(context, stream, record) { Kind = kind, HeadTimeout = timeout };

@@ -9,7 +9,7 @@ namespace OrleansTunnel.Gateway.Ingress;
 /// path: the grain is opened while the request travels, marked streaming only for large or open-ended
 /// responses, and completed after the visitor has the answer.
 /// </summary>
-public sealed partial class RequestTracker(IGrainFactory grains, OrleansTunnel.Gateway.Cluster.GatewayIdentity identity, ILogger<RequestTracker> logger)
+public sealed partial class RequestTracker(IGrainFactory grains, OrleansTunnel.Gateway.Cluster.GatewayIdentity identity, Microsoft.Extensions.Options.IOptions<GatewayOptions> options, ILogger<RequestTracker> logger)
 {
     /// <summary>Responses at most this large (with a known length) are not marked streaming.</summary>
     public const long StreamingThreshold = 64 * 1024;
@@ -23,6 +23,7 @@ public sealed partial class RequestTracker(IGrainFactory grains, OrleansTunnel.G
         public IRequestGrain Grain { get; } = grain;
         public Task Opened { get; set; } = Task.CompletedTask;
         public RequestOpen? Info { get; set; }
+        public bool Recorded { get; set; }
     }
 
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Record> _live = new(StringComparer.Ordinal);
@@ -49,13 +50,17 @@ public sealed partial class RequestTracker(IGrainFactory grains, OrleansTunnel.G
             VisitorProtocol.Name(kind), now, now + timeout, identity.Incarnation,
             target.IsLocal ? null : target.HolderGatewayId, target.IsLocal ? 0 : target.HolderIncarnation);
         _live[requestId] = record;
-        record.Opened = Guard(record.Grain.Open(record.Info), requestId, "open");
+        record.Recorded = options.Value.RecordRequests;
+        if (record.Recorded)
+        {
+            record.Opened = Guard(record.Grain.Open(record.Info), requestId, "open");
+        }
         return record;
     }
 
     public void MarkStreaming(Record record, long? contentLength)
     {
-        if (contentLength is null || contentLength > StreamingThreshold)
+        if (record.Recorded && (contentLength is null || contentLength > StreamingThreshold))
         {
             _ = MarkStreamingAsync(record);
         }
@@ -65,7 +70,10 @@ public sealed partial class RequestTracker(IGrainFactory grains, OrleansTunnel.G
     {
         Interlocked.Decrement(ref _inFlight);
         _live.TryRemove(record.RequestId, out _);
-        _ = CompleteAsync(record, outcome);
+        if (record.Recorded)
+        {
+            _ = CompleteAsync(record, outcome);
+        }
     }
 
     private async Task MarkStreamingAsync(Record record)

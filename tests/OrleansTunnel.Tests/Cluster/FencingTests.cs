@@ -1,0 +1,85 @@
+using Microsoft.Extensions.DependencyInjection;
+using OrleansTunnel.Grains;
+using OrleansTunnel.Tests.Infrastructure;
+using Xunit;
+
+namespace OrleansTunnel.Tests.Cluster;
+
+/// <summary>
+/// Fencing in the grains of a real (in-process) silo: the gateway directory declares a silent gateway
+/// dead and refuses its old incarnation; superseded sessions are never routed to; a request's grain
+/// accepts an ending only from the gateways and incarnations it recorded.
+/// </summary>
+public sealed class FencingTests
+{
+    [Fact]
+    public async Task ASilentGateway_IsDeclaredDead_ItsSessionsLeaveTheRouting_AndItsIncarnationIsRefused()
+    {
+        await using var h = await TunnelHarness.StartAsync(o =>
+        {
+            o.Gateway["Directory:GatewayTimeToLive"] = "00:00:01";
+            o.Gateway["Gateway:ClusterHeartbeatInterval"] = "00:00:00.200";
+        });
+        var routing = h.Gateway.Services.GetRequiredService<IGrainFactory>().GetGrain<IRoutingGrain>(RoutingGrain.DefaultKey);
+        var ghost = new GatewayInfo("gw-ghost", 1, "http://127.0.0.1:1", new string('0', 64), DateTimeOffset.UtcNow);
+        var accepted = await routing.ReportGateway(new GatewayReport(ghost, [new HeldSession("ghost-agent", "ghost-session", ["ghost"])]));
+        Assert.True(accepted.Accepted);
+        Assert.Contains((await routing.GetSnapshot()).Endpoints["ghost"], e => e.GatewayId == "gw-ghost");
+
+        // It stops reporting: within the time-to-live (plus a timer tick) it is gone, with its session.
+        await Eventually.TrueAsync(() => !routing.GetSnapshot().GetAwaiter().GetResult().Gateways.Any(g => g.GatewayId == "gw-ghost"),
+            TimeSpan.FromSeconds(10), "the silent gateway was never declared dead");
+        var snapshot = await routing.GetSnapshot();
+        Assert.False(snapshot.Endpoints.ContainsKey("ghost"));
+        // The live gateway is still there: it kept reporting.
+        Assert.Contains(snapshot.Gateways, g => g.GatewayId == "gw-test");
+
+        var stale = await routing.ReportGateway(new GatewayReport(ghost, [new HeldSession("ghost-agent", "ghost-session", ["ghost"])]));
+        Assert.False(stale.Accepted);
+        Assert.Contains("declared dead", stale.Reason);
+        var rejoined = await routing.ReportGateway(new GatewayReport(ghost with { Incarnation = 2 }, []));
+        Assert.True(rejoined.Accepted);
+    }
+
+    [Fact]
+    public async Task ASupersededSession_IsNeverRoutedTo_EvenIfItsGatewayStillReportsIt()
+    {
+        await using var h = await TunnelHarness.StartAsync();
+        var routing = h.Gateway.Services.GetRequiredService<IGrainFactory>().GetGrain<IRoutingGrain>(RoutingGrain.DefaultKey);
+        var other = new GatewayInfo("gw-other", 1, "", new string('0', 64), DateTimeOffset.UtcNow);
+        HeldSession[] sessions = [new("a", "old-session", ["svc"]), new("a", "new-session", ["svc"])];
+        await routing.ReportGateway(new GatewayReport(other, sessions));
+        Assert.Equal(2, (await routing.GetSnapshot()).Endpoints["svc"].Length);
+
+        await routing.FenceSessions(["old-session"]);
+        Assert.Equal(["new-session"], (await routing.GetSnapshot()).Endpoints["svc"].Select(e => e.SessionId));
+        // The gateway has not closed it yet and reports it again: still not routed.
+        await routing.ReportGateway(new GatewayReport(other, sessions));
+        Assert.Equal(["new-session"], (await routing.GetSnapshot()).Endpoints["svc"].Select(e => e.SessionId));
+    }
+
+    [Fact]
+    public async Task ARequestGrain_AcceptsAnEndingOnlyFromTheGatewaysAndIncarnationsItRecorded()
+    {
+        await using var h = await TunnelHarness.StartAsync();
+        var grain = h.Gateway.Services.GetRequiredService<IGrainFactory>().GetGrain<IRequestGrain>(Guid.NewGuid().ToString("N"));
+        var now = DateTimeOffset.UtcNow;
+        await grain.Open(new RequestOpen("gw-owner", "agent", "session", "svc", "GET", "h", "/", "http1", now, now.AddMinutes(1),
+            GatewayIncarnation: 5, ViaGatewayId: "gw-via", ViaIncarnation: 7));
+
+        // The agent-side gateway from before its restart (incarnation 6), and a stranger: refused.
+        Assert.False(await grain.Complete(new RequestOutcome(RequestState.Completed, 200, null, 0, 1, now, "gw-via", 6)));
+        Assert.False(await grain.Complete(new RequestOutcome(RequestState.Completed, 200, null, 0, 1, now, "gw-stranger", 5)));
+        Assert.Equal(RequestState.Open, (await grain.GetSnapshot()).State);
+
+        // The agent-side gateway in its recorded incarnation completes it; the owner's account then refines it.
+        Assert.True(await grain.Complete(new RequestOutcome(RequestState.Completed, 200, null, 0, 1, now, "gw-via", 7)));
+        Assert.True(await grain.Complete(new RequestOutcome(RequestState.Cancelled, 200, "the visitor left", 0, 1, now, "gw-owner", 5)));
+        var snapshot = await grain.GetSnapshot();
+        Assert.Equal(RequestState.Cancelled, snapshot.State);
+        Assert.Equal("gw-owner", snapshot.Outcome!.ReportedBy);
+        Assert.Equal(2, snapshot.FencedCompletions);
+        // After the owner's ending, nothing changes it.
+        Assert.False(await grain.Complete(new RequestOutcome(RequestState.Failed, 502, "late", 0, 1, now, "gw-via", 7)));
+    }
+}
