@@ -89,6 +89,16 @@ public sealed class GatewayOptions
     /// <summary>Unused leased permits go back to the grain after this long without use.</summary>
     public TimeSpan PermitIdleReturn { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>How long a permit lease from an agent's backpressure grain may take before the gateway falls back to its degraded allowance. Default 00:00:02.</summary>
+    public TimeSpan PermitLeaseTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// While the cluster cannot grant permits (a silo just died, Redis or the network is down), the
+    /// gateway admits up to this many concurrent requests per agent and service on its own instead of
+    /// answering 503; 0: refuse them (strict limits). Default 64.
+    /// </summary>
+    public int DegradedPermitsPerAgent { get; set; } = 64;
+
     /// <summary>How often the gateway renews its leases (keep well under Backpressure:LeaseTimeout).</summary>
     public TimeSpan PermitRenewInterval { get; set; } = TimeSpan.FromSeconds(10);
 

@@ -39,6 +39,22 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         {
             failures.Add("Gateway:MaxTunnelMessageSize must exceed Gateway:MaxBatchBytes by at least 65536");
         }
+        if (o.ClusterHeartbeatInterval < TimeSpan.FromMilliseconds(100))
+        {
+            failures.Add("Gateway:ClusterHeartbeatInterval must be at least 100 ms (e.g. 00:00:05; keep Directory:GatewayTimeToLive at three of it)");
+        }
+        if (o.PeerDialTimeout <= TimeSpan.Zero || o.PermitLeaseTimeout <= TimeSpan.Zero)
+        {
+            failures.Add("Gateway:PeerDialTimeout and Gateway:PermitLeaseTimeout must be positive (e.g. 00:00:02)");
+        }
+        if (o.DegradedPermitsPerAgent < 0)
+        {
+            failures.Add("Gateway:DegradedPermitsPerAgent must not be negative (0 refuses requests while the cluster cannot grant permits)");
+        }
+        if (!string.IsNullOrWhiteSpace(o.AdvertisedTunnel) && !Uri.TryCreate(o.AdvertisedTunnel, UriKind.Absolute, out _))
+        {
+            failures.Add($"Gateway:AdvertisedTunnel '{o.AdvertisedTunnel}' is not an absolute URL; set it like http://10.0.0.5:7070");
+        }
         if (o.PermitBatchSize < 1)
         {
             failures.Add("Gateway:PermitBatchSize must be at least 1");

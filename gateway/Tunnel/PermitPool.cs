@@ -30,6 +30,7 @@ public sealed partial class PermitPool(IGrainFactory grains, IOptions<GatewayOpt
         internal int Waiting;
         internal long LastUsedTicks = Environment.TickCount64;
         internal Task<PermitGrant>? PendingLease;
+        internal bool Degraded;
         internal TaskCompletionSource Released = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public string Agent { get; } = agent;
@@ -148,16 +149,23 @@ public sealed partial class PermitPool(IGrainFactory grains, IOptions<GatewayOpt
     private async Task<PermitGrant> LeaseAsync(Bucket bucket, int batch)
     {
         await Task.Yield();
+        var o = options.Value;
         PermitGrant grant;
         try
         {
-            grant = await grains.GetGrain<IBackpressureGrain>(bucket.Agent).Lease(options.Value.GatewayId, bucket.Service, 1, batch);
+            // Bounded: a grain whose silo just died would otherwise hold requests for the whole
+            // Orleans response timeout.
+            grant = await grains.GetGrain<IBackpressureGrain>(bucket.Agent).Lease(o.GatewayId, bucket.Service, 1, batch).WaitAsync(o.PermitLeaseTimeout);
             telemetry.PermitsLeased(bucket.Agent, grant.Granted);
+            if (bucket.Degraded)
+            {
+                bucket.Degraded = false;
+                LogLeaseRecovered(logger, bucket.Agent);
+            }
         }
         catch (Exception ex)
         {
-            LogLeaseFailed(logger, bucket.Agent, ex.Message);
-            grant = new PermitGrant(0, "the cluster could not grant a permit right now", 0, 0);
+            grant = Degrade(bucket, batch, ex is TimeoutException ? $"no answer within {o.PermitLeaseTimeout.TotalSeconds:0.###} s" : ex.Message);
         }
         // The grant joins the bucket here, whether or not the request that asked is still waiting.
         lock (bucket.Gate)
@@ -166,6 +174,30 @@ public sealed partial class PermitPool(IGrainFactory grains, IOptions<GatewayOpt
             bucket.PendingLease = null;
         }
         return grant;
+    }
+
+    /// <summary>
+    /// The cluster cannot answer (a silo died and failure detection has not finished, or Redis or the
+    /// network is down): this gateway admits up to Gateway:DegradedPermitsPerAgent requests per agent and
+    /// service on its own rather than refusing everything. The next renewal tells the grain what it holds.
+    /// </summary>
+    private PermitGrant Degrade(Bucket bucket, int batch, string error)
+    {
+        int allowance = options.Value.DegradedPermitsPerAgent;
+        if (!bucket.Degraded)
+        {
+            bucket.Degraded = true;
+            LogLeaseFailed(logger, bucket.Agent, error, allowance);
+        }
+        int held;
+        lock (bucket.Gate)
+        {
+            held = bucket.InUse + bucket.Available;
+        }
+        int granted = Math.Max(0, Math.Min(batch, allowance - held));
+        return granted > 0
+            ? new PermitGrant(granted, null, allowance, allowance)
+            : new PermitGrant(0, $"the cluster cannot grant permits right now ({error}) and this gateway already admits its degraded allowance of {allowance} requests to agent '{bucket.Agent}'", allowance, allowance);
     }
 
     private async Task ReturnAsync(Bucket bucket, int count)
@@ -232,8 +264,12 @@ public sealed partial class PermitPool(IGrainFactory grains, IOptions<GatewayOpt
     }
 
     [LoggerMessage(EventId = 520, EventName = "PermitLeaseFailed", Level = LogLevel.Warning,
-        Message = "Could not lease permits for agent {AgentId}: {Error}. Requests to it are refused with 503 until the cluster answers.")]
-    private static partial void LogLeaseFailed(ILogger logger, string agentId, string error);
+        Message = "Could not lease permits for agent {AgentId}: {Error}. Until the cluster answers, this gateway admits up to {Allowance} concurrent requests to it on its own (Gateway:DegradedPermitsPerAgent); check the silos.")]
+    private static partial void LogLeaseFailed(ILogger logger, string agentId, string error, int allowance);
+
+    [LoggerMessage(EventId = 523, EventName = "PermitLeaseRecovered", Level = LogLevel.Information,
+        Message = "Permits for agent {AgentId} are leased from the cluster again.")]
+    private static partial void LogLeaseRecovered(ILogger logger, string agentId);
 
     [LoggerMessage(EventId = 521, EventName = "PermitReturnFailed", Level = LogLevel.Debug,
         Message = "Could not return permits of agent {AgentId}: {Error}; the next renewal corrects the count.")]
