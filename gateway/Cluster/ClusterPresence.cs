@@ -41,6 +41,8 @@ public sealed partial class ClusterPresence(
         registry.Changed += Signal;
         routing.Changed += OnRoutingChanged;
         registry.Added += SendConfig;
+        // Draining: report at once without sessions, so the other gateways stop routing here.
+        using var draining = drain.DrainStarted.Register(Signal);
         try
         {
             var interval = options.Value.ClusterHeartbeatInterval;
@@ -126,7 +128,7 @@ public sealed partial class ClusterPresence(
                 _failing = false;
                 LogReportRecovered(logger);
             }
-            if (result.Version != routing.Current.Snapshot.Version)
+            if (result.Version > routing.Current.Snapshot.Version)
             {
                 // A missed push, or the routing grain was re-activated (its silo died) and lost this
                 // gateway's subscription: subscribe again, which also returns the current snapshot.

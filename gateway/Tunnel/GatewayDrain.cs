@@ -12,9 +12,13 @@ namespace OrleansTunnel.Gateway.Tunnel;
 public sealed partial class GatewayDrain(IHostApplicationLifetime lifetime, ConnectionRegistry registry, ILogger<GatewayDrain> logger) : IHostedService
 {
     private CancellationTokenRegistration _stopping;
+    private readonly CancellationTokenSource _draining = new();
 
     /// <summary>True once the gateway began draining.</summary>
     public bool Draining { get; private set; }
+
+    /// <summary>Cancelled when draining begins (peer links and the directory report react to it).</summary>
+    public CancellationToken DrainStarted => _draining.Token;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -31,6 +35,14 @@ public sealed partial class GatewayDrain(IHostApplicationLifetime lifetime, Conn
     private void Drain()
     {
         Draining = true;
+        try
+        {
+            _draining.Cancel();
+        }
+        catch (AggregateException)
+        {
+            // A reaction failed; the drain of agent connections goes on regardless.
+        }
         var connections = registry.All;
         LogDraining(logger, connections.Count);
         foreach (var connection in connections)
