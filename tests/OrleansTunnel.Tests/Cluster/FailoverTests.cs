@@ -116,6 +116,15 @@ public sealed class FailoverTests(FailoverFixture fixture, ITestOutputHelper out
         // Failure detection: 2 missed probes of 1 s plus the vote and the membership update; grain
         // calls to the dead silo time out after 5 s. Everything sent 10 s after the kill succeeds.
         result.AssertAllOkAfter(killedAt + TimeSpan.FromSeconds(10));
+        // The control plane works on the surviving silo: a route change (the routing grain, re-activated
+        // there from its state in Redis if it lived on silo-1) reaches both gateways.
+        using var admin = Rig.AdminClient(1);
+        using (var put = await admin.PutAsync("/api/routes", System.Net.Http.Json.JsonContent.Create(new { host = "after-silo.test", service = ClusterRig.DefaultService })))
+        {
+            Assert.True(put.IsSuccessStatusCode, $"the route change failed: {(int)put.StatusCode} {await put.Content.ReadAsStringAsync()}");
+        }
+        await Rig.WaitForStatusAsync(0, "after-silo.test", "/hello", HttpStatusCode.OK, TimeSpan.FromSeconds(20));
+        await Rig.WaitForStatusAsync(0, FailoverFixture.Host, "/hello", HttpStatusCode.OK, TimeSpan.FromSeconds(5));
     }
 
     [Fact]
