@@ -446,23 +446,7 @@ public sealed partial class BackendForwarder : IDisposable
         }
         else if (!string.IsNullOrEmpty(tls?.CaFile))
         {
-            var ca = X509Certificate2.CreateFromPem(File.ReadAllText(tls.CaFile));
-            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
-            {
-                if (errors == SslPolicyErrors.None)
-                {
-                    return true;
-                }
-                if (certificate is null)
-                {
-                    return false;
-                }
-                using var chain = new X509Chain();
-                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-                chain.ChainPolicy.CustomTrustStore.Add(ca);
-                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-                return chain.Build(new X509Certificate2(certificate));
-            };
+            handler.SslOptions.RemoteCertificateValidationCallback = OrleansTunnel.Protocol.CaTrust.Validator(tls.CaFile, allowNameMismatch: true);
         }
         return handler;
     }

@@ -14,23 +14,7 @@ internal static class GatewayTls
         }
         else if (!string.IsNullOrEmpty(o.GatewayCaFile))
         {
-            var ca = X509Certificate2.CreateFromPem(File.ReadAllText(o.GatewayCaFile));
-            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
-            {
-                if (errors == SslPolicyErrors.None)
-                {
-                    return true;
-                }
-                if (certificate is not X509Certificate2 leaf || (errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0)
-                {
-                    return false;
-                }
-                using var chain = new X509Chain();
-                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-                chain.ChainPolicy.CustomTrustStore.Add(ca);
-                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-                return chain.Build(leaf);
-            };
+            handler.SslOptions.RemoteCertificateValidationCallback = OrleansTunnel.Protocol.CaTrust.Validator(o.GatewayCaFile);
         }
         if (!string.IsNullOrEmpty(o.ClientCertificatePath))
         {

@@ -17,7 +17,7 @@ namespace OrleansTunnel.Cli;
 /// killing one of them. Prints `&lt;role&gt;-&lt;n&gt; pid=&lt;pid&gt;` per process and `otun cluster: ready`
 /// once the agents are connected and every gateway's ingress answers.
 /// </summary>
-internal static class ClusterCommand
+public static class ClusterCommand
 {
     // Pseudo configuration keys of the command's own flags (everything else in Args.Config comes from --set
     // and is forwarded to the children by section).
@@ -137,24 +137,7 @@ internal static class ClusterCommand
         try
         {
             // The services the agents expose: the demo backend in this process, or --expose URL --host NAME.
-            var services = new List<(string Name, string Url, List<string> Hosts)>();
-            if (args.Exposes.Count == 0)
-            {
-                demo = await DemoBackend.StartAsync("http://127.0.0.1:0");
-                services.Add(("demo", $"http://127.0.0.1:{DemoBackend.Port(demo)}", ["demo.localhost", "localhost", "127.0.0.1"]));
-            }
-            else
-            {
-                for (int i = 0; i < args.Exposes.Count; i++)
-                {
-                    var (url, hosts, service) = args.Exposes[i];
-                    if (hosts.Count == 0)
-                    {
-                        hosts = i == 0 ? ["localhost", "127.0.0.1"] : throw new CliException($"--expose {url} needs a --host NAME");
-                    }
-                    services.Add((service ?? hosts[0], url, hosts));
-                }
-            }
+            (demo, var services) = await Cli.ExposedServicesAsync(args);
 
             Console.WriteLine($"otun cluster: redis, {silos} silo(s), {gateways} gateway(s), {agents} agent(s) as separate processes (pid {Environment.ProcessId})");
             Console.WriteLine($"  data      {dataDirectory}  (logs in logs/<role>-<n>.log)");
@@ -415,7 +398,8 @@ internal static class ClusterCommand
     private static Task Until(ShutdownSignal signal, Child child, Task ready, string what) =>
         Until(signal, child, () => Task.FromResult(ready.IsCompletedSuccessfully), what);
 
-    private static async Task<bool> RedisAnswersAsync(int port)
+    /// <summary>True when a redis-server on this loopback port answers PING with +PONG (raw RESP over TCP).</summary>
+    public static async Task<bool> RedisAnswersAsync(int port)
     {
         try
         {

@@ -212,25 +212,7 @@ namespace OrleansTunnel.Cli
             using var signal = new ShutdownSignal();
             var stop = signal;
 
-            WebApplication? demo = null;
-            var services = new List<(string Name, string Url, List<string> Hosts)>();
-            if (args.Exposes.Count == 0)
-            {
-                demo = await DemoBackend.StartAsync("http://127.0.0.1:0");
-                services.Add(("demo", $"http://127.0.0.1:{DemoBackend.Port(demo)}", ["demo.localhost", "localhost", "127.0.0.1"]));
-            }
-            else
-            {
-                for (int i = 0; i < args.Exposes.Count; i++)
-                {
-                    var (url, hosts, service) = args.Exposes[i];
-                    if (hosts.Count == 0)
-                    {
-                        hosts = i == 0 ? ["localhost", "127.0.0.1"] : throw new CliException($"--expose {url} needs a --host NAME");
-                    }
-                    services.Add((service ?? hosts[0], url, hosts));
-                }
-            }
+            var (demo, services) = await ExposedServicesAsync(args);
 
             // HTTPS in dev: a self-signed certificate for localhost and the dev hosts, kept in the data directory.
             string? devCertificate = null;
@@ -342,6 +324,31 @@ namespace OrleansTunnel.Cli
                 await StopAsync("demo backend", demo);
             }
             return 0;
+        }
+
+        /// <summary>
+        /// The services `otun dev` and `otun cluster` expose: the demo backend (started here, hosts
+        /// demo.localhost, localhost, 127.0.0.1), or each --expose URL with its --host names.
+        /// </summary>
+        internal static async Task<(WebApplication? Demo, List<(string Name, string Url, List<string> Hosts)> Services)> ExposedServicesAsync(Args args)
+        {
+            var services = new List<(string Name, string Url, List<string> Hosts)>();
+            if (args.Exposes.Count == 0)
+            {
+                var demo = await DemoBackend.StartAsync("http://127.0.0.1:0");
+                services.Add(("demo", $"http://127.0.0.1:{DemoBackend.Port(demo)}", ["demo.localhost", "localhost", "127.0.0.1"]));
+                return (demo, services);
+            }
+            for (int i = 0; i < args.Exposes.Count; i++)
+            {
+                var (url, hosts, service) = args.Exposes[i];
+                if (hosts.Count == 0)
+                {
+                    hosts = i == 0 ? ["localhost", "127.0.0.1"] : throw new CliException($"--expose {url} needs a --host NAME");
+                }
+                services.Add((service ?? hosts[0], url, hosts));
+            }
+            return (null, services);
         }
 
         private static async Task StopAsync(string what, IHost host)

@@ -210,19 +210,7 @@ public sealed class PeerLink : IAsyncDisposable
         };
         if (!string.IsNullOrWhiteSpace(_options.PeerCaFile))
         {
-            var ca = X509CertificateLoader.LoadCertificateFromFile(_options.PeerCaFile);
-            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
-            {
-                if (certificate is null || (errors & ~SslPolicyErrors.RemoteCertificateChainErrors) != 0)
-                {
-                    return false;
-                }
-                using var chain = new X509Chain();
-                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-                chain.ChainPolicy.CustomTrustStore.Add(ca);
-                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-                return chain.Build(new X509Certificate2(certificate));
-            };
+            handler.SslOptions.RemoteCertificateValidationCallback = CaTrust.Validator(_options.PeerCaFile);
         }
         using var channel = GrpcChannel.ForAddress(Info.TunnelUrl, new GrpcChannelOptions
         {

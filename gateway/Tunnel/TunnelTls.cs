@@ -28,15 +28,7 @@ public static class TunnelTls
     }
 
     /// <summary>True when the certificate chains to the given CA (and only to it).</summary>
-    public static bool ChainsTo(X509Certificate2 certificate, X509Certificate2 ca)
-    {
-        using var chain = new X509Chain();
-        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.Add(ca);
-        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        chain.ChainPolicy.VerificationFlags = X509VerificationFlags.NoFlag;
-        return chain.Build(certificate);
-    }
+    public static bool ChainsTo(X509Certificate2 certificate, X509Certificate2 ca) => OrleansTunnel.Protocol.CaTrust.ChainsTo(certificate, ca);
 
     /// <summary>Whether a client certificate names the agent (common name or a DNS name).</summary>
     public static bool Names(X509Certificate2 certificate, string agentId) =>

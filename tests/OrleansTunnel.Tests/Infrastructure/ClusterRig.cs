@@ -101,24 +101,7 @@ public sealed class RedisServer : IAsyncDisposable
     }
 
     /// <summary>True when redis answers PING with +PONG (raw RESP over TCP).</summary>
-    public async Task<bool> PingAsync()
-    {
-        try
-        {
-            using var client = new TcpClient();
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(1));
-            await client.ConnectAsync(IPAddress.Loopback, Port, timeout.Token);
-            var stream = client.GetStream();
-            await stream.WriteAsync("PING\r\n"u8.ToArray(), timeout.Token);
-            var buffer = new byte[64];
-            int n = await stream.ReadAsync(buffer, timeout.Token);
-            return Encoding.ASCII.GetString(buffer, 0, n).StartsWith("+PONG", StringComparison.Ordinal);
-        }
-        catch (Exception ex) when (ex is SocketException or IOException or OperationCanceledException)
-        {
-            return false;
-        }
-    }
+    public Task<bool> PingAsync() => OrleansTunnel.Cli.ClusterCommand.RedisAnswersAsync(Port);
 
     /// <summary>kill -9: no shutdown, no final fsync (the append-only file is what survives).</summary>
     public async Task KillAsync()
