@@ -130,14 +130,7 @@ public sealed partial class TunnelService(
         welcome.Gateways.AddRange(presence.GatewayUrls);
         await responseStream.WriteAsync(new FrameBatch { Frames = { new Frame { Welcome = welcome } } }, context.CancellationToken);
 
-        var settings = new MuxSettings
-        {
-            MaxDataFrame = Math.Min(o.MaxDataFrame, MuxSettings.MaxDataFrameCeiling),
-            ReceiveWindow = o.ReceiveWindow,
-            SendWindow = (int)hello.InitialWindow,
-            MaxBatchBytes = o.MaxBatchBytes,
-            MaxConcurrentStreams = o.MaxStreamsPerConnection,
-        };
+        var settings = SettingsFor(o, hello);
         var mux = new MuxConnection(requestStream, (batch, cancel) => responseStream.WriteAsync(batch, cancel), settings, opensStreams: true, loggerFactory.CreateLogger<MuxConnection>());
         mux.ProtocolViolation = violation => LogViolation(logger, hello.AgentId, session.SessionId, violation);
         var connection = new AgentConnection(session, mux) { AgentId = hello.AgentId, TokenHash = tokenHash };
@@ -221,14 +214,7 @@ public sealed partial class TunnelService(
                 },
             },
         }, context.CancellationToken);
-        var settings = new MuxSettings
-        {
-            MaxDataFrame = Math.Min(o.MaxDataFrame, MuxSettings.MaxDataFrameCeiling),
-            ReceiveWindow = o.ReceiveWindow,
-            SendWindow = (int)hello.InitialWindow,
-            MaxBatchBytes = o.MaxBatchBytes,
-            MaxConcurrentStreams = o.MaxStreamsPerConnection,
-        };
+        var settings = SettingsFor(o, hello);
         string peerId = hello.AgentId;
         var mux = new MuxConnection(requestStream, (batch, cancel) => responseStream.WriteAsync(batch, cancel), settings, opensStreams: false, loggerFactory.CreateLogger<MuxConnection>())
         {
@@ -241,6 +227,16 @@ public sealed partial class TunnelService(
         await mux.RunAsync(o.HeartbeatInterval, context.CancellationToken);
         LogPeerDisconnected(logger, peerId, mux.CloseReason ?? "closed");
     }
+
+    /// <summary>The multiplexer settings of a connection this gateway accepted (from an agent or another gateway).</summary>
+    private static MuxSettings SettingsFor(GatewayOptions o, Hello hello) => new()
+    {
+        MaxDataFrame = Math.Min(o.MaxDataFrame, MuxSettings.MaxDataFrameCeiling),
+        ReceiveWindow = o.ReceiveWindow,
+        SendWindow = (int)hello.InitialWindow,
+        MaxBatchBytes = o.MaxBatchBytes,
+        MaxConcurrentStreams = o.MaxStreamsPerConnection,
+    };
 
     private async Task<bool> PeerKnownAsync(Hello hello)
     {
