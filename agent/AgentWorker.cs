@@ -189,15 +189,8 @@ public sealed partial class AgentWorker(
         return true;
     }
 
-    private static async Task CloseWhenIdleAsync(MuxConnection mux)
-    {
-        // After go-away the gateway sends nothing new; close once in-flight requests finished.
-        while (mux.ActiveStreams > 0 && !mux.Closed.IsCancellationRequested)
-        {
-            await Task.Delay(100);
-        }
-        mux.Close("the gateway asked the agent to go away");
-    }
+    // After go-away the gateway sends nothing new; close once in-flight requests finished.
+    private static Task CloseWhenIdleAsync(MuxConnection mux) => MuxConnection.CloseWhenIdleAsync(mux, "the gateway asked the agent to go away");
 
     private ulong NextEpoch()
     {

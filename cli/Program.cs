@@ -136,7 +136,10 @@ namespace OrleansTunnel.Cli
             }
             using var signal = new ShutdownSignal();
             var app = Roles.BuildSilo(args.Config);
-            await app.StartAsync(signal.Token);
+            if (!await StartOrStoppedAsync(app, signal, "silo"))
+            {
+                return 1;
+            }
             Console.WriteLine($"otun silo: ready (pid {Environment.ProcessId})");
             await signal.WaitAsync(app);
             await StopAsync("silo", app);
@@ -156,7 +159,10 @@ namespace OrleansTunnel.Cli
             }
             using var signal = new ShutdownSignal();
             var app = Roles.BuildGateway(args.Config, withSilo: false);
-            await app.StartAsync(signal.Token);
+            if (!await StartOrStoppedAsync(app, signal, "gateway"))
+            {
+                return 1;
+            }
             PrintGateway(app);
             Console.WriteLine($"otun gateway: ready (pid {Environment.ProcessId})");
             await signal.WaitAsync(app);
@@ -349,6 +355,21 @@ namespace OrleansTunnel.Cli
                 services.Add((service ?? hosts[0], url, hosts));
             }
             return (null, services);
+        }
+
+        /// <summary>Starts the host; false when a stop signal came first (Ctrl-C or SIGTERM while joining the cluster).</summary>
+        private static async Task<bool> StartOrStoppedAsync(IHost host, ShutdownSignal signal, string role)
+        {
+            try
+            {
+                await host.StartAsync(signal.Token);
+                return true;
+            }
+            catch (OperationCanceledException) when (signal.Token.IsCancellationRequested)
+            {
+                Console.Error.WriteLine($"otun {role}: stopped before it was ready");
+                return false;
+            }
         }
 
         private static async Task StopAsync(string what, IHost host)

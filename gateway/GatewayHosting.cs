@@ -40,6 +40,44 @@ public static class GatewayHosting
         // One id for the whole process, even when the configuration leaves it to the default.
         builder.Services.PostConfigure<GatewayOptions>(o => o.GatewayId = string.IsNullOrWhiteSpace(section["GatewayId"]) ? gatewayOptions.GatewayId : o.GatewayId);
 
+        // The Orleans client first: hosted services start in order, so the gateway's own background
+        // services (routing subscription, directory reports) start once the client is connected.
+        if (joinAsClient)
+        {
+            var cluster = builder.Configuration.GetSection(ClusterSettings.Section).Get<ClusterSettings>() ?? new ClusterSettings();
+            builder.Logging.AddFilter("Polly", LogLevel.Warning);
+            builder.UseOrleansClient(client =>
+            {
+                client.Configure<ClusterOptions>(o =>
+                {
+                    o.ClusterId = cluster.ClusterId;
+                    o.ServiceId = cluster.ServiceId;
+                });
+                if (string.IsNullOrWhiteSpace(cluster.Redis))
+                {
+                    client.UseLocalhostClustering(cluster.GatewayPort, cluster.ServiceId, cluster.ClusterId);
+                }
+                else
+                {
+                    client.UseRedisClustering(o => o.ConfigurationOptions = ConfigurationOptions.Parse(cluster.Redis));
+                }
+                if (cluster.ResponseTimeout is { } responseTimeout)
+                {
+                    client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = responseTimeout);
+                }
+                // A gateway started before the silos (or while they restart) keeps trying to join.
+                client.UseConnectionRetryFilter(async (exception, cancellationToken) =>
+                {
+                    Console.Error.WriteLine($"otun gateway: cannot reach a silo of cluster '{cluster.ClusterId}' yet ({exception.Message}); retrying in 1 s");
+                    await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
+                    return true;
+                });
+                if (cluster.GatewayListRefreshPeriod is { } refresh)
+                {
+                    client.Configure<Orleans.Configuration.GatewayOptions>(o => o.GatewayListRefreshPeriod = refresh);
+                }
+            });
+        }
         builder.AddGatewayTelemetry();
         builder.Services.AddSingleton<AgentCredentialStore>();
         builder.Services.AddHostedService<CredentialRevoker>();
@@ -104,35 +142,6 @@ public static class GatewayHosting
             endpoints.Admin = Listen(kestrel, gatewayOptions.Admin, "admin", HttpProtocols.Http1);
         });
 
-        if (joinAsClient)
-        {
-            var cluster = builder.Configuration.GetSection(ClusterSettings.Section).Get<ClusterSettings>() ?? new ClusterSettings();
-            builder.Logging.AddFilter("Polly", LogLevel.Warning);
-            builder.UseOrleansClient(client =>
-            {
-                client.Configure<ClusterOptions>(o =>
-                {
-                    o.ClusterId = cluster.ClusterId;
-                    o.ServiceId = cluster.ServiceId;
-                });
-                if (string.IsNullOrWhiteSpace(cluster.Redis))
-                {
-                    client.UseLocalhostClustering(cluster.GatewayPort, cluster.ServiceId, cluster.ClusterId);
-                }
-                else
-                {
-                    client.UseRedisClustering(o => o.ConfigurationOptions = ConfigurationOptions.Parse(cluster.Redis));
-                }
-                if (cluster.ResponseTimeout is { } responseTimeout)
-                {
-                    client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = responseTimeout);
-                }
-                if (cluster.GatewayListRefreshPeriod is { } refresh)
-                {
-                    client.Configure<Orleans.Configuration.GatewayOptions>(o => o.GatewayListRefreshPeriod = refresh);
-                }
-            });
-        }
         return builder;
     }
 

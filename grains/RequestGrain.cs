@@ -82,6 +82,15 @@ public sealed class RequestGrain : Grain, IRequestGrain
         return Task.FromResult(true);
     }
 
+    public Task End(RequestOpen request, RequestOutcome outcome)
+    {
+        if (_open is null)
+        {
+            _open = request;
+        }
+        return Complete(outcome);
+    }
+
     public Task<RequestSnapshot> GetSnapshot() =>
         Task.FromResult(new RequestSnapshot(this.GetPrimaryKeyString(), _state, _open, _outcome, _streamingAt, _fencedCompletions));
 
@@ -107,7 +116,9 @@ public sealed class RequestGrain : Grain, IRequestGrain
     {
         if (_timer is null)
         {
-            DeactivateOnIdle();
+            // Ended before it was opened (one-way calls are not ordered): linger all the same, so
+            // the late open finds the ended record instead of starting a new one.
+            _timer = this.RegisterGrainTimer(OnTimer, new GrainTimerCreationOptions(EndedLinger, Timeout.InfiniteTimeSpan) { KeepAlive = true });
             return;
         }
         _timer.Change(EndedLinger, Timeout.InfiniteTimeSpan);

@@ -153,6 +153,16 @@ public sealed partial class MuxConnection
     }
 
     /// <summary>Sends go-away: the peer should open nothing new here.</summary>
+    /// <summary>Closes the connection once no stream is open any more (after a go-away either way).</summary>
+    public static async Task CloseWhenIdleAsync(MuxConnection mux, string reason)
+    {
+        while (mux.ActiveStreams > 0 && !mux.Closed.IsCancellationRequested)
+        {
+            await Task.Delay(100).ConfigureAwait(false);
+        }
+        mux.Close(reason);
+    }
+
     public void SendGoAway(string reason) =>
         EnqueueControl(new Frame { GoAway = new GoAway { Reason = reason } });
 

@@ -123,6 +123,7 @@ public sealed partial class ClusterPresence(
                 return;
             }
             _reported = true;
+            identity.MarkJoined();
             if (_failing)
             {
                 _failing = false;

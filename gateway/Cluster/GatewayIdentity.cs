@@ -14,7 +14,14 @@ public sealed class GatewayIdentity(IOptions<GatewayOptions> options, GatewayEnd
     private long _incarnation = DateTimeOffset.UtcNow.UtcTicks;
     private string? _advertised;
 
+    private readonly TaskCompletionSource _joined = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     public string GatewayId => options.Value.GatewayId;
+
+    /// <summary>Completes once the directory accepted this gateway's first report.</summary>
+    public Task Joined => _joined.Task;
+
+    internal void MarkJoined() => _joined.TrySetResult();
 
     public long Incarnation => Interlocked.Read(ref _incarnation);
 

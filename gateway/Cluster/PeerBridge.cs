@@ -73,7 +73,7 @@ public sealed partial class PeerBridge(ConnectionRegistry registry, GatewayIdent
             Interlocked.Decrement(ref _active);
             if (head.OwnerIncarnation != 0)
             {
-                _ = CompleteGrainAsync(head.RequestId, outcome);
+                _ = CompleteGrainAsync(head, peerGatewayId, connection, outcome);
             }
         }
     }
@@ -148,8 +148,9 @@ public sealed partial class PeerBridge(ConnectionRegistry registry, GatewayIdent
         }
     }
 
-    private async Task CompleteGrainAsync(string requestId, BridgeOutcome outcome)
+    private async Task CompleteGrainAsync(RequestHead head, string ownerGatewayId, AgentConnection connection, BridgeOutcome outcome)
     {
+        string requestId = head.RequestId;
         if (string.IsNullOrEmpty(requestId))
         {
             return;
@@ -159,8 +160,13 @@ public sealed partial class PeerBridge(ConnectionRegistry registry, GatewayIdent
             : RequestState.Failed;
         try
         {
-            await grains.GetGrain<IRequestGrain>(requestId).Complete(new RequestOutcome(
-                state, outcome.Status, outcome.Failure, 0, outcome.Bytes, DateTimeOffset.UtcNow, identity.GatewayId, identity.Incarnation));
+            // What this gateway knows of the request, in case this ending overtakes the owner's open (one-way calls).
+            var now = DateTimeOffset.UtcNow;
+            var open = new RequestOpen(ownerGatewayId, connection.AgentId, connection.Session.SessionId, head.Service, head.Method,
+                head.Authority, head.PathAndQuery, head.Protocol.ToString(), now, now + TimeSpan.FromMilliseconds(head.TimeoutMs),
+                head.OwnerIncarnation, identity.GatewayId, identity.Incarnation);
+            await grains.GetGrain<IRequestGrain>(requestId).End(open, new RequestOutcome(
+                state, outcome.Status, outcome.Failure, 0, outcome.Bytes, now, identity.GatewayId, identity.Incarnation));
         }
         catch (Exception ex)
         {

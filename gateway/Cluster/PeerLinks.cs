@@ -163,6 +163,15 @@ public sealed class PeerLink : IAsyncDisposable
 
     private async Task RunAsync()
     {
+        try
+        {
+            // The peer checks this gateway's secret against the directory: join it first.
+            await _identity.Joined.WaitAsync(_stop.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
         int failures = 0;
         while (!_stop.IsCancellationRequested)
         {
@@ -252,6 +261,8 @@ public sealed class PeerLink : IAsyncDisposable
             MaxConcurrentStreams = _options.MaxStreamsPerConnection,
         };
         var mux = new MuxConnection(call.ResponseStream, (batch, cancel) => call.RequestStream.WriteAsync(batch, cancel), settings, opensStreams: true, _muxLogger);
+        // The peer is draining: send nothing new, close once the requests in flight finished.
+        mux.GoAwayHandler = reason => _ = MuxConnection.CloseWhenIdleAsync(mux, "the gateway went away: " + reason);
         _mux = mux;
         PeerLinks.LogUp(_logger, Info.GatewayId, Info.TunnelUrl);
         var up = Volatile.Read(ref _up);

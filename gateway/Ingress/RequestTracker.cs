@@ -21,7 +21,6 @@ public sealed partial class RequestTracker(IGrainFactory grains, OrleansTunnel.G
     {
         public string RequestId { get; } = requestId;
         public IRequestGrain Grain { get; } = grain;
-        public Task Opened { get; set; } = Task.CompletedTask;
         public RequestOpen? Info { get; set; }
         public bool Recorded { get; set; }
     }
@@ -53,7 +52,8 @@ public sealed partial class RequestTracker(IGrainFactory grains, OrleansTunnel.G
         record.Recorded = options.Value.RecordRequests;
         if (record.Recorded)
         {
-            record.Opened = Guard(record.Grain.Open(record.Info), requestId, "open");
+            // One-way: the request never waits for its record.
+            _ = Guard(record.Grain.Open(record.Info), requestId, "open");
         }
         return record;
     }
@@ -76,18 +76,12 @@ public sealed partial class RequestTracker(IGrainFactory grains, OrleansTunnel.G
         }
     }
 
-    private async Task MarkStreamingAsync(Record record)
-    {
-        await record.Opened;
-        await Guard(record.Grain.MarkStreaming(DateTimeOffset.UtcNow), record.RequestId, "mark streaming");
-    }
+    private Task MarkStreamingAsync(Record record) =>
+        Guard(record.Grain.MarkStreaming(DateTimeOffset.UtcNow), record.RequestId, "mark streaming");
 
-    private async Task CompleteAsync(Record record, RequestOutcome outcome)
-    {
-        // Orleans does not order calls that were not awaited: complete only after the open landed.
-        await record.Opened;
-        await Guard(record.Grain.Complete(outcome with { ReportedBy = identity.GatewayId, ReporterIncarnation = record.Info?.GatewayIncarnation ?? identity.Incarnation }), record.RequestId, "complete");
-    }
+    // One-way calls are not ordered: the ending carries the open record in case it overtakes the open.
+    private Task CompleteAsync(Record record, RequestOutcome outcome) =>
+        Guard(record.Grain.End(record.Info!, outcome with { ReportedBy = identity.GatewayId, ReporterIncarnation = record.Info!.GatewayIncarnation }), record.RequestId, "complete");
 
     private async Task Guard(Task call, string requestId, string what)
     {

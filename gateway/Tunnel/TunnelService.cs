@@ -222,7 +222,11 @@ public sealed partial class TunnelService(
         };
         mux.ProtocolViolation = violation => LogViolation(logger, peerId, "peer", violation);
         // Draining: the other gateway stops sending here and uses its own tunnels or another gateway.
-        using var draining = drain.DrainStarted.Register(() => mux.SendGoAway("the gateway is shutting down"));
+        using var draining = drain.DrainStarted.Register(() =>
+        {
+            mux.SendGoAway("the gateway is shutting down");
+            _ = MuxConnection.CloseWhenIdleAsync(mux, "the gateway is shutting down");
+        });
         LogPeerConnected(logger, peerId, peer);
         await mux.RunAsync(o.HeartbeatInterval, context.CancellationToken);
         LogPeerDisconnected(logger, peerId, mux.CloseReason ?? "closed");

@@ -1,3 +1,5 @@
+using Orleans.Concurrency;
+
 namespace OrleansTunnel.Grains;
 
 /// <summary>
@@ -8,11 +10,19 @@ namespace OrleansTunnel.Grains;
 [Alias("OrleansTunnel.IRequestGrain")]
 public interface IRequestGrain : IGrainWithStringKey
 {
-    [Alias("Open")]
+    /// <summary>One-way (no answer travels back): gateways never wait for the record.</summary>
+    [Alias("Open"), OneWay]
     Task Open(RequestOpen request);
 
-    [Alias("MarkStreaming")]
+    [Alias("MarkStreaming"), OneWay]
     Task MarkStreaming(DateTimeOffset at);
+
+    /// <summary>
+    /// One-way <see cref="Complete"/> for gateways: it carries the open record too, so it may overtake
+    /// the <see cref="Open"/> that was sent before it (one-way calls are not ordered).
+    /// </summary>
+    [Alias("End"), OneWay]
+    Task End(RequestOpen request, RequestOutcome outcome);
 
     /// <summary>Ends the request; returns false when it had already ended (the first ending wins).</summary>
     [Alias("Complete")]
