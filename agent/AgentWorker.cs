@@ -26,7 +26,7 @@ public sealed partial class AgentWorker(
     private GatewayBook? _book;
 
     /// <summary>The gateways this agent knows (configured and announced by the cluster).</summary>
-    public GatewayBook Book => _book ??= new GatewayBook(options.Value.Gateways);
+    public GatewayBook Book => _book ??= new GatewayBook(options.Value.Gateways, options.Value.ReconnectMaxDelay * 5);
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -73,6 +73,10 @@ public sealed partial class AgentWorker(
                 return;
             }
             failures = wasUp ? 0 : failures + 1;
+            if (!wasUp)
+            {
+                Book.Failed(gateway);
+            }
             // Try the next gateway after a failure or a go-away, so one dead or draining gateway does not hold a slot.
             if (!wasUp || goAway.Value)
             {
@@ -178,6 +182,8 @@ public sealed partial class AgentWorker(
         {
             Book.Learn(config.Gateways);
             MoveIfShared();
+        // Also now and then: a gateway avoided after a failure may work again.
+        using var rebalance = new Timer(_ => MoveIfShared(), null, o.ReconnectMaxDelay, o.ReconnectMaxDelay);
         };
         MoveIfShared();
         var heartbeat = welcome.HeartbeatIntervalMs > 0 ? TimeSpan.FromMilliseconds(welcome.HeartbeatIntervalMs) : o.HeartbeatInterval;

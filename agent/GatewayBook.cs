@@ -13,10 +13,15 @@ public sealed class GatewayBook
     private string[] _learned = [];
     private readonly Dictionary<string, string> _idByUrl = new(StringComparer.OrdinalIgnoreCase);
     private readonly Dictionary<uint, (string Url, string? GatewayId)> _slots = [];
+    private readonly Dictionary<string, long> _failedAt = new(StringComparer.OrdinalIgnoreCase);
+    private readonly long _failureMemoryMs;
 
-    public GatewayBook(IEnumerable<string> seeds)
+    /// <param name="seeds">The configured gateways.</param>
+    /// <param name="failureMemory">How long a URL that failed is avoided while others work (unless the cluster announces it anew).</param>
+    public GatewayBook(IEnumerable<string> seeds, TimeSpan failureMemory)
     {
         _seeds = [.. seeds.Select(Normalize).Distinct(StringComparer.OrdinalIgnoreCase)];
+        _failureMemoryMs = (long)failureMemory.TotalMilliseconds;
     }
 
     /// <summary>Every gateway URL known now: configured first, then announced.</summary>
@@ -48,14 +53,20 @@ public sealed class GatewayBook
             {
                 return;
             }
+            // A gateway the cluster announces anew (it rejoined) deserves another try.
+            foreach (var url in next.Except(_learned, StringComparer.OrdinalIgnoreCase))
+            {
+                _failedAt.Remove(url);
+            }
             _learned = next;
         }
         Changed?.Invoke();
     }
 
     /// <summary>
-    /// The URL a slot dials next: from its cursor on, the first that leads to no gateway another slot is
-    /// connected to; failing that, the URL at the cursor.
+    /// The URL a slot dials next, from its cursor on: the first that leads to no gateway another slot is
+    /// connected to and did not fail lately; else one that did not fail lately (shared with another
+    /// slot: better than a dead one); else one no other slot uses; else the URL at the cursor.
     /// </summary>
     public string Pick(uint slot, int cursor)
     {
@@ -63,18 +74,22 @@ public sealed class GatewayBook
         {
             var known = KnownLocked();
             int n = known.Length;
-            for (int i = 0; i < n; i++)
-            {
-                string candidate = known[(cursor + i) % n];
-                if (!UsedByOther(slot, candidate))
-                {
-                    _slots[slot] = (candidate, _idByUrl.GetValueOrDefault(candidate));
-                    return candidate;
-                }
-            }
-            string fallback = known[cursor % n];
-            _slots[slot] = (fallback, _idByUrl.GetValueOrDefault(fallback));
-            return fallback;
+            var order = Enumerable.Range(0, n).Select(i => known[(cursor + i) % n]).ToArray();
+            string pick = order.FirstOrDefault(u => !UsedByOther(slot, u) && !FailedLately(u))
+                ?? order.FirstOrDefault(u => !FailedLately(u))
+                ?? order.FirstOrDefault(u => !UsedByOther(slot, u))
+                ?? order[0];
+            _slots[slot] = (pick, _idByUrl.GetValueOrDefault(pick));
+            return pick;
+        }
+    }
+
+    /// <summary>Dialling this URL failed: avoid it for a while if others work.</summary>
+    public void Failed(string url)
+    {
+        lock (_gate)
+        {
+            _failedAt[Normalize(url)] = Environment.TickCount64;
         }
     }
 
@@ -85,6 +100,7 @@ public sealed class GatewayBook
         {
             _idByUrl[Normalize(url)] = gatewayId;
             _slots[slot] = (Normalize(url), gatewayId);
+            _failedAt.Remove(Normalize(url));
         }
     }
 
@@ -113,9 +129,12 @@ public sealed class GatewayBook
             {
                 return false;
             }
-            return KnownLocked().Any(url => !UsedByOther(slot, url) && _idByUrl.GetValueOrDefault(url) != mine.GatewayId);
+            return KnownLocked().Any(url => !UsedByOther(slot, url) && !FailedLately(url) && _idByUrl.GetValueOrDefault(url) != mine.GatewayId);
         }
     }
+
+    private bool FailedLately(string url) =>
+        _failedAt.TryGetValue(url, out long at) && Environment.TickCount64 - at < _failureMemoryMs;
 
     private bool UsedByOther(uint slot, string url)
     {

@@ -32,4 +32,23 @@ public sealed class AgentSpreadTests
         }
         Assert.Equal(crossed, b.Service<Dispatcher>().CrossGateway);
     }
+
+    [Fact]
+    public async Task WhenOneGatewayDies_TheAgentKeepsBothConnections_OnTheGatewayThatIsLeft()
+    {
+        await using var h = await TunnelHarness.StartAsync(o => o.Agent["Agent:Connections"] = "2");
+        var b = await h.StartPeerGatewayAsync("gw-b");
+        var status = h.Agent.Services.GetRequiredService<AgentStatus>();
+        await Eventually.TrueAsync(() => status.Tunnels.Select(t => t.GatewayId).Distinct().Count() == 2,
+            TimeSpan.FromSeconds(30), "the agent never spread its connections over both gateways");
+
+        await b.App.StopAsync(TimeSpan.FromMilliseconds(1).ToCancellationToken());
+        await b.App.DisposeAsync();
+        // The slot that lost gw-b does not keep dialling the dead gateway: it joins the other slot on gw-test.
+        await Eventually.TrueAsync(() => status.Tunnels.Count == 2 && status.Tunnels.All(t => t.GatewayId == "gw-test"),
+            TimeSpan.FromSeconds(30), "the agent did not bring its second connection back on the gateway that is left: "
+                + string.Join(", ", status.Tunnels.Select(t => t.GatewayId)));
+        using var response = await h.Client.GetAsync(h.Url("/hello"));
+        Assert.Equal("hello", await response.Content.ReadAsStringAsync());
+    }
 }

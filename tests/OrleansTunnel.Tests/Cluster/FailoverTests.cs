@@ -92,11 +92,17 @@ public sealed class FailoverTests(FailoverFixture fixture, ITestOutputHelper out
         Assert.True(result.Failed == 0, "requests through the surviving gateway failed:\n" + result.Report());
         // The agents keep two connections; with gateway-1 gone both land on gateway-2.
         using var admin = Rig.AdminClient(1);
+        string last = "";
         await Eventually.TrueAsync(() =>
         {
-            var text = admin.GetStringAsync("/api/agents").GetAwaiter().GetResult();
-            return text.Contains("agent-1") && text.Contains("agent-2") && !text.Contains("gateway-1");
-        }, TimeSpan.FromSeconds(15), "the agents' sessions never left the dead gateway");
+            last = admin.GetStringAsync("/api/agents").GetAwaiter().GetResult();
+            using var agents = System.Text.Json.JsonDocument.Parse(last);
+            var gatewaysByAgent = agents.RootElement.EnumerateArray().ToDictionary(
+                a => a.GetProperty("agentId").GetString()!,
+                a => a.GetProperty("connections").EnumerateArray().Select(c => c.GetProperty("gatewayId").GetString()).ToArray());
+            return new[] { "agent-1", "agent-2" }.All(id => gatewaysByAgent.TryGetValue(id, out var g) && g.Length == 2 && g.All(x => x == "gateway-2"));
+        }, TimeSpan.FromSeconds(20), "the agents did not reconnect both tunnels to gateway-2");
+        output.WriteLine("after the kill, /api/agents at gateway-2: " + last);
     }
 
     [Fact]
