@@ -112,6 +112,8 @@ public sealed partial class AgentWorker(
             }, o),
             MaxReceiveMessageSize = o.MaxTunnelMessageSize,
             MaxSendMessageSize = o.MaxTunnelMessageSize,
+            // Each dial has its own handler: let the channel dispose it (and its HTTP/2 connection).
+            DisposeHttpClient = true,
         });
         var client = new Protocol.V1.Tunnel.TunnelClient(channel);
         using var call = client.Connect(cancellationToken: stoppingToken);
@@ -182,10 +184,10 @@ public sealed partial class AgentWorker(
         {
             Book.Learn(config.Gateways);
             MoveIfShared();
-        // Also now and then: a gateway avoided after a failure may work again.
-        using var rebalance = new Timer(_ => MoveIfShared(), null, o.ReconnectMaxDelay, o.ReconnectMaxDelay);
         };
         MoveIfShared();
+        // Also now and then: a gateway avoided after a failure may work again.
+        using var rebalance = new Timer(_ => MoveIfShared(), null, o.ReconnectMaxDelay, o.ReconnectMaxDelay);
         var heartbeat = welcome.HeartbeatIntervalMs > 0 ? TimeSpan.FromMilliseconds(welcome.HeartbeatIntervalMs) : o.HeartbeatInterval;
         status.Up(new AgentStatus.TunnelInfo(slot, gateway, welcome.GatewayId, welcome.SessionId, DateTimeOffset.UtcNow));
         LogConnected(logger, gateway, welcome.GatewayId, welcome.SessionId, slot, epoch);

@@ -14,6 +14,9 @@ public sealed class GatewayBook
     private readonly Dictionary<string, string> _idByUrl = new(StringComparer.OrdinalIgnoreCase);
     private readonly Dictionary<uint, (string Url, string? GatewayId)> _slots = [];
     private readonly Dictionary<string, long> _failedAt = new(StringComparer.OrdinalIgnoreCase);
+    // URLs that failed since they were last announced or connected: never a reason to move a working
+    // connection (agents outside the network of announced addresses would flap otherwise).
+    private readonly HashSet<string> _unreachable = new(StringComparer.OrdinalIgnoreCase);
     private readonly long _failureMemoryMs;
 
     /// <param name="seeds">The configured gateways.</param>
@@ -57,6 +60,7 @@ public sealed class GatewayBook
             foreach (var url in next.Except(_learned, StringComparer.OrdinalIgnoreCase))
             {
                 _failedAt.Remove(url);
+                _unreachable.Remove(url);
             }
             _learned = next;
         }
@@ -90,6 +94,7 @@ public sealed class GatewayBook
         lock (_gate)
         {
             _failedAt[Normalize(url)] = Environment.TickCount64;
+            _unreachable.Add(Normalize(url));
         }
     }
 
@@ -101,6 +106,7 @@ public sealed class GatewayBook
             _idByUrl[Normalize(url)] = gatewayId;
             _slots[slot] = (Normalize(url), gatewayId);
             _failedAt.Remove(Normalize(url));
+            _unreachable.Remove(Normalize(url));
         }
     }
 
@@ -129,7 +135,7 @@ public sealed class GatewayBook
             {
                 return false;
             }
-            return KnownLocked().Any(url => !UsedByOther(slot, url) && !FailedLately(url) && _idByUrl.GetValueOrDefault(url) != mine.GatewayId);
+            return KnownLocked().Any(url => !UsedByOther(slot, url) && !_unreachable.Contains(url) && _idByUrl.GetValueOrDefault(url) != mine.GatewayId);
         }
     }
 

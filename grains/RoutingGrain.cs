@@ -34,6 +34,8 @@ public sealed partial class RoutingGrain(
     private readonly Dictionary<(string, long), DateTimeOffset> _dead = [];
     private readonly Dictionary<string, DateTimeOffset> _fenced = new(StringComparer.Ordinal);
     private IGrainTimer? _expiry;
+    private readonly DateTimeOffset _activatedAt = DateTimeOffset.UtcNow;
+    private IGrainTimer? _completeTimer;
 
     private sealed record LiveGateway(GatewayInfo Info, HeldSession[] Sessions, DateTimeOffset LastReport);
     private RoutingSnapshot? _snapshot;
@@ -88,7 +90,8 @@ public sealed partial class RoutingGrain(
         if (_dead.ContainsKey((info.GatewayId, info.Incarnation)))
         {
             return Task.FromResult(new GatewayReportResult(false,
-                $"gateway '{info.GatewayId}' incarnation {info.Incarnation} was declared dead (no report within {directoryOptions.Value.GatewayTimeToLive}); rejoin with a new incarnation"));
+                $"gateway '{info.GatewayId}' incarnation {info.Incarnation} was declared dead (no report within {directoryOptions.Value.GatewayTimeToLive}); rejoin with a new incarnation",
+                NextIncarnation: Math.Max(info.Incarnation, _dead.Keys.Where(k => k.Item1 == info.GatewayId).Max(k => k.Item2)) + 1));
         }
         var sessions = report.Sessions.Where(s => !_fenced.ContainsKey(s.SessionId)).ToArray();
         var now = DateTimeOffset.UtcNow;
@@ -98,7 +101,8 @@ public sealed partial class RoutingGrain(
             if (known.Info.Incarnation > info.Incarnation)
             {
                 return Task.FromResult(new GatewayReportResult(false,
-                    $"gateway '{info.GatewayId}' already joined with a newer incarnation ({known.Info.Incarnation} > {info.Incarnation}); is a second process using this gateway id?"));
+                    $"gateway '{info.GatewayId}' already joined with a newer incarnation ({known.Info.Incarnation} > {info.Incarnation}); is a second process using this gateway id?",
+                    NewerIncarnationExists: true, NextIncarnation: known.Info.Incarnation + 1));
             }
             changed = known.Info != info || !SameSessions(known.Sessions, sessions);
         }
@@ -225,7 +229,18 @@ public sealed partial class RoutingGrain(
             .GroupBy(x => x.service, StringComparer.Ordinal)
             .ToDictionary(g => g.Key, g => g.Select(x => x.ep).ToArray(), StringComparer.Ordinal);
         var gateways = _gateways.Values.Select(g => g.Info).OrderBy(g => g.GatewayId, StringComparer.Ordinal).ToArray();
-        return _snapshot = new RoutingSnapshot(_version, [.. state.State.Routes], endpoints, [.. state.State.Credentials], gateways);
+        // Every live gateway reports within the time-to-live: until then this fresh activation's directory may miss some.
+        bool incomplete = DateTimeOffset.UtcNow - _activatedAt < directoryOptions.Value.GatewayTimeToLive;
+        if (incomplete)
+        {
+            _completeTimer ??= this.RegisterGrainTimer(_ =>
+            {
+                _completeTimer?.Dispose();
+                Changed();
+                return Task.CompletedTask;
+            }, new GrainTimerCreationOptions(directoryOptions.Value.GatewayTimeToLive, Timeout.InfiniteTimeSpan) { KeepAlive = true });
+        }
+        return _snapshot = new RoutingSnapshot(_version, [.. state.State.Routes], endpoints, [.. state.State.Credentials], gateways, incomplete);
     }
 
     private static bool SameKey(Route route, string host, string? pathPrefix) =>

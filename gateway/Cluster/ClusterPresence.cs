@@ -31,6 +31,7 @@ public sealed partial class ClusterPresence(
     private DateTimeOffset _joinedAt = DateTimeOffset.UtcNow;
     private string[] _advertisedToAgents = [];
     private bool _reported;
+    private bool _acceptedThisIncarnation;
     private bool _failing;
 
     /// <summary>The tunnel URLs of the cluster's live gateways, as last sent to agents.</summary>
@@ -111,18 +112,35 @@ public sealed partial class ClusterPresence(
             var result = await routingGrain.ReportGateway(new GatewayReport(identity.Info(_joinedAt), sessions)).WaitAsync(cancellationToken);
             if (!result.Accepted)
             {
-                LogFenced(logger, identity.GatewayId, result.Reason ?? "refused");
-                foreach (var connection in registry.All)
+                if (result.NewerIncarnationExists && _acceptedThisIncarnation)
                 {
-                    connection.Mux.Close("the cluster declared this gateway dead; reconnect");
+                    // Another live process reports with this gateway id: do not fight it (each would fence the other).
+                    LogDuplicateId(logger, identity.GatewayId, result.Reason ?? "refused");
+                    return;
                 }
-                peers.CloseAll("this gateway was fenced");
-                identity.Renew();
+                if (result.NewerIncarnationExists)
+                {
+                    // A restart on a host whose clock is behind the previous incarnation's: take a newer one.
+                    identity.Renew(result.NextIncarnation);
+                }
+                else
+                {
+                    LogFenced(logger, identity.GatewayId, result.Reason ?? "refused");
+                    foreach (var connection in registry.All)
+                    {
+                        connection.Mux.Close("the cluster declared this gateway dead; reconnect");
+                    }
+                    peers.CloseAll("this gateway was fenced");
+                    identity.Renew(result.NextIncarnation);
+                }
+                _acceptedThisIncarnation = false;
                 _joinedAt = DateTimeOffset.UtcNow;
+                await Task.Delay(TimeSpan.FromMilliseconds(200), cancellationToken);
                 Signal();
                 return;
             }
             _reported = true;
+            _acceptedThisIncarnation = true;
             identity.MarkJoined();
             if (_failing)
             {
@@ -179,6 +197,10 @@ public sealed partial class ClusterPresence(
     [LoggerMessage(EventId = 620, EventName = "GatewayFenced", Level = LogLevel.Warning,
         Message = "The cluster refused this gateway's report ('{GatewayId}': {Reason}). Closing its agent tunnels and gateway links and rejoining with a new incarnation; agents reconnect by themselves.")]
     private static partial void LogFenced(ILogger logger, string gatewayId, string reason);
+
+    [LoggerMessage(EventId = 624, EventName = "GatewayDuplicateId", Level = LogLevel.Error,
+        Message = "The cluster refused this gateway's report ('{GatewayId}': {Reason}). Give every gateway its own Gateway:GatewayId; this one keeps serving its own tunnels but other gateways route by the other process's report.")]
+    private static partial void LogDuplicateId(ILogger logger, string gatewayId, string reason);
 
     [LoggerMessage(EventId = 621, EventName = "GatewayReportFailed", Level = LogLevel.Warning,
         Message = "Could not report this gateway to the cluster's directory: {Error}. Retrying every heartbeat; if this lasts longer than Directory:GatewayTimeToLive the other gateways stop routing through this one. Check the silos.")]

@@ -31,14 +31,24 @@ public sealed class GatewayIdentity(IOptions<GatewayOptions> options, GatewayEnd
     public string PeerSecretSha256 => Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(PeerSecret)));
 
     /// <summary>The tunnel URL published to the cluster; empty when this gateway cannot tell a reachable one.</summary>
-    public string AdvertisedTunnel => _advertised ??= ComputeAdvertised();
+    public string AdvertisedTunnel => _advertised ?? Cache(ComputeAdvertised());
+
+    private string Cache(string url)
+    {
+        // Until the tunnel listener is bound, a configured port 0 is not known yet: do not keep that answer.
+        if (!string.IsNullOrWhiteSpace(options.Value.AdvertisedTunnel) || endpoints.TunnelPort > 0 || url.Length == 0)
+        {
+            _advertised = url;
+        }
+        return url;
+    }
 
     public GatewayInfo Info(DateTimeOffset joinedAt) => new(GatewayId, Incarnation, AdvertisedTunnel, PeerSecretSha256, joinedAt);
 
     /// <summary>Starts a new incarnation (after this gateway was declared dead and fenced).</summary>
-    public long Renew()
+    public long Renew(long atLeast = 0)
     {
-        long next = Math.Max(Incarnation + 1, DateTimeOffset.UtcNow.UtcTicks);
+        long next = Math.Max(Math.Max(Incarnation + 1, atLeast), DateTimeOffset.UtcNow.UtcTicks);
         Interlocked.Exchange(ref _incarnation, next);
         return next;
     }

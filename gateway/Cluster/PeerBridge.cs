@@ -13,7 +13,8 @@ namespace OrleansTunnel.Gateway.Cluster;
 /// windows; a reset on either side resets the other. When the agent's answer ended, this gateway
 /// completes the request's grain (the gateway that opened it may refine the outcome).
 /// </summary>
-public sealed partial class PeerBridge(ConnectionRegistry registry, GatewayIdentity identity, IGrainFactory grains, ILogger<PeerBridge> logger)
+public sealed partial class PeerBridge(ConnectionRegistry registry, GatewayIdentity identity, IGrainFactory grains,
+    Microsoft.Extensions.Options.IOptionsMonitor<GatewayOptions> options, ILogger<PeerBridge> logger)
 {
     private long _bridged;
     private long _refused;
@@ -33,6 +34,13 @@ public sealed partial class PeerBridge(ConnectionRegistry registry, GatewayIdent
 
     private async Task BridgeAsync(MuxStream inbound, RequestHead head, string peerGatewayId)
     {
+        if (Interlocked.Read(ref _active) >= options.CurrentValue.MaxInFlight)
+        {
+            // Bridged streams count against this gateway's own bound too.
+            Interlocked.Increment(ref _refused);
+            inbound.Reset(ResetCode.Refused, $"gateway '{identity.GatewayId}' is at its limit of {options.CurrentValue.MaxInFlight} in-flight requests");
+            return;
+        }
         var connection = registry.Find(head.SessionId) is { Accepting: true } chosen && chosen.Serves(head.Service)
             ? chosen
             : registry.Choose(head.Service);
@@ -56,6 +64,9 @@ public sealed partial class PeerBridge(ConnectionRegistry registry, GatewayIdent
         Interlocked.Increment(ref _bridged);
         Interlocked.Increment(ref _active);
         var outcome = new BridgeOutcome();
+        // A reset of either side reaches the other at once, even while a relay waits for credit.
+        var inboundAborted = inbound.Aborted.Register(() => Propagate(inbound, outbound));
+        var outboundAborted = outbound.Aborted.Register(() => Propagate(outbound, inbound));
         try
         {
             var forwarded = head.Clone();
@@ -68,6 +79,8 @@ public sealed partial class PeerBridge(ConnectionRegistry registry, GatewayIdent
         }
         finally
         {
+            inboundAborted.Dispose();
+            outboundAborted.Dispose();
             outbound.Complete();
             inbound.Complete();
             Interlocked.Decrement(ref _active);
@@ -76,6 +89,12 @@ public sealed partial class PeerBridge(ConnectionRegistry registry, GatewayIdent
                 _ = CompleteGrainAsync(head, peerGatewayId, connection, outcome);
             }
         }
+    }
+
+    private static void Propagate(MuxStream aborted, MuxStream other)
+    {
+        var reason = aborted.AbortReason;
+        other.Reset(reason?.Code ?? ResetCode.Cancelled, reason?.Reason ?? "the other side of the bridge ended");
     }
 
     /// <summary>Relays one direction until its end of body, trailers or a reset.</summary>

@@ -226,6 +226,8 @@ public sealed class PeerLink : IAsyncDisposable
             HttpHandler = handler,
             MaxReceiveMessageSize = _options.MaxTunnelMessageSize,
             MaxSendMessageSize = _options.MaxTunnelMessageSize,
+            // Each dial has its own handler: let the channel dispose it (and its HTTP/2 connection).
+            DisposeHttpClient = true,
         });
         var client = new Protocol.V1.Tunnel.TunnelClient(channel);
         using var call = client.Peer(cancellationToken: _stop.Token);

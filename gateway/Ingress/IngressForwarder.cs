@@ -264,14 +264,14 @@ public sealed partial class IngressForwarder(
             // The agent's span is a child of this one: the visitor's traceparent is replaced by the gateway's.
             OrleansTunnel.Protocol.Telemetry.TraceContext.Inject(head.Headers, activity);
         }
+        var record = tracker.Open(requestId, target, service, request.Method, host, path, timeout, kind);
         if (!target.IsLocal)
         {
             // The gateway holding the agent's tunnel uses this session if it still can.
             head.SessionId = target.SessionId;
             // Zero tells that gateway this request has no record to complete (Gateway:RecordRequests off).
-            head.OwnerIncarnation = o.RecordRequests ? tracker.Incarnation : 0;
+            head.OwnerIncarnation = record.Recorded ? record.Info!.GatewayIncarnation : 0;
         }
-        var record = tracker.Open(requestId, target, service, request.Method, host, path, timeout, kind);
         var exchange = new Exchange(context, stream, record) { Kind = kind, HeadTimeout = timeout };
         try
         {

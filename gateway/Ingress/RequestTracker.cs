@@ -9,7 +9,7 @@ namespace OrleansTunnel.Gateway.Ingress;
 /// path: the grain is opened while the request travels, marked streaming only for large or open-ended
 /// responses, and completed after the visitor has the answer.
 /// </summary>
-public sealed partial class RequestTracker(IGrainFactory grains, OrleansTunnel.Gateway.Cluster.GatewayIdentity identity, Microsoft.Extensions.Options.IOptions<GatewayOptions> options, ILogger<RequestTracker> logger)
+public sealed partial class RequestTracker(IGrainFactory grains, OrleansTunnel.Gateway.Cluster.GatewayIdentity identity, Microsoft.Extensions.Options.IOptionsMonitor<GatewayOptions> options, ILogger<RequestTracker> logger)
 {
     /// <summary>Responses at most this large (with a known length) are not marked streaming.</summary>
     public const long StreamingThreshold = 64 * 1024;
@@ -36,9 +36,6 @@ public sealed partial class RequestTracker(IGrainFactory grains, OrleansTunnel.G
     /// <summary>Grain calls that failed (the request itself was unaffected).</summary>
     public long GrainFailures => Interlocked.Read(ref _grainFailures);
 
-    /// <summary>This gateway's incarnation, as recorded in the grains of the requests it opens.</summary>
-    public long Incarnation => identity.Incarnation;
-
     public Record Open(string requestId, OrleansTunnel.Gateway.Cluster.DispatchTarget target, string service, string method, string authority, string path, TimeSpan timeout, VisitorKind kind)
     {
         Interlocked.Increment(ref _inFlight);
@@ -49,7 +46,7 @@ public sealed partial class RequestTracker(IGrainFactory grains, OrleansTunnel.G
             VisitorProtocol.Name(kind), now, now + timeout, identity.Incarnation,
             target.IsLocal ? null : target.HolderGatewayId, target.IsLocal ? 0 : target.HolderIncarnation);
         _live[requestId] = record;
-        record.Recorded = options.Value.RecordRequests;
+        record.Recorded = options.CurrentValue.RecordRequests;
         if (record.Recorded)
         {
             // One-way: the request never waits for its record.

@@ -26,6 +26,31 @@ public sealed class RoutingCache : IRoutingObserver
         return Task.CompletedTask;
     }
 
+    /// <summary>
+    /// A snapshot from a routing grain that was just re-activated may lack gateways that did not report
+    /// to it yet: keep them, and their agents' endpoints, from the previous snapshot until it is complete.
+    /// </summary>
+    private static RoutingSnapshot KeepMissingGateways(RoutingSnapshot next, RoutingSnapshot previous)
+    {
+        var present = next.Gateways.Select(g => g.GatewayId).ToHashSet(StringComparer.Ordinal);
+        var kept = previous.Gateways.Where(g => !present.Contains(g.GatewayId)).ToArray();
+        if (kept.Length == 0)
+        {
+            return next;
+        }
+        var keptIds = kept.Select(g => g.GatewayId).ToHashSet(StringComparer.Ordinal);
+        var endpoints = new Dictionary<string, ServiceEndpoint[]>(next.Endpoints, StringComparer.Ordinal);
+        foreach (var (service, list) in previous.Endpoints)
+        {
+            var carried = list.Where(e => keptIds.Contains(e.GatewayId)).ToArray();
+            if (carried.Length > 0)
+            {
+                endpoints[service] = [.. endpoints.GetValueOrDefault(service, []), .. carried];
+            }
+        }
+        return next with { Gateways = [.. next.Gateways, .. kept], Endpoints = endpoints };
+    }
+
     public void Apply(RoutingSnapshot snapshot)
     {
         while (true)
@@ -35,7 +60,7 @@ public sealed class RoutingCache : IRoutingObserver
             {
                 return;
             }
-            var next = new Compiled(snapshot, new RouteTable(snapshot.Routes));
+            var next = new Compiled(snapshot.GatewaysIncomplete ? KeepMissingGateways(snapshot, current.Snapshot) : snapshot, new RouteTable(snapshot.Routes));
             if (Interlocked.CompareExchange(ref _current, next, current) == current)
             {
                 Changed?.Invoke(snapshot);

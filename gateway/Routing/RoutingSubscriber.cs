@@ -77,6 +77,31 @@ public sealed partial class RoutingSubscriber(
         }
     }
 
+    private readonly SemaphoreSlim _refreshGate = new(1, 1);
+    private long _lastRefreshTicks = long.MinValue / 2;
+
+    /// <summary>
+    /// Re-reads the snapshot from the routing grain, one read at a time and at most one a second (callers
+    /// triggered by unauthenticated input cannot flood the grain).
+    /// </summary>
+    public async Task RefreshAsync()
+    {
+        await _refreshGate.WaitAsync();
+        try
+        {
+            if (Environment.TickCount64 - _lastRefreshTicks < 1000)
+            {
+                return;
+            }
+            _lastRefreshTicks = Environment.TickCount64;
+            cache.Apply(await grains.GetGrain<IRoutingGrain>(RoutingGrain.DefaultKey).GetSnapshot());
+        }
+        finally
+        {
+            _refreshGate.Release();
+        }
+    }
+
     /// <summary>Renews the subscription now (the routing grain may have been re-activated without it).</summary>
     public void Renew()
     {

@@ -20,6 +20,7 @@ public sealed partial class TunnelService(
     HandshakeLimiter limiter,
     IGrainFactory grains,
     OrleansTunnel.Gateway.Routing.RoutingCache routing,
+    OrleansTunnel.Gateway.Routing.RoutingSubscriber subscriber,
     OrleansTunnel.Gateway.Cluster.GatewayIdentity identity,
     OrleansTunnel.Gateway.Cluster.PeerBridge bridge,
     OrleansTunnel.Gateway.Cluster.ClusterPresence presence,
@@ -179,6 +180,12 @@ public sealed partial class TunnelService(
     {
         var o = options.Value;
         string peer = context.Peer;
+        string source = context.GetHttpContext().Connection.RemoteIpAddress?.ToString() ?? peer;
+        // The same per-source bucket as agents' handshakes: the peer port is the public tunnel port.
+        if (!limiter.TryAcquire(source))
+        {
+            throw new RpcException(new Status(StatusCode.ResourceExhausted, $"too many tunnel handshakes from {source}; retry later"));
+        }
         var hello = await ReadHelloAsync(requestStream, o.HelloTimeout, context.CancellationToken);
         if (drain.Draining)
         {
@@ -227,6 +234,17 @@ public sealed partial class TunnelService(
             mux.SendGoAway("the gateway is shutting down");
             _ = MuxConnection.CloseWhenIdleAsync(mux, "the gateway is shutting down");
         });
+        // Fencing: a dialler the directory declared dead, or that rejoined as a new incarnation, loses this link.
+        long incarnation = (long)hello.Epoch;
+        void Recheck(RoutingSnapshot snapshot)
+        {
+            if (!snapshot.GatewaysIncomplete && !snapshot.Gateways.Any(g => g.GatewayId == peerId && g.Incarnation == incarnation))
+            {
+                mux.Close($"gateway '{peerId}' incarnation {incarnation} is no longer in the cluster's directory");
+            }
+        }
+        routing.Changed += Recheck;
+        using var unsubscribe = new CallbackDisposable(() => routing.Changed -= Recheck);
         LogPeerConnected(logger, peerId, peer);
         await mux.RunAsync(o.HeartbeatInterval, context.CancellationToken);
         LogPeerDisconnected(logger, peerId, mux.CloseReason ?? "closed");
@@ -251,10 +269,16 @@ public sealed partial class TunnelService(
         {
             return true;
         }
+        if (routing.Current.Snapshot.Gateways.Any(g => g.GatewayId == hello.AgentId))
+        {
+            // Listed, and the secret does not match: no reason to ask the cluster.
+            return false;
+        }
         try
         {
-            // The dialling gateway may have joined after this gateway's last snapshot.
-            routing.Apply(await grains.GetGrain<IRoutingGrain>(RoutingGrain.DefaultKey).GetSnapshot());
+            // The dialling gateway may have joined after this gateway's last snapshot. One re-read at a
+            // time and at most one a second, so unknown callers cannot flood the routing grain.
+            await subscriber.RefreshAsync();
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
@@ -363,4 +387,10 @@ public sealed partial class TunnelService(
     [LoggerMessage(EventId = 408, EventName = "CloseSessionFailed", Level = LogLevel.Debug,
         Message = "Could not tell the cluster that agent '{AgentId}' session {SessionId} ended: {Error}; it expires on its own.")]
     private static partial void LogCloseSessionFailed(ILogger logger, string agentId, string sessionId, string error);
+}
+
+/// <summary>Runs an action when disposed.</summary>
+internal sealed class CallbackDisposable(Action action) : IDisposable
+{
+    public void Dispose() => action();
 }

@@ -28,12 +28,16 @@ public sealed record GatewayReport(
 
 /// <summary>The directory's answer to a report.</summary>
 /// <param name="Version">The routing snapshot's version: a gateway whose cache differs re-reads it.</param>
+/// <param name="NewerIncarnationExists">Refused because the directory holds a newer incarnation of this id (a restart on a host whose clock is behind, or two processes with one id).</param>
+/// <param name="NextIncarnation">An incarnation the directory would accept.</param>
 /// <param name="Accepted">False when this incarnation was declared dead: the gateway must drop its sessions and rejoin with a new incarnation.</param>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.GatewayReportResult")]
 public sealed record GatewayReportResult(
     [property: Id(0)] bool Accepted,
     [property: Id(1)] string? Reason,
-    [property: Id(2)] long Version = 0);
+    [property: Id(2)] long Version = 0,
+    [property: Id(3)] bool NewerIncarnationExists = false,
+    [property: Id(4)] long NextIncarnation = 0);
 
 /// <summary>Settings of the gateway directory kept by the routing grain (silo configuration section "Directory").</summary>
 public sealed class DirectoryOptions

@@ -34,14 +34,20 @@ public sealed record AgentCredential(
     [property: Id(1)] string TokenSha256,
     [property: Id(2)] string[] Services);
 
-/// <summary>Everything a gateway caches to route locally; replaced whole, newer versions win.</summary>
+/// <summary>
+/// Everything a gateway caches to route locally; replaced whole, newer versions win.
+/// <see cref="GatewaysIncomplete"/>: the routing grain was just re-activated (its silo died) and has not
+/// heard from every gateway yet, so a gateway missing from <see cref="Gateways"/> may well be alive:
+/// caches keep what they knew of it until the directory is complete again.
+/// </summary>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.RoutingSnapshot")]
 public sealed record RoutingSnapshot(
     [property: Id(0)] long Version,
     [property: Id(1)] Route[] Routes,
     [property: Id(2)] Dictionary<string, ServiceEndpoint[]> Endpoints,
     [property: Id(3)] AgentCredential[] Credentials,
-    [property: Id(4)] GatewayInfo[] Gateways)
+    [property: Id(4)] GatewayInfo[] Gateways,
+    [property: Id(5)] bool GatewaysIncomplete = false)
 {
     public static RoutingSnapshot Empty { get; } = new(0, [], new Dictionary<string, ServiceEndpoint[]>(), [], []);
 }

@@ -82,4 +82,40 @@ public sealed class FencingTests
         // After the owner's ending, nothing changes it.
         Assert.False(await grain.Complete(new RequestOutcome(RequestState.Failed, 502, "late", 0, 1, now, "gw-via", 7)));
     }
+
+    [Fact]
+    public async Task AnOlderIncarnationOfALiveGateway_IsRefused_WithAnIncarnationThatWouldBeAccepted()
+    {
+        await using var h = await TunnelHarness.StartAsync();
+        var routing = h.Gateway.Services.GetRequiredService<IGrainFactory>().GetGrain<IRoutingGrain>(RoutingGrain.DefaultKey);
+        var info = new GatewayInfo("gw-twice", 500, "", new string('0', 64), DateTimeOffset.UtcNow);
+        Assert.True((await routing.ReportGateway(new GatewayReport(info, []))).Accepted);
+
+        // A restart on a host whose clock is behind (or a second process with the same id).
+        var older = await routing.ReportGateway(new GatewayReport(info with { Incarnation = 300 }, []));
+        Assert.False(older.Accepted);
+        Assert.True(older.NewerIncarnationExists);
+        Assert.Equal(501, older.NextIncarnation);
+        Assert.True((await routing.ReportGateway(new GatewayReport(info with { Incarnation = older.NextIncarnation }, []))).Accepted);
+    }
+
+    [Fact]
+    public void AFreshRoutingGrainsIncompleteDirectory_DoesNotMakeGatewaysForgetTheOthers()
+    {
+        var cache = new Gateway.Routing.RoutingCache();
+        GatewayInfo A(long v) => new("gw-a", 1, "http://a", "", DateTimeOffset.UnixEpoch);
+        var b = new GatewayInfo("gw-b", 1, "http://b", "", DateTimeOffset.UnixEpoch);
+        var onB = new ServiceEndpoint("agent", "s-b", "gw-b");
+        cache.Apply(new RoutingSnapshot(1, [], new() { ["svc"] = [onB] }, [], [A(1), b]));
+
+        // The routing grain's silo died: the new activation has heard from gw-a only so far.
+        cache.Apply(new RoutingSnapshot(2, [], new(), [], [A(2)], GatewaysIncomplete: true));
+        Assert.Equal(["gw-a", "gw-b"], cache.Current.Snapshot.Gateways.Select(g => g.GatewayId).Order());
+        Assert.Equal([onB], cache.Current.Snapshot.Endpoints["svc"]);
+
+        // Complete again (every live gateway had its time to report): gw-b did not, so it is gone.
+        cache.Apply(new RoutingSnapshot(3, [], new(), [], [A(3)]));
+        Assert.Equal(["gw-a"], cache.Current.Snapshot.Gateways.Select(g => g.GatewayId));
+        Assert.False(cache.Current.Snapshot.Endpoints.ContainsKey("svc"));
+    }
 }
