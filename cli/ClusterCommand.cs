@@ -144,10 +144,10 @@ public static class ClusterCommand
 
             // Redis first: clustering and durable state (appendonly, so state survives a redis restart).
             string redisDirectory = Path.Combine(dataDirectory, "redis");
-            var redis = Child.Start("redis", null, redisServer,
+            var redis = Child.Start("redis-1", null, redisServer,
                 ["--port", Inv(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--dir", redisDirectory], null, dataDirectory);
             children.Add(redis);
-            Console.WriteLine($"redis pid={redis.Pid}");
+            Console.WriteLine($"redis-1 pid={redis.Pid}");
             Console.WriteLine($"  redis     127.0.0.1:{redisPort}  (appendonly in {redisDirectory})");
             await Until(signal, redis, () => RedisAnswersAsync(redisPort), "redis to answer PING");
             string redisConnection = $"127.0.0.1:{redisPort}";
@@ -309,7 +309,7 @@ public static class ClusterCommand
         Console.WriteLine($"  {"",-22} Agent:* agents, anything else all of them");
         Console.WriteLine($"  {"-h, --help",-22} this help");
         Console.WriteLine();
-        Console.WriteLine("Each process is printed as '<role>-<n> pid=<pid>' (and 'redis pid=<pid>'); 'otun cluster: ready' follows once");
+        Console.WriteLine("Each process is printed as '<role>-<n> pid=<pid>' (redis as 'redis-1'); 'otun cluster: ready' follows once");
         Console.WriteLine("every agent has a tunnel up and every gateway's ingress answers. Child output is relayed prefixed");
         Console.WriteLine("'[<role>-<n>] ' and written to <data>/logs/<role>-<n>.log. A child that exits is reported as");
         Console.WriteLine("'<role>-<n> exited (code N)'; the others keep running. Ctrl-C stops agents, gateways, silos, then redis.");

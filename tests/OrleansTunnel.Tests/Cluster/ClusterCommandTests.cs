@@ -1,0 +1,131 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using OrleansTunnel.Tests.Infrastructure;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace OrleansTunnel.Tests.Cluster;
+
+/// <summary>`otun cluster` as a user runs it: every process announced, ready, failover, Ctrl-C (SIGTERM) stops all.</summary>
+public sealed partial class ClusterCommandTests(ITestOutputHelper output)
+{
+    [GeneratedRegex(@"^(?<role>redis|silo|gateway|agent)-(?<n>\d+) pid=(?<pid>\d+)$")]
+    private static partial Regex PidLine();
+
+    [Fact]
+    public async Task OtunCluster_AnnouncesEveryProcess_ServesThroughBothGateways_SurvivesAGatewayKill_AndStopsEverything()
+    {
+        // Every default port shifted by one offset, so a developer's own cluster is not disturbed; all of them
+        // stay below the ephemeral range (32768+), from which the other tests' free ports come.
+        int offset = 1_000 + Random.Shared.Next(0, 170) * 10;
+        string data = Path.Combine(Path.GetTempPath(), "otun-cluster-" + Guid.NewGuid().ToString("N")[..8]);
+        var lines = new List<string>();
+        var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var exited = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "otun.dll"), "cluster", "--port-offset", offset.ToString(), "--data", data, "--dashboard-port", "0" })
+        {
+            start.ArgumentList.Add(arg);
+        }
+        using var cluster = Process.Start(start)!;
+        cluster.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null)
+            {
+                ready.TrySetException(new InvalidOperationException("otun cluster exited before it was ready:\n" + string.Join("\n", Snapshot())));
+                return;
+            }
+            lock (lines)
+            {
+                lines.Add(e.Data);
+            }
+            if (e.Data.StartsWith("otun cluster: ready", StringComparison.Ordinal))
+            {
+                ready.TrySetResult();
+            }
+            if (e.Data.StartsWith("gateway-1 exited", StringComparison.Ordinal))
+            {
+                exited.TrySetResult(e.Data);
+            }
+        };
+        cluster.ErrorDataReceived += (_, _) => { };
+        cluster.BeginOutputReadLine();
+        cluster.BeginErrorReadLine();
+        string[] Snapshot()
+        {
+            lock (lines)
+            {
+                return [.. lines];
+            }
+        }
+        var pids = new Dictionary<string, int>();
+        try
+        {
+            await ready.Task.Within(TimeSpan.FromSeconds(120));
+            foreach (var line in Snapshot())
+            {
+                if (PidLine().Match(line) is { Success: true } m)
+                {
+                    pids[$"{m.Groups["role"].Value}-{m.Groups["n"].Value}"] = int.Parse(m.Groups["pid"].Value);
+                }
+            }
+            output.WriteLine(string.Join(", ", pids.Select(p => $"{p.Key}={p.Value}")));
+            Assert.Equal(["agent-1", "agent-2", "gateway-1", "gateway-2", "redis-1", "silo-1", "silo-2"], pids.Keys.Order());
+            Assert.All(pids.Values, pid => Assert.False(Process.GetProcessById(pid).HasExited));
+
+            using var client = TunnelHarness.NewClient();
+            var gateway1 = new Uri($"http://127.0.0.1:{8080 + offset}/hello");
+            var gateway2 = new Uri($"http://127.0.0.1:{8180 + offset}/hello");
+            Assert.Equal("hello", await client.GetStringAsync(gateway1));
+            Assert.Equal("hello", await client.GetStringAsync(gateway2));
+
+            // kill -9 gateway-1: reported, and gateway-2 keeps serving every request.
+            Process.GetProcessById(pids["gateway-1"]).Kill();
+            Assert.StartsWith("gateway-1 exited", await exited.Task.Within(TimeSpan.FromSeconds(10)));
+            for (int i = 0; i < 50; i++)
+            {
+                Assert.Equal("hello", await client.GetStringAsync(gateway2));
+            }
+
+            // Ctrl-C's signal: everything stops, nothing is left behind.
+            using (var term = Process.Start("kill", ["-TERM", cluster.Id.ToString()]))
+            {
+                await term.WaitForExitAsync();
+            }
+            await cluster.WaitForExitAsync().Within(TimeSpan.FromSeconds(60));
+            Assert.Equal(0, cluster.ExitCode);
+            foreach (var (name, pid) in pids)
+            {
+                Assert.False(IsRunning(pid), $"{name} (pid {pid}) is still running after otun cluster stopped");
+            }
+        }
+        finally
+        {
+            if (!cluster.HasExited)
+            {
+                cluster.Kill(entireProcessTree: true);
+            }
+            foreach (var pid in pids.Values.Where(IsRunning))
+            {
+                Process.GetProcessById(pid).Kill();
+            }
+            if (Directory.Exists(data))
+            {
+                Directory.Delete(data, recursive: true);
+            }
+        }
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        try
+        {
+            using var p = Process.GetProcessById(pid);
+            return !p.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
+}
