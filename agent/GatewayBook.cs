@@ -63,6 +63,17 @@ public sealed class GatewayBook
                 _unreachable.Remove(url);
             }
             _learned = next;
+            // Forget what no longer applies (pod addresses come and go).
+            var known = KnownLocked().ToHashSet(StringComparer.OrdinalIgnoreCase);
+            foreach (var url in _idByUrl.Keys.Where(u => !known.Contains(u)).ToList())
+            {
+                _idByUrl.Remove(url);
+            }
+            foreach (var url in _failedAt.Keys.Where(u => !known.Contains(u)).ToList())
+            {
+                _failedAt.Remove(url);
+                _unreachable.Remove(url);
+            }
         }
         Changed?.Invoke();
     }

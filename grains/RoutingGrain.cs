@@ -36,6 +36,7 @@ public sealed partial class RoutingGrain(
     private IGrainTimer? _expiry;
     private readonly DateTimeOffset _activatedAt = DateTimeOffset.UtcNow;
     private IGrainTimer? _completeTimer;
+    private DateTimeOffset? _lastExpiryTick;
 
     private sealed record LiveGateway(GatewayInfo Info, HeldSession[] Sessions, DateTimeOffset LastReport);
     private RoutingSnapshot? _snapshot;
@@ -155,6 +156,14 @@ public sealed partial class RoutingGrain(
     {
         var now = DateTimeOffset.UtcNow;
         var ttl = directoryOptions.Value.GatewayTimeToLive;
+        var lastTick = _lastExpiryTick;
+        _lastExpiryTick = now;
+        if (lastTick is { } previous && now - previous > ttl / 3 * 2)
+        {
+            // This tick is late: the silo was paused or overloaded, and reports may have waited behind
+            // it. Declare no one dead on this tick; the next one judges with fresh reports.
+            return Task.CompletedTask;
+        }
         bool changed = false;
         foreach (var (id, live) in _gateways.ToArray())
         {

@@ -101,7 +101,8 @@ public sealed partial class ClusterPresence(
     {
         // A draining gateway stops offering its sessions: the others route around it at once.
         var sessions = drain.Draining ? [] : registry.All
-            .Where(c => c.Accepting)
+            // Open and not going away; a connection momentarily at its stream limit stays listed (no churn).
+            .Where(c => !c.Draining && !c.Mux.GoAwayReceived && !c.Mux.Closed.IsCancellationRequested)
             .Select(c => new HeldSession(c.AgentId, c.Session.SessionId, c.Session.Services))
             .OrderBy(s => s.SessionId, StringComparer.Ordinal)
             .ToArray();
