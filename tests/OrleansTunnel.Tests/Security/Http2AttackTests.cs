@@ -15,10 +15,17 @@ public sealed class Http2AttackTests(DefaultSecurityHarness fixture, ITestOutput
 {
     private TunnelHarness H => fixture.Harness;
 
-    private const long MemoryBound = 100L * 1024 * 1024;
+    /// <summary>Managed memory still live after a full collection: what the attack really holds on to.</summary>
+    private const long RetainedBound = 64L * 1024 * 1024;
+
+    /// <summary>
+    /// Growth of the process's private memory, a coarse net for native leaks. The GC keeps memory it
+    /// committed during the attack's burst (it decommits lazily), so this is looser than what is retained.
+    /// </summary>
+    private const long PrivateBound = 192L * 1024 * 1024;
 
     /// <summary>AttackForwarded: requests that reached the agent during the attack, minus the well-behaved ones (up to 2 of those may be in flight).</summary>
-    private sealed record Outcome(string Output, long AttackForwarded, int GoodOk, int GoodFailed, long MemoryGrowth);
+    private sealed record Outcome(string Output, long AttackForwarded, int GoodOk, int GoodFailed, long MemoryGrowth, long Retained);
 
     private async Task<Outcome> AttackAsync(string script, params string[] args)
     {
@@ -36,6 +43,7 @@ public sealed class Http2AttackTests(DefaultSecurityHarness fixture, ITestOutput
         GC.Collect();
         GC.WaitForPendingFinalizers();
         long memoryBefore = Process.GetCurrentProcess().PrivateMemorySize64;
+        long managedBefore = GC.GetTotalMemory(forceFullCollection: true);
         long forwardedBefore = forwarder.Forwarded;
 
         int ok = 0, failed = 0;
@@ -79,16 +87,18 @@ public sealed class Http2AttackTests(DefaultSecurityHarness fixture, ITestOutput
         GC.Collect();
         GC.WaitForPendingFinalizers();
         long growth = Process.GetCurrentProcess().PrivateMemorySize64 - memoryBefore;
+        long retained = GC.GetTotalMemory(forceFullCollection: true) - managedBefore;
         output.WriteLine(text);
-        output.WriteLine($"attack requests forwarded: {forwardedDuring - okAtEnd}, good ok={ok} failed={failed}, memory growth={growth / 1024 / 1024} MiB");
+        output.WriteLine($"attack requests forwarded: {forwardedDuring - okAtEnd}, good ok={ok} failed={failed}, private memory growth={growth / 1024 / 1024} MiB, managed memory retained={retained / 1024 / 1024} MiB");
         Assert.True(exit == 0, $"{script} failed (exit {exit}): {text}");
         Assert.Contains("RESULT ", text);
-        return new Outcome(text, forwardedDuring - okAtEnd, ok, failed, growth);
+        return new Outcome(text, forwardedDuring - okAtEnd, ok, failed, growth, retained);
     }
 
     private static void AssertBounded(Outcome o)
     {
-        Assert.True(o.MemoryGrowth < MemoryBound, $"memory grew by {o.MemoryGrowth / 1024 / 1024} MiB");
+        Assert.True(o.Retained < RetainedBound, $"the attack left {o.Retained / 1024 / 1024} MiB of managed memory live");
+        Assert.True(o.MemoryGrowth < PrivateBound, $"private memory grew by {o.MemoryGrowth / 1024 / 1024} MiB");
         Assert.True(o.GoodOk > 0, "no well-behaved request was served during the attack");
         Assert.Equal(0, o.GoodFailed);
     }
