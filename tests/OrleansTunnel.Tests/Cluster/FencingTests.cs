@@ -66,6 +66,8 @@ public sealed class FencingTests
         var now = DateTimeOffset.UtcNow;
         await grain.Open(new RequestOpen("gw-owner", "agent", "session", "svc", "GET", "h", "/", "http1", now, now.AddMinutes(1),
             GatewayIncarnation: 5, ViaGatewayId: "gw-via", ViaIncarnation: 7));
+        // Open is one-way: wait until the grain has it (an ending that overtakes the open cannot be checked).
+        await Eventually.TrueAsync(() => grain.GetSnapshot().GetAwaiter().GetResult().Open is not null, TimeSpan.FromSeconds(10), "the open never landed");
 
         // The agent-side gateway from before its restart (incarnation 6), and a stranger: refused.
         Assert.False(await grain.Complete(new RequestOutcome(RequestState.Completed, 200, null, 0, 1, now, "gw-via", 6)));
