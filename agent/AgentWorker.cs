@@ -99,22 +99,7 @@ public sealed partial class AgentWorker(
     private async Task<bool> RunOnceAsync(uint slot, string gateway, StrongBox<bool> goAway, CancellationToken stoppingToken)
     {
         var o = options.Value;
-        using var channel = GrpcChannel.ForAddress(gateway, new GrpcChannelOptions
-        {
-            HttpHandler = GatewayTls.Configure(new SocketsHttpHandler
-            {
-                ConnectTimeout = o.DialTimeout,
-                KeepAlivePingDelay = TimeSpan.FromSeconds(30),
-                KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
-                KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
-                EnableMultipleHttp2Connections = false,
-                InitialHttp2StreamWindowSize = 4 * 1024 * 1024,
-            }, o),
-            MaxReceiveMessageSize = o.MaxTunnelMessageSize,
-            MaxSendMessageSize = o.MaxTunnelMessageSize,
-            // Each dial has its own handler: let the channel dispose it (and its HTTP/2 connection).
-            DisposeHttpClient = true,
-        });
+        using var channel = TunnelDialer.Channel(gateway, o.DialTimeout, o.MaxTunnelMessageSize, handler => GatewayTls.Configure(handler, o));
         var client = new Protocol.V1.Tunnel.TunnelClient(channel);
         using var call = client.Connect(cancellationToken: stoppingToken);
         ulong epoch = NextEpoch();
@@ -129,24 +114,7 @@ public sealed partial class AgentWorker(
             InitialWindow = (uint)o.ReceiveWindow,
         };
         hello.Services.AddRange(forwarder.Offers);
-        await call.RequestStream.WriteAsync(new FrameBatch { Frames = { new Frame { Hello = hello } } }, stoppingToken);
-
-        using var dial = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-        dial.CancelAfter(o.DialTimeout);
-        if (!await call.ResponseStream.MoveNext(dial.Token))
-        {
-            throw new IOException("the gateway closed the tunnel before welcoming the agent");
-        }
-        var first = call.ResponseStream.Current;
-        if (first.Frames.Count != 1 || first.Frames[0].KindCase != Frame.KindOneofCase.Welcome)
-        {
-            throw new IOException("the gateway's first message was not a welcome");
-        }
-        var welcome = first.Frames[0].Welcome;
-        if (welcome.ProtocolVersion != MuxSettings.ProtocolVersion)
-        {
-            throw new IOException($"protocol version mismatch: the gateway speaks version {welcome.ProtocolVersion}, this agent speaks version {MuxSettings.ProtocolVersion}");
-        }
+        var welcome = await TunnelDialer.HandshakeAsync(call, hello, o.DialTimeout, "this agent", stoppingToken);
 
         var settings = new MuxSettings
         {

@@ -35,12 +35,22 @@ public sealed partial class RoutingGrain(
     private readonly Dictionary<string, DateTimeOffset> _fenced = new(StringComparer.Ordinal);
     private IGrainTimer? _expiry;
     private readonly DateTimeOffset _activatedAt = DateTimeOffset.UtcNow;
-    private IGrainTimer? _completeTimer;
     private DateTimeOffset? _lastExpiryTick;
 
     private sealed record LiveGateway(GatewayInfo Info, HeldSession[] Sessions, DateTimeOffset LastReport);
     private RoutingSnapshot? _snapshot;
     private long _version;
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        // The directory starts empty: once every live gateway had its time to report, push a complete snapshot.
+        this.RegisterGrainTimer(_ =>
+        {
+            Changed();
+            return Task.CompletedTask;
+        }, new GrainTimerCreationOptions(directoryOptions.Value.GatewayTimeToLive, Timeout.InfiniteTimeSpan));
+        return base.OnActivateAsync(cancellationToken);
+    }
 
     public Task<RoutingSnapshot> GetSnapshot() => Task.FromResult(Snapshot());
 
@@ -240,15 +250,6 @@ public sealed partial class RoutingGrain(
         var gateways = _gateways.Values.Select(g => g.Info).OrderBy(g => g.GatewayId, StringComparer.Ordinal).ToArray();
         // Every live gateway reports within the time-to-live: until then this fresh activation's directory may miss some.
         bool incomplete = DateTimeOffset.UtcNow - _activatedAt < directoryOptions.Value.GatewayTimeToLive;
-        if (incomplete)
-        {
-            _completeTimer ??= this.RegisterGrainTimer(_ =>
-            {
-                _completeTimer?.Dispose();
-                Changed();
-                return Task.CompletedTask;
-            }, new GrainTimerCreationOptions(directoryOptions.Value.GatewayTimeToLive, Timeout.InfiniteTimeSpan) { KeepAlive = true });
-        }
         return _snapshot = new RoutingSnapshot(_version, [.. state.State.Routes], endpoints, [.. state.State.Credentials], gateways, incomplete);
     }
 

@@ -151,8 +151,7 @@ public sealed partial class ClusterPresence(
             if (result.Version > routing.Current.Snapshot.Version)
             {
                 // A missed push, or the routing grain was re-activated (its silo died) and lost this
-                // gateway's subscription: subscribe again, which also returns the current snapshot.
-                routing.Apply(await routingGrain.GetSnapshot());
+                // gateway's subscription: subscribe again, which also applies the current snapshot.
                 subscriber.Renew();
             }
         }

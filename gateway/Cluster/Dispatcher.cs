@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using OrleansTunnel.Gateway.Routing;
 using OrleansTunnel.Gateway.Tunnel;
+using OrleansTunnel.Grains;
 using OrleansTunnel.Protocol;
 
 namespace OrleansTunnel.Gateway.Cluster;
@@ -53,20 +54,16 @@ public sealed class Dispatcher(ConnectionRegistry registry, RoutingCache routing
         {
             return null;
         }
-        var remote = endpoints.Where(e => e.GatewayId != identity.GatewayId).ToArray();
-        if (remote.Length == 0)
-        {
-            return null;
-        }
-        var usable = remote.Where(e => peers.Up(e.GatewayId) is not null).ToArray();
+        var usable = Usable(endpoints);
         if (usable.Length == 0)
         {
             // The links are kept up eagerly; this waits only right after a gateway joined or a link broke.
-            if (await peers.WaitAnyUpAsync(remote.Select(e => e.GatewayId), cancellationToken) is null)
+            var remote = endpoints.Where(e => e.GatewayId != identity.GatewayId).Select(e => e.GatewayId);
+            if (await peers.WaitAnyUpAsync(remote, cancellationToken) is null)
             {
                 return null;
             }
-            usable = remote.Where(e => peers.Up(e.GatewayId) is not null).ToArray();
+            usable = Usable(endpoints);
             if (usable.Length == 0)
             {
                 return null;
@@ -103,4 +100,8 @@ public sealed class Dispatcher(ConnectionRegistry registry, RoutingCache routing
     }
 
     private int Outstanding(string sessionId) => _remoteOutstanding.GetValueOrDefault(sessionId);
+
+    /// <summary>The endpoints on other gateways whose link is up.</summary>
+    private ServiceEndpoint[] Usable(ServiceEndpoint[] endpoints) =>
+        [.. endpoints.Where(e => e.GatewayId != identity.GatewayId && peers.Up(e.GatewayId) is not null)];
 }

@@ -10,7 +10,6 @@ namespace OrleansTunnel.Gateway.Cluster;
 /// </summary>
 public sealed class GatewayIdentity(IOptions<GatewayOptions> options, GatewayEndpoints endpoints)
 {
-    private readonly byte[] _peerSecret = RandomNumberGenerator.GetBytes(32);
     private long _incarnation = DateTimeOffset.UtcNow.UtcTicks;
     private string? _advertised;
 
@@ -25,10 +24,12 @@ public sealed class GatewayIdentity(IOptions<GatewayOptions> options, GatewayEnd
 
     public long Incarnation => Interlocked.Read(ref _incarnation);
 
-    /// <summary>The secret (base64url) sent in the hello of a peer link; only its hash leaves the process.</summary>
-    public string PeerSecret => Convert.ToBase64String(_peerSecret).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+    /// <summary>The secret (base64url of 32 random bytes) sent in the hello of a peer link; only its hash leaves the process.</summary>
+    public string PeerSecret { get; } = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
-    public string PeerSecretSha256 => Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(PeerSecret)));
+    public string PeerSecretSha256 => _peerSecretSha256 ??= OrleansTunnel.Gateway.Auth.AgentCredentialStore.Hash(PeerSecret);
+
+    private string? _peerSecretSha256;
 
     /// <summary>The tunnel URL published to the cluster; empty when this gateway cannot tell a reachable one.</summary>
     public string AdvertisedTunnel => _advertised ?? Cache(ComputeAdvertised());

@@ -138,31 +138,22 @@ public sealed partial class PeerBridge(ConnectionRegistry registry, GatewayIdent
                         outcome?.Ended();
                         return;
                     case Frame.KindOneofCase.Reset:
+                        // The abort registration in BridgeAsync already reset the other side.
                         if (outcome is not null)
                         {
                             outcome.Failure = $"{frame.Reset.Code}: {frame.Reset.Reason}";
                         }
-                        to.Reset(frame.Reset.Code, frame.Reset.Reason);
                         return;
                 }
             }
         }
-        catch (OperationCanceledException)
+        catch (Exception ex) when (ex is OperationCanceledException or MuxStreamAbortedException)
         {
-            // The receiving side was reset by its peer: stop the sending side too.
-            var reason = to.AbortReason;
-            from.Reset(reason?.Code ?? ResetCode.Cancelled, reason?.Reason ?? "the other side of the bridge ended");
+            // The receiving side was reset; its abort registration already reset the sending side.
             if (outcome is not null)
             {
+                var reason = to.AbortReason;
                 outcome.Failure ??= reason is null ? "cancelled" : $"{reason.Code}: {reason.Reason}";
-            }
-        }
-        catch (MuxStreamAbortedException ex)
-        {
-            from.Reset(ex.Reason.Code, ex.Reason.Reason);
-            if (outcome is not null)
-            {
-                outcome.Failure ??= $"{ex.Reason.Code}: {ex.Reason.Reason}";
             }
         }
     }

@@ -208,26 +208,12 @@ public sealed class PeerLink : IAsyncDisposable
 
     private async Task<string> RunOnceAsync()
     {
-        var handler = new SocketsHttpHandler
+        using var channel = TunnelDialer.Channel(Info.TunnelUrl, _options.PeerDialTimeout, _options.MaxTunnelMessageSize, handler =>
         {
-            ConnectTimeout = _options.PeerDialTimeout,
-            KeepAlivePingDelay = TimeSpan.FromSeconds(30),
-            KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
-            KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
-            EnableMultipleHttp2Connections = false,
-            InitialHttp2StreamWindowSize = 4 * 1024 * 1024,
-        };
-        if (!string.IsNullOrWhiteSpace(_options.PeerCaFile))
-        {
-            handler.SslOptions.RemoteCertificateValidationCallback = CaTrust.Validator(_options.PeerCaFile);
-        }
-        using var channel = GrpcChannel.ForAddress(Info.TunnelUrl, new GrpcChannelOptions
-        {
-            HttpHandler = handler,
-            MaxReceiveMessageSize = _options.MaxTunnelMessageSize,
-            MaxSendMessageSize = _options.MaxTunnelMessageSize,
-            // Each dial has its own handler: let the channel dispose it (and its HTTP/2 connection).
-            DisposeHttpClient = true,
+            if (!string.IsNullOrWhiteSpace(_options.PeerCaFile))
+            {
+                handler.SslOptions.RemoteCertificateValidationCallback = CaTrust.Validator(_options.PeerCaFile);
+            }
         });
         var client = new Protocol.V1.Tunnel.TunnelClient(channel);
         using var call = client.Peer(cancellationToken: _stop.Token);
@@ -239,21 +225,7 @@ public sealed class PeerLink : IAsyncDisposable
             Epoch = (ulong)_identity.Incarnation,
             InitialWindow = (uint)_options.ReceiveWindow,
         };
-        await call.RequestStream.WriteAsync(new FrameBatch { Frames = { new Frame { Hello = hello } } }, _stop.Token);
-        using (var dial = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token))
-        {
-            dial.CancelAfter(_options.HelloTimeout);
-            if (!await call.ResponseStream.MoveNext(dial.Token))
-            {
-                throw new IOException("the gateway closed the link before welcoming it");
-            }
-        }
-        var first = call.ResponseStream.Current;
-        if (first.Frames.Count != 1 || first.Frames[0].KindCase != Frame.KindOneofCase.Welcome)
-        {
-            throw new IOException("the gateway's first message was not a welcome");
-        }
-        var welcome = first.Frames[0].Welcome;
+        var welcome = await TunnelDialer.HandshakeAsync(call, hello, _options.HelloTimeout, "this gateway", _stop.Token);
         var settings = new MuxSettings
         {
             MaxDataFrame = Math.Min(_options.MaxDataFrame, MuxSettings.MaxDataFrameCeiling),

@@ -270,7 +270,7 @@ public sealed partial class IngressForwarder(
             // The gateway holding the agent's tunnel uses this session if it still can.
             head.SessionId = target.SessionId;
             // Zero tells that gateway this request has no record to complete (Gateway:RecordRequests off).
-            head.OwnerIncarnation = record.Recorded ? record.Info!.GatewayIncarnation : 0;
+            head.OwnerIncarnation = record.Recorded ? record.Info.GatewayIncarnation : 0;
         }
         var exchange = new Exchange(context, stream, record) { Kind = kind, HeadTimeout = timeout };
         try

@@ -17,18 +17,13 @@ public sealed partial class RequestTracker(IGrainFactory grains, OrleansTunnel.G
     private long _inFlight;
     private long _grainFailures;
 
-    public sealed class Record(string requestId, IRequestGrain grain)
-    {
-        public string RequestId { get; } = requestId;
-        public IRequestGrain Grain { get; } = grain;
-        public RequestOpen? Info { get; set; }
-        public bool Recorded { get; set; }
-    }
+    /// <param name="Recorded">Whether the request's grain is told about it (Gateway:RecordRequests).</param>
+    public sealed record Record(string RequestId, IRequestGrain Grain, RequestOpen Info, bool Recorded);
 
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Record> _live = new(StringComparer.Ordinal);
 
     /// <summary>The requests this gateway is forwarding now.</summary>
-    public IEnumerable<RequestOpen> Live => _live.Values.Select(r => r.Info).OfType<RequestOpen>();
+    public IEnumerable<RequestOpen> Live => _live.Values.Select(r => r.Info);
 
     /// <summary>Requests this gateway is forwarding now.</summary>
     public long InFlight => Interlocked.Read(ref _inFlight);
@@ -39,14 +34,13 @@ public sealed partial class RequestTracker(IGrainFactory grains, OrleansTunnel.G
     public Record Open(string requestId, OrleansTunnel.Gateway.Cluster.DispatchTarget target, string service, string method, string authority, string path, TimeSpan timeout, VisitorKind kind)
     {
         Interlocked.Increment(ref _inFlight);
-        var record = new Record(requestId, grains.GetGrain<IRequestGrain>(requestId));
         var now = DateTimeOffset.UtcNow;
-        record.Info = new RequestOpen(
+        var info = new RequestOpen(
             identity.GatewayId, target.AgentId, target.SessionId, service, method, authority, path,
             VisitorProtocol.Name(kind), now, now + timeout, identity.Incarnation,
             target.IsLocal ? null : target.HolderGatewayId, target.IsLocal ? 0 : target.HolderIncarnation);
+        var record = new Record(requestId, grains.GetGrain<IRequestGrain>(requestId), info, options.CurrentValue.RecordRequests);
         _live[requestId] = record;
-        record.Recorded = options.CurrentValue.RecordRequests;
         if (record.Recorded)
         {
             // One-way: the request never waits for its record.
@@ -78,7 +72,7 @@ public sealed partial class RequestTracker(IGrainFactory grains, OrleansTunnel.G
 
     // One-way calls are not ordered: the ending carries the open record in case it overtakes the open.
     private Task CompleteAsync(Record record, RequestOutcome outcome) =>
-        Guard(record.Grain.End(record.Info!, outcome with { ReportedBy = identity.GatewayId, ReporterIncarnation = record.Info!.GatewayIncarnation }), record.RequestId, "complete");
+        Guard(record.Grain.End(record.Info, outcome with { ReportedBy = record.Info.GatewayId, ReporterIncarnation = record.Info.GatewayIncarnation }), record.RequestId, "complete");
 
     private async Task Guard(Task call, string requestId, string what)
     {

@@ -149,5 +149,5 @@ public static class VisitorAccess
     private static bool IsHex(string s) => s.All(Uri.IsHexDigit);
 
     /// <summary>Lower-case hex SHA-256 of a credential ("user:password" or a token).</summary>
-    public static string Hash(string credential) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(credential)));
+    public static string Hash(string credential) => OrleansTunnel.Gateway.Auth.AgentCredentialStore.Hash(credential);
 }

@@ -244,9 +244,15 @@ public sealed partial class TunnelService(
             }
         }
         routing.Changed += Recheck;
-        using var unsubscribe = new CallbackDisposable(() => routing.Changed -= Recheck);
         LogPeerConnected(logger, peerId, peer);
-        await mux.RunAsync(o.HeartbeatInterval, context.CancellationToken);
+        try
+        {
+            await mux.RunAsync(o.HeartbeatInterval, context.CancellationToken);
+        }
+        finally
+        {
+            routing.Changed -= Recheck;
+        }
         LogPeerDisconnected(logger, peerId, mux.CloseReason ?? "closed");
     }
 
@@ -262,7 +268,7 @@ public sealed partial class TunnelService(
 
     private async Task<bool> PeerKnownAsync(Hello hello)
     {
-        var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(hello.Token ?? "")));
+        var hash = AgentCredentialStore.Hash(hello.Token ?? "");
         bool Known() => routing.Current.Snapshot.Gateways.Any(g => g.GatewayId == hello.AgentId && g.GatewayId != identity.GatewayId
             && System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(System.Text.Encoding.ASCII.GetBytes(g.PeerSecretSha256), System.Text.Encoding.ASCII.GetBytes(hash)));
         if (Known())
@@ -387,10 +393,4 @@ public sealed partial class TunnelService(
     [LoggerMessage(EventId = 408, EventName = "CloseSessionFailed", Level = LogLevel.Debug,
         Message = "Could not tell the cluster that agent '{AgentId}' session {SessionId} ended: {Error}; it expires on its own.")]
     private static partial void LogCloseSessionFailed(ILogger logger, string agentId, string sessionId, string error);
-}
-
-/// <summary>Runs an action when disposed.</summary>
-internal sealed class CallbackDisposable(Action action) : IDisposable
-{
-    public void Dispose() => action();
 }
