@@ -16,6 +16,8 @@ internal static class AdminCli
           services                            services with their routes and agents
           routes                              the routing table
           requests                            requests this gateway is forwarding now
+          request ID                          one request by id (from any gateway): owner, agent, phase, timings, bytes, outcome
+          cancel ID [REASON]                  cancel a request wherever it runs (the visitor is told, the backend call is cancelled)
           tokens                              agents with a runtime token (ids and services only)
           route set HOST[/PATH] SERVICE       add or change a route (persisted, pushed to every gateway)
           route rm HOST[/PATH]                remove a route
@@ -72,6 +74,12 @@ internal static class AdminCli
         {
             case ["agents" or "services" or "routes" or "requests" or "tokens"]:
                 response = await http.GetAsync("api/" + words[0]);
+                break;
+            case ["request", var id]:
+                response = await http.GetAsync("api/requests/" + Uri.EscapeDataString(id));
+                break;
+            case ["cancel", var id, .. var why]:
+                response = await http.DeleteAsync("api/requests/" + Uri.EscapeDataString(id) + (why.Count > 0 ? "?reason=" + Uri.EscapeDataString(string.Join(' ', why)) : ""));
                 break;
             case ["route", "set", var target, var service]:
                 var (host, prefix) = SplitTarget(target);

@@ -87,7 +87,14 @@ public static class GatewayHosting
         builder.Services.AddHostedService(sp => sp.GetRequiredService<GatewayDrain>());
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = gatewayOptions.ShutdownGracePeriod);
         builder.Services.AddSingleton<RoutingCache>();
-        builder.Services.AddSingleton<RequestTracker>();
+        builder.Services.AddSingleton<OrleansTunnel.Gateway.Requests.RequestJournal>();
+        builder.Services.AddSingleton<OrleansTunnel.Gateway.Requests.RequestTracker>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<OrleansTunnel.Gateway.Requests.RequestTracker>());
+        builder.Services.AddSingleton<OrleansTunnel.Gateway.Requests.RequestJournalObserver>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<OrleansTunnel.Gateway.Requests.RequestJournalObserver>());
+        builder.Services.AddSingleton<TrustedProxies>();
+        builder.Services.AddSingleton<ResponseRelay>();
+        builder.Services.AddSingleton<TunnelExchange>();
         builder.Services.AddSingleton<IngressForwarder>();
         builder.Services.AddSingleton<AdminAuthorizer>();
         builder.Services.AddSingleton<AdminEndpoints>();

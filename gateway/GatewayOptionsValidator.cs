@@ -15,6 +15,26 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
                 failures.Add($"Gateway:{key} '{url}' is not an absolute URL; set it like http://127.0.0.1:8080");
             }
         }
+        if (o.RequestGrains.Trim().ToLowerInvariant() is not ("always" or "on-demand" or "off"))
+        {
+            failures.Add($"Gateway:RequestGrains '{o.RequestGrains}' is not one of always, on-demand, off");
+        }
+        if (o.RequestGrainAfter < TimeSpan.FromMilliseconds(50))
+        {
+            failures.Add("Gateway:RequestGrainAfter must be at least 50 ms (e.g. 00:00:01)");
+        }
+        if (o.RequestJournalCapacity is < 16 or > 1 << 22)
+        {
+            failures.Add($"Gateway:RequestJournalCapacity {o.RequestJournalCapacity} must be between 16 and 4194304 requests");
+        }
+        if (o.RequestRetention < TimeSpan.Zero)
+        {
+            failures.Add("Gateway:RequestRetention must not be negative (e.g. 00:05:00)");
+        }
+        if (string.IsNullOrEmpty(o.GatewayId) || o.GatewayId.Length > 63 || !o.GatewayId.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+        {
+            failures.Add($"Gateway:GatewayId '{o.GatewayId}' must be 1-63 letters, digits, '-', '_' or '.' (it is part of every request id)");
+        }
         if (o.ResponseTimeout <= TimeSpan.Zero)
         {
             failures.Add("Gateway:ResponseTimeout must be positive (e.g. 00:01:40)");

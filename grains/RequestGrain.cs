@@ -1,19 +1,16 @@
+using Microsoft.Extensions.Options;
+
 namespace OrleansTunnel.Grains;
 
 /// <inheritdoc cref="IRequestGrain"/>
-public sealed class RequestGrain : Grain, IRequestGrain
+public sealed class RequestGrain(IOptions<RequestRecordOptions> options) : Grain, IRequestGrain
 {
-    /// <summary>
-    /// How long an ended request stays readable by tools before it deactivates. Short, because at
-    /// tens of thousands of requests a second every second of linger is that many live activations.
-    /// </summary>
-    public static readonly TimeSpan EndedLinger = TimeSpan.FromSeconds(1);
-
     private RequestOpen? _open;
     private RequestState _state;
     private RequestOutcome? _outcome;
     private DateTimeOffset? _streamingAt;
-    // One timer per request: first the deadline of its response head, then the linger after it ended.
+    // One timer per activation: first the deadline of a promoted request's response head, then the
+    // linger after it ended (or after a look-up) before the activation goes.
     private IGrainTimer? _timer;
     private bool _timedOutByDeadline;
     private bool _endedByVia;
@@ -28,13 +25,13 @@ public sealed class RequestGrain : Grain, IRequestGrain
         _open = request;
         if (_state != RequestState.None)
         {
-            // The agent side's completion overtook the open (both are sent without waiting).
+            // The ending overtook the open (both are sent without waiting).
             return Task.CompletedTask;
         }
         _state = RequestState.Open;
         var due = request.Deadline - DateTimeOffset.UtcNow;
         // If nobody completes the request (its gateway died), it still ends: timed out at its deadline.
-        _timer = this.RegisterGrainTimer(OnTimer, new GrainTimerCreationOptions(due < TimeSpan.Zero ? TimeSpan.Zero : due, Timeout.InfiniteTimeSpan) { KeepAlive = true });
+        Schedule(due < TimeSpan.Zero ? TimeSpan.Zero : due);
         return Task.CompletedTask;
     }
 
@@ -67,10 +64,10 @@ public sealed class RequestGrain : Grain, IRequestGrain
                 return Task.FromResult(false);
             }
         }
-        // The owner's account wins over the grain's own deadline guess (a slow visitor may drain a
-        // small answer after the head deadline passed) and over the agent-side gateway's account (the
-        // owner knows whether the visitor got the answer); any other ending is final.
-        if (IsEnded(_state) && !_timedOutByDeadline && !(_endedByVia && byOwner))
+        // The owner's account wins over the grain's own guesses (its deadline, a lost owner) and over the
+        // agent-side gateway's account (the owner knows whether the visitor got the answer); any other
+        // ending is final.
+        if (IsEnded(_state) && !_timedOutByDeadline && _state != RequestState.Lost && !(_endedByVia && byOwner))
         {
             return Task.FromResult(false);
         }
@@ -78,52 +75,152 @@ public sealed class RequestGrain : Grain, IRequestGrain
         _endedByVia = !byOwner;
         _state = outcome.State;
         _outcome = outcome;
-        Linger();
+        Schedule(options.Value.EndedLinger);
         return Task.FromResult(true);
     }
 
     public Task End(RequestOpen request, RequestOutcome outcome)
     {
-        if (_open is null)
-        {
-            _open = request;
-        }
+        _open ??= request;
         return Complete(outcome);
     }
 
-    public Task<RequestSnapshot> GetSnapshot() =>
-        Task.FromResult(new RequestSnapshot(this.GetPrimaryKeyString(), _state, _open, _outcome, _streamingAt, _fencedCompletions));
+    public async Task<RequestSnapshot> GetSnapshot()
+    {
+        string id = this.GetPrimaryKeyString();
+        if (IsEnded(_state))
+        {
+            return Own(id, "grain", null);
+        }
+        if (!RequestIds.TryParse(id, out string gateway, out long incarnation, out _, out string? problem))
+        {
+            if (_state != RequestState.None)
+            {
+                return Own(id, "grain", null);
+            }
+            DeactivateOnIdle();
+            return new RequestSnapshot(id, RequestState.None, null, null, null, Source: "none", Note: problem);
+        }
+        var answer = await GrainFactory.GetGrain<IGatewayJournalGrain>(gateway).Lookup(id, incarnation);
+        if (answer.Reachable && answer.Snapshot is { } fresh)
+        {
+            if (IsEnded(fresh.State) && _state == RequestState.None)
+            {
+                // Final: later look-ups are answered here even if the owner forgets it or goes.
+                (_state, _open, _outcome, _streamingAt) = (fresh.State, fresh.Open, fresh.Outcome, fresh.ResponseStartedAt);
+            }
+            LingerAfterLookup();
+            return fresh with { FencedCompletions = _fencedCompletions };
+        }
+        if (_state == RequestState.None)
+        {
+            DeactivateOnIdle();
+            return new RequestSnapshot(id, RequestState.None, null, null, null, Source: "none", Note: answer.Reachable
+                ? $"gateway '{gateway}' does not know this request: never made, or finished longer ago than it retains requests (Gateway:RequestRetention, Gateway:RequestJournalCapacity)"
+                : $"the gateway that owned this request cannot tell: {answer.Problem}");
+        }
+        if (!answer.Reachable)
+        {
+            MarkLost(answer.Problem!);
+        }
+        return Own(id, "grain", answer.Reachable ? null : answer.Problem);
+    }
 
-    private Task OnTimer(CancellationToken cancellationToken)
+    public async Task<CancelResult> Cancel(string reason)
     {
         if (IsEnded(_state))
+        {
+            return new CancelResult(CancelStatus.AlreadyEnded, $"the request already ended ({_state}, status {_outcome?.Status})", _state);
+        }
+        string id = this.GetPrimaryKeyString();
+        if (!RequestIds.TryParse(id, out string gateway, out long incarnation, out _, out string? problem))
+        {
+            DeactivateOnIdle();
+            return new CancelResult(CancelStatus.Unknown, problem!);
+        }
+        var result = await GrainFactory.GetGrain<IGatewayJournalGrain>(gateway).Cancel(id, incarnation, reason);
+        if (result.Status == CancelStatus.OwnerUnreachable && _state is RequestState.Open or RequestState.Streaming)
+        {
+            MarkLost(result.Message);
+        }
+        if (_state == RequestState.None)
+        {
+            LingerAfterLookup();
+        }
+        return result;
+    }
+
+    private RequestSnapshot Own(string id, string source, string? note) =>
+        new(id, _state, _open, _outcome, _streamingAt, _fencedCompletions, null, source, note);
+
+    private void MarkLost(string problem)
+    {
+        _state = RequestState.Lost;
+        _outcome = new RequestOutcome(RequestState.Lost, 0, $"the gateway that owned the request is gone before it ended: {problem}", 0, 0, DateTimeOffset.UtcNow);
+        Schedule(options.Value.LookupLinger);
+    }
+
+    private void LingerAfterLookup()
+    {
+        if (_state is RequestState.None || IsEnded(_state))
+        {
+            Schedule(options.Value.LookupLinger);
+        }
+    }
+
+    private async Task OnTimer(CancellationToken cancellationToken)
+    {
+        if (_state == RequestState.Open)
+        {
+            // The head's deadline passed with no ending here. Ask the owner before guessing: an ending
+            // may have reached an earlier activation (one-way calls are not ordered, so a late open can
+            // re-activate an ended request), or the owner may be gone.
+            var answer = RequestIds.TryParse(this.GetPrimaryKeyString(), out string gateway, out long incarnation, out _, out _)
+                ? await GrainFactory.GetGrain<IGatewayJournalGrain>(gateway).Lookup(this.GetPrimaryKeyString(), incarnation)
+                : new OwnerAnswer(false, "the id names no gateway", null);
+            if (_state != RequestState.Open)
+            {
+                return;
+            }
+            if (answer.Reachable && answer.Snapshot is { } fresh && IsEnded(fresh.State))
+            {
+                (_state, _outcome) = (fresh.State, fresh.Outcome);
+            }
+            else if (answer.Reachable && answer.Snapshot is null)
+            {
+                // The owner no longer retains it: it ended long ago; nothing true to record.
+                _state = RequestState.None;
+                DeactivateOnIdle();
+                return;
+            }
+            else
+            {
+                _state = RequestState.TimedOut;
+                _timedOutByDeadline = true;
+                _outcome = new RequestOutcome(RequestState.TimedOut, 504, answer.Reachable
+                    ? "no response head before the request's deadline"
+                    : $"no completion before the request's deadline, and its gateway cannot tell: {answer.Problem}", 0, 0, DateTimeOffset.UtcNow);
+            }
+            Schedule(options.Value.EndedLinger);
+        }
+        else if (_state != RequestState.Streaming)
         {
             _timer?.Dispose();
             _timer = null;
             DeactivateOnIdle();
         }
-        else if (_state == RequestState.Open)
-        {
-            _state = RequestState.TimedOut;
-            _timedOutByDeadline = true;
-            _outcome = new RequestOutcome(RequestState.TimedOut, 504, "no completion before the request's deadline", 0, 0, DateTimeOffset.UtcNow);
-            Linger();
-        }
-        return Task.CompletedTask;
     }
 
-    private void Linger()
+    private void Schedule(TimeSpan due)
     {
         if (_timer is null)
         {
-            // Ended before it was opened (one-way calls are not ordered): linger all the same, so
-            // the late open finds the ended record instead of starting a new one.
-            _timer = this.RegisterGrainTimer(OnTimer, new GrainTimerCreationOptions(EndedLinger, Timeout.InfiniteTimeSpan) { KeepAlive = true });
+            _timer = this.RegisterGrainTimer(OnTimer, new GrainTimerCreationOptions(due, Timeout.InfiniteTimeSpan) { KeepAlive = true });
             return;
         }
-        _timer.Change(EndedLinger, Timeout.InfiniteTimeSpan);
+        _timer.Change(due, Timeout.InfiniteTimeSpan);
     }
 
     private static bool IsEnded(RequestState state) =>
-        state is RequestState.Completed or RequestState.Failed or RequestState.Cancelled or RequestState.TimedOut;
+        state is RequestState.Completed or RequestState.Failed or RequestState.Cancelled or RequestState.TimedOut or RequestState.Lost;
 }

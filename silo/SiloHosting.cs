@@ -19,6 +19,7 @@ public static class SiloHosting
         var settings = builder.Configuration.GetSection(ClusterSettings.Section).Get<ClusterSettings>() ?? new ClusterSettings();
         builder.Services.Configure<BackpressureOptions>(builder.Configuration.GetSection(BackpressureOptions.Section));
         builder.Services.Configure<DirectoryOptions>(builder.Configuration.GetSection(DirectoryOptions.Section));
+        builder.Services.Configure<RequestRecordOptions>(builder.Configuration.GetSection(RequestRecordOptions.Section));
         builder.Logging.AddFilter("Polly", LogLevel.Warning);
         builder.Logging.AddFilter("Orleans.Runtime.Management.ManagementGrain", LogLevel.Warning);
         builder.UseOrleans(silo =>

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using OrleansTunnel.Gateway.Auth;
 using OrleansTunnel.Gateway.Ingress;
+using OrleansTunnel.Gateway.Requests;
 using OrleansTunnel.Gateway.Routing;
 using OrleansTunnel.Grains;
 
@@ -12,7 +13,7 @@ namespace OrleansTunnel.Gateway.Admin;
 /// agent tokens. Changes go to the cluster's routing grain, which persists them and pushes them to
 /// every gateway.
 /// </summary>
-public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, RequestTracker tracker) : IAdminEndpoint
+public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, RequestJournal journal) : IAdminEndpoint
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
@@ -36,7 +37,9 @@ public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, Request
                 ("GET", "/routes") => Results.Json(routing.Current.Snapshot.Routes.Select(r => r.CredentialSha256 is null ? r : r with { CredentialSha256 = "(set)" }), Json),
                 ("PUT" or "POST", "/routes") => await UpsertRouteAsync(request),
                 ("DELETE", "/routes") => await RemoveRouteAsync(request),
-                ("GET", "/requests") => Results.Json(tracker.Live.OrderBy(r => r.OpenedAt), Json),
+                ("GET", "/requests") => Results.Json(journal.Live.OrderBy(r => r.OpenedAt).Select(r => RequestView.From(r.Snapshot(journal.GatewayId, journal.Incarnation))), Json),
+                ("GET", var p) when p.StartsWith("/requests/", StringComparison.Ordinal) => await RequestAsync(p["/requests/".Length..]),
+                ("DELETE", var p) when p.StartsWith("/requests/", StringComparison.Ordinal) => await CancelAsync(p["/requests/".Length..], request),
                 ("GET", "/tokens") => Results.Json(routing.Current.Snapshot.Credentials.Select(c => new { c.AgentId, c.Services }), Json),
                 ("PUT" or "POST", "/tokens") => await UpsertTokenAsync(request),
                 ("DELETE", var p) when p.StartsWith("/tokens/", StringComparison.Ordinal) => await RemoveTokenAsync(p["/tokens/".Length..]),
@@ -48,6 +51,41 @@ public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, Request
             result = Results.Text($"otun admin: the body is not valid JSON: {ex.Message}\n", statusCode: 400);
         }
         await result.ExecuteAsync(context);
+    }
+
+    /// <summary>A request's state from its grain, which asks the gateway that owns it (any gateway answers for any request).</summary>
+    private async Task<IResult> RequestAsync(string id)
+    {
+        id = Uri.UnescapeDataString(id);
+        if (!RequestIds.TryParse(id, out _, out _, out _, out string? problem))
+        {
+            return Results.Text($"otun admin: '{id}' is not a request id: {problem}\n", statusCode: 400);
+        }
+        var snapshot = await grains.GetGrain<IRequestGrain>(id).GetSnapshot();
+        if (snapshot.State == RequestState.None)
+        {
+            return Results.Text($"otun admin: request '{id}' is not known: {snapshot.Note}\n", statusCode: 404);
+        }
+        return Results.Json(RequestView.From(snapshot), Json);
+    }
+
+    /// <summary>Cancels a request wherever it runs: the visitor gets a status naming the cancel, the backend call is cancelled.</summary>
+    private async Task<IResult> CancelAsync(string id, HttpRequest request)
+    {
+        id = Uri.UnescapeDataString(id);
+        if (!RequestIds.TryParse(id, out _, out _, out _, out string? problem))
+        {
+            return Results.Text($"otun admin: '{id}' is not a request id: {problem}\n", statusCode: 400);
+        }
+        string reason = request.Query["reason"].FirstOrDefault() is { Length: > 0 and <= 200 } given ? given : "DELETE /api/requests/" + id;
+        var result = await grains.GetGrain<IRequestGrain>(id).Cancel(reason);
+        return result.Status switch
+        {
+            CancelStatus.Cancelled => Results.Json(new { requestId = id, status = "cancelled", message = result.Message }, Json, statusCode: 202),
+            CancelStatus.AlreadyEnded => Results.Text($"otun admin: {result.Message}\n", statusCode: 409),
+            CancelStatus.Unknown => Results.Text($"otun admin: {result.Message}\n", statusCode: 404),
+            _ => Results.Text($"otun admin: cannot cancel request '{id}': {result.Message}\n", statusCode: 503),
+        };
     }
 
     private async Task<IResult> AgentsAsync()

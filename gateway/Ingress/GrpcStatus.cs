@@ -8,6 +8,7 @@ namespace OrleansTunnel.Gateway.Ingress;
 /// <summary>gRPC status codes the gateway itself answers with, and how it writes them.</summary>
 public static class GrpcStatus
 {
+    public const int Cancelled = 1;
     public const int DeadlineExceeded = 4;
     public const int NotFound = 5;
     public const int ResourceExhausted = 8;

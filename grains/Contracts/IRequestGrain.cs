@@ -3,9 +3,11 @@ using Orleans.Concurrency;
 namespace OrleansTunnel.Grains;
 
 /// <summary>
-/// The authoritative record of one in-flight request, keyed by its request_id. The gateway opens it,
-/// marks it streaming for long responses, and completes it when the request ends; it then deactivates.
-/// A request that is never completed (its gateway died) is marked timed out at its deadline.
+/// One request, addressable by its request_id from any node. The grain is activated only when
+/// something needs it: the owning gateway promotes a request that lives long or streams (one-way
+/// <see cref="Open"/> ... <see cref="End"/>), or a tool addresses it (<see cref="GetSnapshot"/>,
+/// <see cref="Cancel"/>), and then the grain asks the owning gateway, which the id names, for what it
+/// knows. With Gateway:RequestGrains=always every request is opened and ended here.
 /// </summary>
 [Alias("OrleansTunnel.IRequestGrain")]
 public interface IRequestGrain : IGrainWithStringKey
@@ -28,6 +30,14 @@ public interface IRequestGrain : IGrainWithStringKey
     [Alias("Complete")]
     Task<bool> Complete(RequestOutcome outcome);
 
+    /// <summary>
+    /// The request's state: fresh from the owning gateway while it can answer, else what this grain
+    /// recorded (marked <see cref="RequestState.Lost"/> when the owner is gone before the request ended).
+    /// </summary>
     [Alias("GetSnapshot")]
     Task<RequestSnapshot> GetSnapshot();
+
+    /// <summary>Cancels the request wherever it runs (through the gateway that owns the visitor's connection).</summary>
+    [Alias("Cancel")]
+    Task<CancelResult> Cancel(string reason);
 }

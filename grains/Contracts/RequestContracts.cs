@@ -4,7 +4,7 @@ namespace OrleansTunnel.Grains;
 [GenerateSerializer]
 public enum RequestState
 {
-    /// <summary>Never opened (a grain activated by a look-up only).</summary>
+    /// <summary>Not known: never opened, or no longer retained by the gateway that owned it.</summary>
     None = 0,
     /// <summary>Sent towards an agent; no response head yet.</summary>
     Open = 1,
@@ -14,6 +14,8 @@ public enum RequestState
     Failed = 4,
     Cancelled = 5,
     TimedOut = 6,
+    /// <summary>The gateway that owned it is gone (killed, or fenced); what is shown is what the cluster knew.</summary>
+    Lost = 7,
 }
 
 /// <summary>What the gateway knows when it opens a request.</summary>
@@ -45,7 +47,23 @@ public sealed record RequestOutcome(
     [property: Id(6)] string? ReportedBy = null,
     [property: Id(7)] long ReporterIncarnation = 0);
 
+/// <summary>
+/// Where a request is, as the gateway that owns it sees it right now: timings (null until reached)
+/// and bytes so far. Only the owning gateway knows these; the grain asks it.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("OrleansTunnel.RequestProgress")]
+public sealed record RequestProgress(
+    [property: Id(0)] DateTimeOffset? HeadSentAt,
+    [property: Id(1)] DateTimeOffset? ResponseHeadAt,
+    [property: Id(2)] DateTimeOffset? LastByteAt,
+    [property: Id(3)] int Status,
+    [property: Id(4)] long BytesIn,
+    [property: Id(5)] long BytesOut);
+
 /// <summary>The request's record as tools see it.</summary>
+/// <param name="Source">Who answered: "gateway" (the owning gateway's journal, fresh), "grain" (the grain's record only) or "none".</param>
+/// <param name="Note">Why the answer is partial or missing (owner gone, retention passed), for people.</param>
+/// <param name="HasGrain">The owning gateway opened the request's grain (promoted: long-lived, streaming, or RequestGrains=always).</param>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.RequestSnapshot")]
 public sealed record RequestSnapshot(
     [property: Id(0)] string RequestId,
@@ -53,4 +71,29 @@ public sealed record RequestSnapshot(
     [property: Id(2)] RequestOpen? Open,
     [property: Id(3)] RequestOutcome? Outcome,
     [property: Id(4)] DateTimeOffset? ResponseStartedAt,
-    [property: Id(5)] int FencedCompletions = 0);
+    [property: Id(5)] int FencedCompletions = 0,
+    [property: Id(6)] RequestProgress? Progress = null,
+    [property: Id(7)] string Source = "grain",
+    [property: Id(8)] string? Note = null,
+    [property: Id(9)] bool HasGrain = false);
+
+/// <summary>What became of a cancel.</summary>
+[GenerateSerializer]
+public enum CancelStatus
+{
+    /// <summary>The request was live and is being cancelled (visitor told, backend call cancelled).</summary>
+    Cancelled = 0,
+    /// <summary>It had already ended.</summary>
+    AlreadyEnded = 1,
+    /// <summary>No such request is known (never existed, or no longer retained).</summary>
+    Unknown = 2,
+    /// <summary>The gateway that owns it cannot be reached (gone or not answering).</summary>
+    OwnerUnreachable = 3,
+}
+
+/// <summary>The answer to a cancel, with a message for people.</summary>
+[GenerateSerializer, Immutable, Alias("OrleansTunnel.CancelResult")]
+public sealed record CancelResult(
+    [property: Id(0)] CancelStatus Status,
+    [property: Id(1)] string Message,
+    [property: Id(2)] RequestState State = RequestState.None);

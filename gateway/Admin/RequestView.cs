@@ -1,0 +1,46 @@
+using OrleansTunnel.Grains;
+
+namespace OrleansTunnel.Gateway.Admin;
+
+/// <summary>A request as the admin API shows it (flat, with phase names people read).</summary>
+public sealed record RequestView(
+    string RequestId,
+    string State,
+    string Source,
+    string? Note,
+    string? Gateway,
+    string? Agent,
+    string? Session,
+    string? ViaGateway,
+    string? Service,
+    string? Method,
+    string? Host,
+    string? Path,
+    string? Protocol,
+    DateTimeOffset? OpenedAt,
+    DateTimeOffset? HeadSentAt,
+    DateTimeOffset? ResponseHeadAt,
+    DateTimeOffset? EndedAt,
+    double? DurationMs,
+    int? Status,
+    long BytesIn,
+    long BytesOut,
+    string? Error,
+    bool HasGrain)
+{
+    public static RequestView From(RequestSnapshot s)
+    {
+        var open = s.Open;
+        var progress = s.Progress;
+        var outcome = s.Outcome;
+        var ended = outcome?.EndedAt ?? progress?.LastByteAt;
+        return new RequestView(
+            s.RequestId, s.State.ToString().ToLowerInvariant(), s.Source, s.Note,
+            open?.GatewayId, open?.AgentId, open?.SessionId, open?.ViaGatewayId, open?.Service, open?.Method, open?.Authority, open?.Path, open?.Protocol,
+            open?.OpenedAt, progress?.HeadSentAt, progress?.ResponseHeadAt ?? s.ResponseStartedAt, ended,
+            open is null ? null : ((ended ?? DateTimeOffset.UtcNow) - open.OpenedAt).TotalMilliseconds,
+            outcome?.Status is > 0 ? outcome.Status : progress?.Status is > 0 ? progress.Status : null,
+            Math.Max(progress?.BytesIn ?? 0, outcome?.BytesIn ?? 0), Math.Max(progress?.BytesOut ?? 0, outcome?.BytesOut ?? 0),
+            outcome?.Error, s.HasGrain);
+    }
+}

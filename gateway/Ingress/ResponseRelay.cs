@@ -1,0 +1,256 @@
+using System.Diagnostics;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using OrleansTunnel.Gateway.Requests;
+using OrleansTunnel.Protocol;
+using OrleansTunnel.Protocol.V1;
+
+namespace OrleansTunnel.Gateway.Ingress;
+
+/// <summary>
+/// The response side of one tunnelled request: waits for the agent's head (under the request's head
+/// deadline), turns a reset before the head into a status that names the cause, copies the head, then
+/// streams the body (returning credit as the visitor drains it), trailers, or the WebSocket's bytes.
+/// </summary>
+public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonitor<GatewayOptions> options, ILogger<ResponseRelay> logger)
+{
+    private long _webSocketIdleCloses;
+
+    /// <summary>Tunnelled WebSockets closed by Gateway:WebSocketIdleTimeout since start.</summary>
+    public long WebSocketIdleCloses => Interlocked.Read(ref _webSocketIdleCloses);
+
+    public async Task RelayAsync(HttpContext context, MuxStream stream, RequestEntry entry, GatewayOptions o)
+    {
+        using var headTimeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        headTimeout.CancelAfter(entry.HeadTimeout);
+        Frame? frame;
+        try
+        {
+            frame = await stream.ReadAsync(headTimeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            if (context.RequestAborted.IsCancellationRequested)
+            {
+                entry.VisitorGone = true;
+                stream.Reset(ResetCode.Cancelled, "the visitor disconnected");
+                return;
+            }
+            stream.Reset(ResetCode.BackendTimeout, "the gateway stopped waiting for the response");
+            entry.TimedOut = true;
+            entry.Status = StatusCodes.Status504GatewayTimeout;
+            await GatewayErrors.WriteAsync(context, StatusCodes.Status504GatewayTimeout, entry.HeadTimeout < o.ResponseTimeout
+                ? $"the call's deadline of {entry.HeadTimeout.TotalSeconds:0.###} s passed before the backend answered"
+                : $"the backend did not answer within {o.ResponseTimeout.TotalSeconds:0.###} s");
+            return;
+        }
+
+        if (frame is null || frame.KindCase != Frame.KindOneofCase.ResponseHead)
+        {
+            if (entry.RequestRejected is var (status, reason) && status > 0 && entry.CancelledBy is null)
+            {
+                entry.Status = status;
+                entry.Failure = reason;
+                await GatewayErrors.WriteAsync(context, status, $"the request body was rejected: {reason}");
+                return;
+            }
+            await FailBeforeHeadAsync(context, entry, frame?.Reset);
+            return;
+        }
+
+        var head = frame.ResponseHead;
+        var response = context.Response;
+        entry.ResponseHeadTicks = Stopwatch.GetTimestamp();
+        entry.Status = head.Status;
+        if (entry.Kind is VisitorKind.WebSocketHttp1 or VisitorKind.WebSocketHttp2 && head.Status == StatusCodes.Status101SwitchingProtocols)
+        {
+            tracker.MarkStreaming(entry, null);
+            var (bytesIn, bytesOut, visitorGone, idleClosed) = await WebSocketRelay.RunAsync(context, stream, head, entry.Kind, o.WebSocketIdleTimeout, logger);
+            entry.BytesIn = bytesIn;
+            entry.BytesOut = bytesOut;
+            entry.VisitorGone = visitorGone && entry.CancelledBy is null;
+            if (idleClosed)
+            {
+                Interlocked.Increment(ref _webSocketIdleCloses);
+                entry.Failure = $"closed after {o.WebSocketIdleTimeout} without traffic (Gateway:WebSocketIdleTimeout)";
+            }
+            return;
+        }
+        response.StatusCode = head.Status;
+        if (CopyResponseHeaders(head, response) is { } skipped)
+        {
+            LogHeadersSkipped(logger, entry.Id, string.Join(", ", skipped));
+        }
+        if (head.EndOfBody)
+        {
+            return;
+        }
+        tracker.MarkStreaming(entry, response.ContentLength);
+        await RelayBodyAsync(context, stream, entry);
+    }
+
+    private async Task RelayBodyAsync(HttpContext context, MuxStream stream, RequestEntry entry)
+    {
+        var aborted = context.RequestAborted;
+        var body = context.Response.BodyWriter;
+        try
+        {
+            // Small answers arrive with their head; only flush the head alone when the body is not here yet.
+            if (!stream.TryRead(out var frame))
+            {
+                await context.Response.StartAsync(aborted);
+                frame = await stream.ReadAsync(aborted);
+            }
+            while (frame is not null)
+            {
+                switch (frame.KindCase)
+                {
+                    case Frame.KindOneofCase.Data:
+                        var payload = frame.Data.Payload;
+                        if (!payload.IsEmpty)
+                        {
+                            var flush = await body.WriteAsync(payload.Memory, aborted);
+                            entry.BytesOut += payload.Length;
+                            stream.ReturnCredit(payload.Length);
+                            if (flush.IsCanceled)
+                            {
+                                throw new OperationCanceledException();
+                            }
+                        }
+                        if (frame.Data.EndOfBody)
+                        {
+                            return;
+                        }
+                        break;
+                    case Frame.KindOneofCase.Trailers:
+                        WriteTrailers(context, frame.Trailers);
+                        return;
+                    case Frame.KindOneofCase.Reset:
+                        // The answer broke off (agent lost, backend reset, an operator's cancel): abort,
+                        // never end it as if whole.
+                        if (entry.CancelledBy is { } by)
+                        {
+                            entry.Failure = "cancelled by an operator: " + by;
+                            if (entry.Kind == VisitorKind.Grpc && GrpcStatus.TryWriteTrailers(context, GrpcStatus.Cancelled, $"the call was cancelled by an operator: {by}"))
+                            {
+                                return;
+                            }
+                            context.Abort();
+                            return;
+                        }
+                        entry.Failure = $"response aborted mid-body: {frame.Reset.Reason}";
+                        LogResponseAborted(logger, entry.Id, frame.Reset.Code.ToString(), frame.Reset.Reason);
+                        if (entry.Kind == VisitorKind.Grpc && GrpcStatus.TryWriteTrailers(context, GrpcStatus.Unavailable, $"the tunnel lost the call mid-response: {frame.Reset.Reason}"))
+                        {
+                            return;
+                        }
+                        context.Abort();
+                        return;
+                }
+                frame = await stream.ReadAsync(aborted);
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException)
+        {
+            entry.VisitorGone = true;
+            stream.Reset(ResetCode.Cancelled, "the visitor disconnected");
+        }
+    }
+
+    private async Task FailBeforeHeadAsync(HttpContext context, RequestEntry entry, Reset? reset)
+    {
+        int? grpcCode = null;
+        var (status, message) = reset?.Code switch
+        {
+            _ when entry.CancelledBy is { } by => (StatusCodes.Status503ServiceUnavailable, $"the request was cancelled by an operator: {by}"),
+            ResetCode.BackendUnavailable => (StatusCodes.Status502BadGateway, $"the backend refused or reset the connection: {reset.Reason}"),
+            ResetCode.BackendTimeout => (StatusCodes.Status504GatewayTimeout, $"the backend timed out: {reset.Reason}"),
+            ResetCode.Refused => (StatusCodes.Status503ServiceUnavailable, $"the agent refused the request: {reset.Reason}"),
+            ResetCode.UnknownService => (StatusCodes.Status502BadGateway, $"the agent does not serve this service: {reset.Reason}"),
+            ResetCode.Cancelled when context.RequestAborted.IsCancellationRequested => (0, ""),
+            _ => (StatusCodes.Status502BadGateway, $"the agent was lost before it answered: {reset?.Reason ?? "the stream ended"}"),
+        };
+        if (status == 0)
+        {
+            entry.VisitorGone = true;
+            return;
+        }
+        entry.Status = status;
+        if (entry.CancelledBy is not null)
+        {
+            grpcCode = GrpcStatus.Cancelled;
+        }
+        else
+        {
+            entry.Failure = message;
+        }
+        if (status == StatusCodes.Status503ServiceUnavailable && entry.CancelledBy is null)
+        {
+            context.Response.Headers.RetryAfter = ((int)Math.Ceiling(options.CurrentValue.RetryAfter.TotalSeconds)).ToString();
+        }
+        await GatewayErrors.WriteAsync(context, status, message, grpcCode);
+    }
+
+    /// <returns>The names of fields that could not be forwarded, if any.</returns>
+    private static string[]? CopyResponseHeaders(ResponseHead head, HttpResponse response)
+    {
+        string[]? skipped = null;
+        var headers = response.Headers;
+        HashSet<string>? connectionNamed = null;
+        foreach (var h in head.Headers)
+        {
+            if (h.Name.Equals("Connection", StringComparison.OrdinalIgnoreCase))
+            {
+                connectionNamed = HopByHop.NamedBy([h.Value]);
+            }
+        }
+        foreach (var h in head.Headers)
+        {
+            if (HopByHop.ShouldDrop(h.Name, h.Value, connectionNamed) || h.Name.StartsWith(':'))
+            {
+                continue;
+            }
+            if (h.Name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase))
+            {
+                if (long.TryParse(h.Value, out long length))
+                {
+                    response.ContentLength = length;
+                }
+                continue;
+            }
+            try
+            {
+                headers.Append(h.Name, h.Value);
+            }
+            catch (InvalidOperationException)
+            {
+                // Kestrel refuses values it cannot encode (raw non-ASCII, control characters): drop that field only.
+                skipped = (skipped ?? []).Append(h.Name).ToArray();
+            }
+        }
+        return skipped;
+    }
+
+    private static void WriteTrailers(HttpContext context, Trailers trailers)
+    {
+        var feature = context.Features.Get<IHttpResponseTrailersFeature>();
+        if (feature?.Trailers is not { IsReadOnly: false } target)
+        {
+            return;
+        }
+        foreach (var t in trailers.Headers)
+        {
+            target.Append(t.Name, t.Value);
+        }
+    }
+
+    [LoggerMessage(EventId = 501, EventName = "ResponseHeadersSkipped", Level = LogLevel.Warning,
+        Message = "Request {RequestId}: the backend sent response fields that HTTP cannot carry as they are ({Names}); they were dropped. Encode them (RFC 8187) in the backend.")]
+    private static partial void LogHeadersSkipped(ILogger logger, string requestId, string names);
+
+    [LoggerMessage(EventId = 500, EventName = "ResponseAborted", Level = LogLevel.Information,
+        Message = "Request {RequestId}: the response broke off mid-body ({Code}: {Reason}); the visitor's connection was aborted so it cannot mistake it for a whole answer.")]
+    private static partial void LogResponseAborted(ILogger logger, string requestId, string code, string reason);
+}

@@ -1,0 +1,134 @@
+using System.Diagnostics;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
+using OrleansTunnel.Gateway.Cluster;
+using OrleansTunnel.Gateway.Requests;
+using OrleansTunnel.Gateway.Telemetry;
+using OrleansTunnel.Protocol;
+using OrleansTunnel.Protocol.V1;
+
+namespace OrleansTunnel.Gateway.Ingress;
+
+/// <summary>
+/// One request through an open tunnel stream: gives it its id and journal entry, sends its head,
+/// pumps the visitor's body up under credit while <see cref="ResponseRelay"/> brings the answer down,
+/// and records how it ended.
+/// </summary>
+public sealed class TunnelExchange(RequestTracker tracker, ResponseRelay relay, TrustedProxies trustedProxies, GatewayTelemetry telemetry)
+{
+    /// <summary>Response header that carries the request id (also the request grain's key).</summary>
+    public const string RequestIdHeader = "X-Tunnel-Request-Id";
+
+    private long _forwarded;
+
+    /// <summary>Requests whose head was sent to an agent since start (what agents could have seen).</summary>
+    public long Forwarded => Interlocked.Read(ref _forwarded);
+
+    public async Task ForwardAsync(HttpContext context, GatewayOptions o, string service, string host, string path, DispatchTarget target, MuxStream stream)
+    {
+        var request = context.Request;
+        var kind = VisitorProtocol.Detect(context);
+        var timeout = kind == VisitorKind.Grpc && GrpcStatus.ParseTimeout(request.Headers["grpc-timeout"]) is { } deadline && deadline < o.ResponseTimeout
+            ? deadline : o.ResponseTimeout;
+        var entry = tracker.Open(context, stream, service, host, path, target, timeout, kind);
+        context.Response.Headers[RequestIdHeader] = entry.Id;
+        var activity = GatewayTelemetry.CurrentRequestActivity;
+        if (activity is not null)
+        {
+            activity.SetTag("otun.request_id", entry.Id);
+            activity.SetTag("otun.agent", target.AgentId);
+            if (!target.IsLocal)
+            {
+                activity.SetTag("otun.via_gateway", target.HolderGatewayId);
+            }
+        }
+        if (kind != VisitorKind.Http && context.Features.Get<IHttpMinRequestBodyDataRateFeature>() is { } rate)
+        {
+            // Streaming calls and WebSockets legitimately go quiet; the minimum data rate is for uploads.
+            rate.MinDataRate = null;
+        }
+        bool hasBody = kind is not (VisitorKind.WebSocketHttp1 or VisitorKind.WebSocketHttp2) && HasBody(request);
+        var head = RequestHeadBuilder.Build(context, entry.Id, service, host, hasBody, timeout, kind, trustedProxies.Contains(context, o));
+        if (activity is not null)
+        {
+            // The agent's span is a child of this one: the visitor's traceparent is replaced by the gateway's.
+            OrleansTunnel.Protocol.Telemetry.TraceContext.Inject(head.Headers, activity);
+        }
+        if (!target.IsLocal)
+        {
+            // The gateway holding the agent's tunnel uses this session if it still can.
+            head.SessionId = target.SessionId;
+            // Non-zero asks that gateway to end the request's grain too (only requests that have one).
+            head.OwnerIncarnation = tracker.OwnerIncarnationForPeer(entry);
+        }
+        try
+        {
+            stream.SendHead(new Frame { RequestHead = head });
+            entry.HeadSentTicks = Stopwatch.GetTimestamp();
+            Interlocked.Increment(ref _forwarded);
+            var upload = hasBody ? PumpRequestBodyAsync(context, stream, entry) : Task.CompletedTask;
+            await relay.RelayAsync(context, stream, entry, o);
+            await upload;
+        }
+        finally
+        {
+            stream.Complete();
+            telemetry.RecordBytes(service, kind, entry.BytesIn, entry.BytesOut);
+            tracker.Complete(entry);
+        }
+    }
+
+    private static async Task PumpRequestBodyAsync(HttpContext context, MuxStream stream, RequestEntry entry)
+    {
+        var reader = context.Request.BodyReader;
+        try
+        {
+            while (true)
+            {
+                var result = await reader.ReadAsync(stream.Aborted);
+                var buffer = result.Buffer;
+                // The last bytes and the end of body travel in one frame when they can.
+                await stream.SendDataAsync(buffer, endOfBody: result.IsCompleted, stream.Aborted);
+                entry.BytesIn += buffer.Length;
+                reader.AdvanceTo(buffer.End);
+                if (result.IsCompleted)
+                {
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The stream was reset (the response ended early or failed): stop reading the visitor.
+        }
+        catch (MuxStreamAbortedException)
+        {
+        }
+        catch (BadHttpRequestException ex)
+        {
+            // The visitor's body broke a rule (too large, malformed chunks): answer with Kestrel's
+            // status (413, 400) if nothing was answered yet; the backend never sees a partial body as whole.
+            entry.RequestRejected = (ex.StatusCode, ex.Message);
+            stream.Reset(ResetCode.Refused, "the visitor's request body was rejected: " + ex.Message);
+        }
+        catch (IOException ex) when (ex.InnerException is OverflowException)
+        {
+            // Kestrel reports an out-of-range chunk size as an IOException over an OverflowException: malformed, not gone.
+            entry.RequestRejected = (StatusCodes.Status400BadRequest, ex.Message);
+            stream.Reset(ResetCode.Refused, "the visitor's request body was rejected: " + ex.Message);
+        }
+        catch (IOException ex)
+        {
+            // The visitor's upload broke off: the backend must not see a truncated body as complete.
+            entry.VisitorGone = true;
+            stream.Reset(ResetCode.Cancelled, "the visitor's request body broke off: " + ex.Message);
+        }
+    }
+
+    private static bool HasBody(HttpRequest request)
+    {
+        var detection = request.HttpContext.Features.Get<IHttpRequestBodyDetectionFeature>();
+        return detection?.CanHaveBody ?? (request.ContentLength > 0 || request.Headers.TransferEncoding.Count > 0);
+    }
+}

@@ -1,0 +1,133 @@
+using System.Diagnostics;
+using Microsoft.AspNetCore.Http;
+using OrleansTunnel.Gateway.Cluster;
+using OrleansTunnel.Gateway.Ingress;
+using OrleansTunnel.Grains;
+using OrleansTunnel.Protocol;
+
+namespace OrleansTunnel.Gateway.Requests;
+
+/// <summary>
+/// One request as its gateway knows it, from open to end and for a while after (the journal keeps
+/// it). Written by the request's own task only; look-ups read it from other threads and may see a
+/// value a moment old, never a torn one (every field is a reference or a 64-bit value).
+/// </summary>
+public sealed class RequestEntry
+{
+    internal RequestEntry(string id, long sequence, HttpContext context, MuxStream stream, string service, string host, string path, DispatchTarget target, TimeSpan timeout, VisitorKind kind)
+    {
+        Id = id;
+        Sequence = sequence;
+        Context = context;
+        Stream = stream;
+        Service = service;
+        Method = context.Request.Method;
+        Host = host;
+        Path = path;
+        Target = target;
+        HeadTimeout = timeout;
+        Kind = kind;
+        OpenedAt = DateTimeOffset.UtcNow;
+        OpenedTicks = Stopwatch.GetTimestamp();
+    }
+
+    public string Id { get; }
+    public long Sequence { get; }
+    public string Service { get; }
+    public string Method { get; }
+    /// <summary>The normalised host and path routing matched.</summary>
+    public string Host { get; }
+    public string Path { get; }
+    public DispatchTarget Target { get; }
+    public VisitorKind Kind { get; }
+    public TimeSpan HeadTimeout { get; }
+    public DateTimeOffset OpenedAt { get; }
+    public long OpenedTicks { get; }
+
+    /// <summary>The visitor's request; null once the request ended (Kestrel reuses contexts).</summary>
+    public HttpContext? Context { get; private set; }
+
+    /// <summary>The tunnel stream; null once the request ended.</summary>
+    public MuxStream? Stream { get; private set; }
+
+    // ---- progress, written by the request's task ----
+    public long HeadSentTicks { get; set; }
+    public long ResponseHeadTicks { get; set; }
+    public long LastByteTicks { get; private set; }
+    public int Status { get; set; }
+    public long BytesIn { get; set; }
+    public long BytesOut { get; set; }
+    public bool VisitorGone { get; set; }
+    public bool TimedOut { get; set; }
+    public (int Status, string Reason) RequestRejected { get; set; }
+    public string? Failure { get; set; }
+
+    /// <summary>Set once an operator cancelled the request (DELETE /api/requests/{id}); the reason.</summary>
+    public string? CancelledBy { get; private set; }
+
+    /// <summary>How it ended; <see cref="RequestState.None"/> while it runs.</summary>
+    public RequestState Final { get; private set; }
+    public DateTimeOffset EndedAt { get; private set; }
+
+    /// <summary>0: no grain; 1: its grain was opened; 2: ended (no later promotion).</summary>
+    internal int GrainState;
+    private bool _hadGrain;
+
+    /// <summary>Marks the end for grain purposes; true when the request had a grain (its ending must be sent).</summary>
+    internal bool EndGrain() => _hadGrain = Interlocked.Exchange(ref GrainState, 2) == 1;
+
+    /// <summary>True once its response streams (no known length above the threshold, an upgrade).</summary>
+    public bool Streaming { get; set; }
+
+    public bool IsLive => Final == RequestState.None;
+
+    public TimeSpan Age => Stopwatch.GetElapsedTime(OpenedTicks);
+
+    /// <summary>The visitor asked for a cancel: tells the stream (the agent cancels the backend call).</summary>
+    internal bool Cancel(string reason)
+    {
+        var stream = Stream;
+        if (!IsLive || stream is null || CancelledBy is not null)
+        {
+            return false;
+        }
+        CancelledBy = reason;
+        stream.Reset(OrleansTunnel.Protocol.V1.ResetCode.Cancelled, "cancelled by an operator: " + reason);
+        return true;
+    }
+
+    internal void End()
+    {
+        LastByteTicks = Stopwatch.GetTimestamp();
+        EndedAt = DateTimeOffset.UtcNow;
+        Final = CancelledBy is not null ? RequestState.Cancelled
+            : VisitorGone ? RequestState.Cancelled
+            : TimedOut ? RequestState.TimedOut
+            : Failure is not null ? RequestState.Failed
+            : RequestState.Completed;
+        Context = null;
+        Stream = null;
+    }
+
+    public RequestOutcome Outcome(string gatewayId, long incarnation) =>
+        new(Final, Status, CancelledBy is not null ? "cancelled by an operator: " + CancelledBy : Failure, BytesIn, BytesOut,
+            IsLive ? DateTimeOffset.UtcNow : EndedAt, gatewayId, incarnation);
+
+    public RequestOpen Open(string gatewayId, long incarnation) =>
+        new(gatewayId, Target.AgentId, Target.SessionId, Service, Method, Host, Path,
+            VisitorProtocol.Name(Kind), OpenedAt, OpenedAt + HeadTimeout, incarnation,
+            Target.IsLocal ? null : Target.HolderGatewayId, Target.IsLocal ? 0 : Target.HolderIncarnation);
+
+    public RequestSnapshot Snapshot(string gatewayId, long incarnation)
+    {
+        var final = Final;
+        var state = final != RequestState.None ? final : ResponseHeadTicks != 0 ? RequestState.Streaming : RequestState.Open;
+        var progress = new RequestProgress(At(HeadSentTicks), At(ResponseHeadTicks), final != RequestState.None ? EndedAt : null, Status, BytesIn, BytesOut);
+        return new RequestSnapshot(Id, state, Open(gatewayId, incarnation), final != RequestState.None ? Outcome(gatewayId, incarnation) : null,
+            At(ResponseHeadTicks), 0, progress, "gateway", CancelledBy is not null && final == RequestState.None ? "being cancelled: " + CancelledBy : null,
+            Volatile.Read(ref GrainState) == 1 || (final != RequestState.None && GrainState == 2 && _hadGrain));
+    }
+
+    private DateTimeOffset? At(long ticks) =>
+        ticks == 0 ? null : OpenedAt + Stopwatch.GetElapsedTime(OpenedTicks, ticks);
+}

@@ -1,0 +1,256 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.WebSockets;
+using System.Text;
+using System.Text.Json;
+using Grpc.Core;
+using Grpc.Net.Client;
+using OrleansTunnel.Gateway.Requests;
+using OrleansTunnel.Tests.Grpc;
+using OrleansTunnel.Tests.Infrastructure;
+using Xunit;
+
+namespace OrleansTunnel.Tests.Requests;
+
+/// <summary>
+/// Two gateways of one cluster: gw-test holds the agent, gw-b has none (its requests cross to gw-test).
+/// Requests are looked up and cancelled by id through the admin API of the gateway that does NOT own
+/// them; the request's grain asks the owner.
+/// </summary>
+public sealed class RequestLookupFixture : IAsyncLifetime
+{
+    public TunnelHarness Harness { get; private set; } = null!;
+    public PeerGateway B { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        Harness = await TunnelHarness.StartAsync(o => o.Gateway["Gateway:RequestGrainAfter"] = "00:00:00.2");
+        B = await Harness.StartPeerGatewayAsync("gw-b", new()
+        {
+            ["Gateway:RequestGrainAfter"] = "00:00:00.2",
+            ["Gateway:RequestRetention"] = "00:00:03",
+        });
+        await Eventually.TrueAsync(() => B.Service<Gateway.Routing.RoutingCache>().Current.Snapshot.Endpoints.ContainsKey("backend"),
+            TimeSpan.FromSeconds(30), "gw-b never learned where 'backend' is served");
+    }
+
+    public async Task DisposeAsync()
+    {
+        await B.DisposeAsync();
+        await Harness.DisposeAsync();
+    }
+}
+
+public sealed class RequestLookupTests(RequestLookupFixture fixture) : IClassFixture<RequestLookupFixture>
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(15);
+
+    private TunnelHarness H => fixture.Harness;
+    private PeerGateway B => fixture.B;
+
+    private HttpClient Admin(Uri admin)
+    {
+        var client = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { BaseAddress = admin, Timeout = TimeSpan.FromSeconds(30) };
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", H.AdminToken);
+        return client;
+    }
+
+    private async Task<JsonElement> LookupAsync(Uri admin, string requestId)
+    {
+        using var client = Admin(admin);
+        using var response = await client.GetAsync($"api/requests/{requestId}");
+        string text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, $"GET /api/requests/{requestId}: {(int)response.StatusCode} {text}");
+        return JsonDocument.Parse(text).RootElement.Clone();
+    }
+
+    private async Task<(HttpStatusCode Status, string Text)> CancelAsync(Uri admin, string requestId)
+    {
+        using var client = Admin(admin);
+        using var response = await client.DeleteAsync($"api/requests/{requestId}?reason=test");
+        return (response.StatusCode, await response.Content.ReadAsStringAsync());
+    }
+
+    private static string State(JsonElement view) => view.GetProperty("state").GetString()!;
+
+    /// <summary>The id of a live request of a gateway, found by path in its list (the visitor has no head yet).</summary>
+    private async Task<string> LiveIdAsync(Uri admin, string path)
+    {
+        string? id = null;
+        using var client = Admin(admin);
+        await Eventually.TrueAsync(() =>
+        {
+            var list = JsonDocument.Parse(client.GetStringAsync("api/requests").GetAwaiter().GetResult()).RootElement;
+            id = list.EnumerateArray().Where(r => r.GetProperty("path").GetString() == path)
+                .Select(r => r.GetProperty("requestId").GetString()).FirstOrDefault();
+            return id is not null;
+        }, Bound, $"no live request for {path}");
+        return id!;
+    }
+
+    [Fact]
+    public async Task AHangingRequest_IsSeenAndCancelledFromTheOtherGateway_TheVisitorGets503AndTheBackendIsCancelled()
+    {
+        string id = Guid.NewGuid().ToString("N");
+        var started = H.Backend.StartedSignal(id);
+        var aborted = H.Backend.AbortedSignal(id);
+        var call = H.Client.GetAsync(B.Url($"/hang?id={id}"));
+        await started.Task.Within(Bound);
+        string requestId = await LiveIdAsync(B.Admin, "/hang");
+        Assert.StartsWith("gw-b.", requestId);
+
+        var view = await LookupAsync(H.Admin, requestId);
+        Assert.Equal("open", State(view));
+        Assert.Equal("gw-b", view.GetProperty("gateway").GetString());
+        Assert.Equal("gw-test", view.GetProperty("viaGateway").GetString());
+        Assert.Equal(TunnelHarness.AgentId, view.GetProperty("agent").GetString());
+        Assert.Equal("backend", view.GetProperty("service").GetString());
+        Assert.Equal("GET", view.GetProperty("method").GetString());
+        Assert.Equal("/hang", view.GetProperty("path").GetString());
+        Assert.Equal("gateway", view.GetProperty("source").GetString());
+
+        var (status, text) = await CancelAsync(H.Admin, requestId);
+        Assert.True(status == HttpStatusCode.Accepted, $"{(int)status} {text}");
+        using var response = await call.Within(Bound);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Contains("cancelled by an operator", await response.Content.ReadAsStringAsync());
+        await aborted.Task.Within(Bound);
+
+        await Eventually.TrueAsync(() => State(LookupAsync(H.Admin, requestId).GetAwaiter().GetResult()) == "cancelled", Bound, "never shown cancelled");
+        var again = await CancelAsync(B.Admin, requestId);
+        Assert.Equal(HttpStatusCode.Conflict, again.Status);
+        Assert.Contains("already ended", again.Text);
+    }
+
+    [Fact]
+    public async Task AnSseStream_GetsItsGrain_IsSeenStreaming_AndACancelCutsTheVisitorOff()
+    {
+        string id = Guid.NewGuid().ToString("N");
+        var request = new HttpRequestMessage(HttpMethod.Get, B.Url($"/sse-gated?id={id}&count=50"));
+        using var response = await H.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        string requestId = response.Headers.GetValues(Gateway.Ingress.IngressForwarder.RequestIdHeader).Single();
+        var body = new StreamReader(await response.Content.ReadAsStreamAsync());
+        Assert.Equal("data: event 0", await body.ReadLineAsync().Within(Bound));
+
+        // Promoted after Gateway:RequestGrainAfter (200 ms here): the owner says it has its grain.
+        await Eventually.TrueAsync(() => LookupAsync(H.Admin, requestId).GetAwaiter().GetResult().GetProperty("hasGrain").GetBoolean(), Bound, "the stream never got its grain");
+        var view = await LookupAsync(H.Admin, requestId);
+        Assert.Equal("streaming", State(view));
+        Assert.Equal(200, view.GetProperty("status").GetInt32());
+        Assert.True(view.GetProperty("bytesOut").GetInt64() > 0);
+        Assert.NotEqual(JsonValueKind.Null, view.GetProperty("responseHeadAt").ValueKind);
+
+        var (status, text) = await CancelAsync(H.Admin, requestId);
+        Assert.True(status == HttpStatusCode.Accepted, $"{(int)status} {text}");
+        // The visitor's connection is cut: the stream ends without the remaining events.
+        await Assert.ThrowsAnyAsync<Exception>(async () =>
+        {
+            while (await body.ReadLineAsync().Within(Bound) is not null)
+            {
+            }
+            throw new IOException("ended cleanly");
+        });
+        await Eventually.TrueAsync(() => State(LookupAsync(B.Admin, requestId).GetAwaiter().GetResult()) == "cancelled", Bound, "never shown cancelled");
+    }
+
+    [Fact]
+    public async Task AWebSocket_IsSeenAndCancelledFromTheOtherGateway()
+    {
+        using var ws = new ClientWebSocket();
+        ws.Options.CollectHttpResponseDetails = true;
+        await ws.ConnectAsync(new Uri($"ws://127.0.0.1:{B.Ingress.Port}/ws?id={Guid.NewGuid():N}"), CancellationToken.None).Within(Bound);
+        string requestId = ws.HttpResponseHeaders!["X-Tunnel-Request-Id"].Single();
+        await ws.SendAsync(Encoding.UTF8.GetBytes("ping"), WebSocketMessageType.Text, true, CancellationToken.None);
+        var buffer = new byte[1024];
+        var echoed = await ws.ReceiveAsync(buffer, CancellationToken.None).Within(Bound);
+        Assert.Equal("ping", Encoding.UTF8.GetString(buffer, 0, echoed.Count));
+
+        var view = await LookupAsync(H.Admin, requestId);
+        Assert.Equal("streaming", State(view));
+        Assert.Equal("websocket", view.GetProperty("protocol").GetString());
+        Assert.Equal(101, view.GetProperty("status").GetInt32());
+
+        var (status, text) = await CancelAsync(H.Admin, requestId);
+        Assert.True(status == HttpStatusCode.Accepted, $"{(int)status} {text}");
+        await Assert.ThrowsAnyAsync<WebSocketException>(async () =>
+        {
+            while (true)
+            {
+                var r = await ws.ReceiveAsync(buffer, CancellationToken.None).Within(Bound);
+                if (r.MessageType == WebSocketMessageType.Close)
+                {
+                    throw new WebSocketException("closed");
+                }
+            }
+        });
+        await Eventually.TrueAsync(() => State(LookupAsync(H.Admin, requestId).GetAwaiter().GetResult()) == "cancelled", Bound, "never shown cancelled");
+    }
+
+    [Fact]
+    public async Task AGrpcStream_IsSeenAndCancelledFromTheOtherGateway_TheCallerGetsCancelled()
+    {
+        using var channel = GrpcChannel.ForAddress(H.HttpsIngress, new GrpcChannelOptions { HttpHandler = TunnelHarness.TrustingHandler() });
+        using var call = new Echo.EchoClient(channel).Duplex();
+        await call.RequestStream.WriteAsync(new EchoRequest { Text = "one", Sequence = 1 });
+        Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None).Within(Bound));
+        var headers = await call.ResponseHeadersAsync;
+        string requestId = headers.GetValue("x-tunnel-request-id")!;
+        Assert.StartsWith("gw-test.", requestId);
+
+        var view = await LookupAsync(B.Admin, requestId);
+        Assert.Equal("streaming", State(view));
+        Assert.Equal("grpc", view.GetProperty("protocol").GetString());
+
+        var (status, text) = await CancelAsync(B.Admin, requestId);
+        Assert.True(status == HttpStatusCode.Accepted, $"{(int)status} {text}");
+        var ex = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            while (await call.ResponseStream.MoveNext(CancellationToken.None).Within(Bound))
+            {
+            }
+        });
+        Assert.Equal(StatusCode.Cancelled, ex.StatusCode);
+        Assert.Contains("cancelled by an operator", ex.Status.Detail);
+    }
+
+    [Fact]
+    public async Task AFinishedRequest_IsAnswerableWithinRetention_AndNotAfter()
+    {
+        using var response = await H.Client.GetAsync(B.Url("/hello"));
+        Assert.Equal("hello", await response.Content.ReadAsStringAsync());
+        string requestId = response.Headers.GetValues("X-Tunnel-Request-Id").Single();
+        var view = await LookupAsync(H.Admin, requestId);
+        Assert.Equal("completed", State(view));
+        Assert.Equal(200, view.GetProperty("status").GetInt32());
+        Assert.Equal(5, view.GetProperty("bytesOut").GetInt64());
+        Assert.False(view.GetProperty("hasGrain").GetBoolean());
+
+        // Another request, not looked up until gw-b's journal let it go (Gateway:RequestRetention = 3 s there).
+        using var later = await H.Client.GetAsync(B.Url("/hello"));
+        string laterId = later.Headers.GetValues("X-Tunnel-Request-Id").Single();
+        var journal = B.Service<RequestJournal>();
+        Assert.NotNull(journal.Find(laterId));
+        await Eventually.TrueAsync(() => journal.Find(laterId) is null, Bound, "the journal kept it past its retention");
+        using var client = Admin(H.Admin);
+        using var gone = await client.GetAsync($"api/requests/{laterId}");
+        Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode);
+        Assert.Contains("retains", await gone.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task UnknownAndMalformedIds_AreRefusedWithAMessage()
+    {
+        using var client = Admin(H.Admin);
+        using var unknown = await client.GetAsync("api/requests/gw-b.1.1");
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        Assert.Contains("not known", await unknown.Content.ReadAsStringAsync());
+        using var nobody = await client.GetAsync("api/requests/gw-nobody.1.1");
+        Assert.Equal(HttpStatusCode.NotFound, nobody.StatusCode);
+        Assert.Contains("not registered", await nobody.Content.ReadAsStringAsync());
+        using var malformed = await client.GetAsync("api/requests/not-an-id");
+        Assert.Equal(HttpStatusCode.BadRequest, malformed.StatusCode);
+        Assert.Contains("GATEWAY.INCARNATION.SEQUENCE", await malformed.Content.ReadAsStringAsync());
+        using var cancelUnknown = await client.DeleteAsync("api/requests/gw-b.1.1");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, cancelUnknown.StatusCode);
+    }
+}
