@@ -60,7 +60,7 @@ public sealed class FailoverTests(FailoverFixture fixture, ITestOutputHelper out
     [Fact]
     public async Task KillingOneAgent_ItsServiceKeepsAnsweringThroughTheOther()
     {
-        await RestoreAsync();
+        await RestoreAsync(Rig);
         await using var load = Load.Start(Rig, [0, 1], output);
         await load.WaitForOkAsync(50);
         var killedAt = load.Elapsed;
@@ -78,7 +78,7 @@ public sealed class FailoverTests(FailoverFixture fixture, ITestOutputHelper out
     [Fact]
     public async Task KillingOneGateway_RequestsThroughTheOtherKeepSucceeding_AndItsAgentsReconnectElsewhere()
     {
-        await RestoreAsync();
+        await RestoreAsync(Rig);
         await using var load = Load.Start(Rig, [1], output);
         await load.WaitForOkAsync(50);
         var killedAt = load.Elapsed;
@@ -108,7 +108,7 @@ public sealed class FailoverTests(FailoverFixture fixture, ITestOutputHelper out
     [Fact]
     public async Task KillingOneSilo_NewRequestsSucceedAgainWithinFailureDetection_AndNoneHang()
     {
-        await RestoreAsync();
+        await RestoreAsync(Rig);
         await using var load = Load.Start(Rig, [0, 1], output);
         await load.WaitForOkAsync(50);
         var killedAt = load.Elapsed;
@@ -136,7 +136,7 @@ public sealed class FailoverTests(FailoverFixture fixture, ITestOutputHelper out
     [Fact]
     public async Task RestartingRedis_TheClusterRecoversWithoutRestartingAnyProcess()
     {
-        await RestoreAsync();
+        await RestoreAsync(Rig);
         var pids = Rig.Describe();
         await using var load = Load.Start(Rig, [0, 1], output);
         await load.WaitForOkAsync(50);
@@ -165,7 +165,7 @@ public sealed class FailoverTests(FailoverFixture fixture, ITestOutputHelper out
     }
 
     /// <summary>Restarts whatever an earlier test killed and waits until both gateways serve through local tunnels.</summary>
-    private async Task RestoreAsync()
+    internal static async Task RestoreAsync(ClusterRig Rig)
     {
         if (!await Rig.Redis.PingAsync())
         {
