@@ -31,7 +31,8 @@ public sealed partial class PermitPool(IGrainFactory grains, IOptions<GatewayOpt
         internal long LastUsedTicks = Environment.TickCount64;
         internal Task<PermitGrant>? PendingLease;
         internal bool Degraded;
-        internal TaskCompletionSource Released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        // Made only when a request waits for a permit to come back: a release with nobody waiting allocates nothing.
+        internal TaskCompletionSource? Released;
 
         public string Agent { get; } = agent;
         public string Service { get; } = service;
@@ -68,7 +69,7 @@ public sealed partial class PermitPool(IGrainFactory grains, IOptions<GatewayOpt
                     // One lease call per bucket at a time; the others wait for its outcome.
                     bucket.PendingLease ??= LeaseAsync(bucket, o.PermitBatchSize);
                     lease = bucket.PendingLease;
-                    released = bucket.Released.Task;
+                    released = (bucket.Released ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
                 }
                 var grant = await lease.WaitAsync(cancellationToken);
                 lock (bucket.Gate)
@@ -119,7 +120,7 @@ public sealed partial class PermitPool(IGrainFactory grains, IOptions<GatewayOpt
     /// <summary>Gives a request's permit back (on every ending of the request).</summary>
     public void Release(Bucket bucket)
     {
-        TaskCompletionSource released;
+        TaskCompletionSource? released;
         int surplus = 0;
         int batch = options.Value.PermitBatchSize;
         lock (bucket.Gate)
@@ -133,9 +134,9 @@ public sealed partial class PermitPool(IGrainFactory grains, IOptions<GatewayOpt
                 bucket.Available -= surplus;
             }
             released = bucket.Released;
-            bucket.Released = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            bucket.Released = null;
         }
-        released.TrySetResult();
+        released?.TrySetResult();
         if (surplus > 0)
         {
             _ = ReturnAsync(bucket, surplus);
