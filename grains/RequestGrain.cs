@@ -104,13 +104,15 @@ public sealed class RequestGrain(IOptions<RequestRecordOptions> options) : Grain
         var answer = await GrainFactory.GetGrain<IGatewayJournalGrain>(gateway).Lookup(id, incarnation);
         if (answer.Reachable && answer.Snapshot is { } fresh)
         {
+            // Whether the cluster holds a record of its own (the owner promoted it and the open landed).
+            bool recorded = _state != RequestState.None;
             if (IsEnded(fresh.State) && _state == RequestState.None)
             {
                 // Final: later look-ups are answered here even if the owner forgets it or goes.
                 (_state, _open, _outcome, _streamingAt) = (fresh.State, fresh.Open, fresh.Outcome, fresh.ResponseStartedAt);
             }
             LingerAfterLookup();
-            return fresh with { FencedCompletions = _fencedCompletions };
+            return fresh with { FencedCompletions = _fencedCompletions, HasGrain = recorded };
         }
         if (_state == RequestState.None)
         {
@@ -151,7 +153,7 @@ public sealed class RequestGrain(IOptions<RequestRecordOptions> options) : Grain
     }
 
     private RequestSnapshot Own(string id, string source, string? note) =>
-        new(id, _state, _open, _outcome, _streamingAt, _fencedCompletions, null, source, note);
+        new(id, _state, _open, _outcome, _streamingAt, _fencedCompletions, null, source, note, HasGrain: _open is not null);
 
     private void MarkLost(string problem)
     {

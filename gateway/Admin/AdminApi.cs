@@ -50,6 +50,11 @@ public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, Request
         {
             result = Results.Text($"otun admin: the body is not valid JSON: {ex.Message}\n", statusCode: 400);
         }
+        catch (Exception ex) when (ex is TimeoutException || ex.GetType().Namespace?.StartsWith("Orleans", StringComparison.Ordinal) == true)
+        {
+            // The cluster could not answer (a silo died, failure detection is still running): say so, do not 500.
+            result = Results.Text($"otun admin: the cluster could not answer ({ex.GetType().Name}: {ex.Message}); retry, and check the silos\n", statusCode: 503);
+        }
         await result.ExecuteAsync(context);
     }
 

@@ -63,7 +63,7 @@ public sealed record RequestProgress(
 /// <summary>The request's record as tools see it.</summary>
 /// <param name="Source">Who answered: "gateway" (the owning gateway's journal, fresh), "grain" (the grain's record only) or "none".</param>
 /// <param name="Note">Why the answer is partial or missing (owner gone, retention passed), for people.</param>
-/// <param name="HasGrain">The owning gateway opened the request's grain (promoted: long-lived, streaming, or RequestGrains=always).</param>
+/// <param name="HasGrain">The request's grain holds a record of it (the owner promoted it: long-lived, streaming, or RequestGrains=always; or it ended and was looked up).</param>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.RequestSnapshot")]
 public sealed record RequestSnapshot(
     [property: Id(0)] string RequestId,

@@ -32,6 +32,7 @@ public sealed class FailoverFixture : IAsyncLifetime
             [
                 "--set", "Cluster:ProbeTimeout=00:00:01", "--set", "Cluster:NumMissedProbesLimit=2",
                 "--set", "Cluster:ResponseTimeout=00:00:05", "--set", "Directory:GatewayTimeToLive=00:00:03",
+                "--set", "Requests:OwnerTimeout=00:00:02",
             ],
             GatewayArgs =
             [
