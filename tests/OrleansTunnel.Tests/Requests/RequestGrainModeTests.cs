@@ -1,0 +1,77 @@
+using Microsoft.Extensions.DependencyInjection;
+using OrleansTunnel.Gateway.Requests;
+using OrleansTunnel.Grains;
+using OrleansTunnel.Tests.Infrastructure;
+using Xunit;
+
+namespace OrleansTunnel.Tests.Requests;
+
+/// <summary>Gateway:RequestGrains: which requests get a grain activation.</summary>
+public sealed class RequestGrainModeTests
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(15);
+
+    private static async Task<(string Id, RequestTracker Tracker, IGrainFactory Grains)> HelloAsync(TunnelHarness h)
+    {
+        using var response = await h.Client.GetAsync(h.Url("/hello"));
+        Assert.Equal("hello", await response.Content.ReadAsStringAsync());
+        return (response.Headers.GetValues("X-Tunnel-Request-Id").Single(), h.Gateway.Services.GetRequiredService<RequestTracker>(),
+            h.Gateway.Services.GetRequiredService<IGrainFactory>());
+    }
+
+    [Fact]
+    public async Task OnDemand_AShortRequestGetsNoGrain_ALongOneDoes()
+    {
+        await using var h = await TunnelHarness.StartAsync(o => o.Gateway["Gateway:RequestGrainAfter"] = "00:00:00.2");
+        var (_, tracker, _) = await HelloAsync(h);
+        for (int i = 0; i < 20; i++)
+        {
+            await HelloAsync(h);
+        }
+        Assert.Equal(0, tracker.Promoted);
+
+        string id = Guid.NewGuid().ToString("N");
+        using var sse = await h.Client.GetAsync(h.Url($"/sse-gated?id={id}&count=2"), HttpCompletionOption.ResponseHeadersRead);
+        await Eventually.TrueAsync(() => tracker.Promoted == 1, Bound, "the long request was never promoted");
+        h.Backend.Gate(id).Release();
+        Assert.EndsWith("event 1\n\n", await sse.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task Always_EveryRequestsGrainHoldsItsRecord()
+    {
+        await using var h = await TunnelHarness.StartAsync(o => o.Gateway["Gateway:RequestGrains"] = "always");
+        var (requestId, tracker, grains) = await HelloAsync(h);
+        Assert.Equal(1, tracker.Promoted);
+        // The grain's own record (no owner look-up needed once ended): completed with the status.
+        RequestSnapshot? snapshot = null;
+        await Eventually.TrueAsync(() => (snapshot = grains.GetGrain<IRequestGrain>(requestId).GetSnapshot().GetAwaiter().GetResult()) is { Source: "grain", State: RequestState.Completed },
+            Bound, "the grain never recorded the ending");
+        Assert.True(snapshot!.HasGrain);
+        Assert.Equal(200, snapshot.Outcome!.Status);
+    }
+
+    [Fact]
+    public async Task Off_NoRequestIsPromoted_ButLookupsStillWork()
+    {
+        await using var h = await TunnelHarness.StartAsync(o =>
+        {
+            o.Gateway["Gateway:RequestGrains"] = "off";
+            o.Gateway["Gateway:RequestGrainAfter"] = "00:00:00.1";
+        });
+        string id = Guid.NewGuid().ToString("N");
+        using var sse = await h.Client.GetAsync(h.Url($"/sse-gated?id={id}&count=2"), HttpCompletionOption.ResponseHeadersRead);
+        string requestId = sse.Headers.GetValues("X-Tunnel-Request-Id").Single();
+        var tracker = h.Gateway.Services.GetRequiredService<RequestTracker>();
+        var grains = h.Gateway.Services.GetRequiredService<IGrainFactory>();
+        // Several sweep periods pass (the journal sees the entry age) without a promotion.
+        var journal = h.Gateway.Services.GetRequiredService<RequestJournal>();
+        await Eventually.TrueAsync(() => journal.Find(requestId)!.Age > TimeSpan.FromSeconds(1), Bound, "time stood still");
+        Assert.Equal(0, tracker.Promoted);
+        var live = await grains.GetGrain<IRequestGrain>(requestId).GetSnapshot();
+        Assert.Equal(RequestState.Streaming, live.State);
+        Assert.False(live.HasGrain);
+        h.Backend.Gate(id).Release();
+        await sse.Content.ReadAsStringAsync();
+    }
+}
