@@ -24,7 +24,11 @@ public sealed class RequestEntry
         Method = context.Request.Method;
         Host = host;
         Path = path;
-        Target = target;
+        AgentId = target.AgentId;
+        SessionId = target.SessionId;
+        // Only what identifies the path is kept: a finished entry must not hold a closed connection alive.
+        HolderGatewayId = target.IsLocal ? null : target.HolderGatewayId;
+        HolderIncarnation = target.IsLocal ? 0 : target.HolderIncarnation;
         HeadTimeout = timeout;
         Kind = kind;
         OpenedAt = DateTimeOffset.UtcNow;
@@ -38,7 +42,12 @@ public sealed class RequestEntry
     /// <summary>The normalised host and path routing matched.</summary>
     public string Host { get; }
     public string Path { get; }
-    public DispatchTarget Target { get; }
+    public string AgentId { get; }
+    public string SessionId { get; }
+
+    /// <summary>The gateway holding the agent's tunnel when the request crossed to another gateway; null when local.</summary>
+    public string? HolderGatewayId { get; }
+    public long HolderIncarnation { get; }
     public VisitorKind Kind { get; }
     public TimeSpan HeadTimeout { get; }
     public DateTimeOffset OpenedAt { get; }
@@ -114,9 +123,8 @@ public sealed class RequestEntry
             IsLive ? DateTimeOffset.UtcNow : EndedAt, gatewayId, incarnation);
 
     public RequestOpen Open(string gatewayId, long incarnation) =>
-        new(gatewayId, Target.AgentId, Target.SessionId, Service, Method, Host, Path,
-            VisitorProtocol.Name(Kind), OpenedAt, OpenedAt + HeadTimeout, incarnation,
-            Target.IsLocal ? null : Target.HolderGatewayId, Target.IsLocal ? 0 : Target.HolderIncarnation);
+        new(gatewayId, AgentId, SessionId, Service, Method, Host, Path,
+            VisitorProtocol.Name(Kind), OpenedAt, OpenedAt + HeadTimeout, incarnation, HolderGatewayId, HolderIncarnation);
 
     public RequestSnapshot Snapshot(string gatewayId, long incarnation)
     {
