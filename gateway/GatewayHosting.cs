@@ -98,6 +98,7 @@ public static class GatewayHosting
         builder.Services.AddSingleton<IngressForwarder>();
         builder.Services.AddSingleton<AdminAuthorizer>();
         builder.Services.AddSingleton<AdminEndpoints>();
+        builder.Services.AddSingleton<RequestListing>();
         builder.Services.AddSingleton<IAdminEndpoint, AdminApi>();
         builder.Services.AddSingleton<PermitPool>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<PermitPool>());

@@ -62,6 +62,22 @@ public sealed class GatewayJournalGrain(IOptions<RequestRecordOptions> options) 
         }
     }
 
+    public async Task<RequestSummary[]?> List(RequestQuery query)
+    {
+        if (_journal is null)
+        {
+            return null;
+        }
+        try
+        {
+            return await _journal.List(query).WaitAsync(options.Value.OwnerTimeout);
+        }
+        catch (Exception)
+        {
+            return null;
+        }
+    }
+
     private string? Unavailable(long incarnation)
     {
         string gateway = this.GetPrimaryKeyString();

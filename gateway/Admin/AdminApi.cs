@@ -13,7 +13,7 @@ namespace OrleansTunnel.Gateway.Admin;
 /// agent tokens. Changes go to the cluster's routing grain, which persists them and pushes them to
 /// every gateway.
 /// </summary>
-public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, RequestJournal journal) : IAdminEndpoint
+public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, RequestListing listing) : IAdminEndpoint
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
@@ -37,7 +37,7 @@ public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, Request
                 ("GET", "/routes") => Results.Json(routing.Current.Snapshot.Routes.Select(r => r.CredentialSha256 is null ? r : r with { CredentialSha256 = "(set)" }), Json),
                 ("PUT" or "POST", "/routes") => await UpsertRouteAsync(request),
                 ("DELETE", "/routes") => await RemoveRouteAsync(request),
-                ("GET", "/requests") => Results.Json(journal.Live.OrderBy(r => r.OpenedAt).Select(r => RequestView.From(r.Snapshot(journal.GatewayId, journal.Incarnation))), Json),
+                ("GET", "/requests") => await ListRequestsAsync(request),
                 ("GET", var p) when p.StartsWith("/requests/", StringComparison.Ordinal) => await RequestAsync(p["/requests/".Length..]),
                 ("DELETE", var p) when p.StartsWith("/requests/", StringComparison.Ordinal) => await CancelAsync(p["/requests/".Length..], request),
                 ("GET", "/tokens") => Results.Json(routing.Current.Snapshot.Credentials.Select(c => new { c.AgentId, c.Services }), Json),
@@ -56,6 +56,18 @@ public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, Request
             result = Results.Text($"otun admin: the cluster could not answer ({ex.GetType().Name}: {ex.Message}); retry, and check the silos\n", statusCode: 503);
         }
         await result.ExecuteAsync(context);
+    }
+
+    /// <summary>Requests of every gateway (or, with scope=local, this one), filtered, newest first, a page at a time.</summary>
+    private async Task<IResult> ListRequestsAsync(HttpRequest request)
+    {
+        var (query, problem) = RequestListing.Parse(request.Query);
+        if (query is null)
+        {
+            return Results.Text($"otun admin: {problem}\n", statusCode: 400);
+        }
+        var page = await listing.ListAsync(query, clusterWide: request.Query["scope"].FirstOrDefault() != "local");
+        return Results.Json(page, Json);
     }
 
     /// <summary>A request's state from its grain, which asks the gateway that owns it (any gateway answers for any request).</summary>

@@ -126,6 +126,15 @@ public sealed class RequestEntry
         new(gatewayId, AgentId, SessionId, Service, Method, Host, Path,
             VisitorProtocol.Name(Kind), OpenedAt, OpenedAt + HeadTimeout, incarnation, HolderGatewayId, HolderIncarnation);
 
+    public RequestSummary Summary(string gatewayId)
+    {
+        var final = Final;
+        var state = final != RequestState.None ? final : ResponseHeadTicks != 0 ? RequestState.Streaming : RequestState.Open;
+        var duration = final != RequestState.None ? EndedAt - OpenedAt : Age;
+        return new RequestSummary(Id, gatewayId, AgentId, Service, Method, Host, Path, VisitorProtocol.Name(Kind), state, Status, OpenedAt,
+            duration.TotalMilliseconds, BytesIn, BytesOut, CancelledBy is not null ? "cancelled by an operator: " + CancelledBy : Failure);
+    }
+
     public RequestSnapshot Snapshot(string gatewayId, long incarnation)
     {
         var final = Final;

@@ -80,6 +80,47 @@ public sealed class RequestJournal
 
     public RequestSnapshot? Lookup(string requestId) => Find(requestId)?.Snapshot(GatewayId, Incarnation);
 
+    /// <summary>The live and retained requests that match the query, newest first (a scan of at most the live ones and the ring).</summary>
+    public RequestSummary[] List(RequestQuery query)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var retention = _options.CurrentValue.RequestRetention;
+        int limit = Math.Clamp(query.Limit, 1, RequestQuery.MaxLimit);
+        var matches = new List<RequestSummary>();
+        foreach (var entry in _live.Values)
+        {
+            Consider(entry);
+        }
+        if (!query.LiveOnly)
+        {
+            foreach (var slot in _finished)
+            {
+                if (slot is { IsLive: false } entry && now - entry.EndedAt <= retention)
+                {
+                    Consider(entry);
+                }
+            }
+        }
+        matches.Sort(RequestSummary.NewestFirst);
+        return matches.Count > limit ? [.. matches.GetRange(0, limit)] : [.. matches];
+
+        void Consider(RequestEntry entry)
+        {
+            if ((query.Service is { Length: > 0 } service && !string.Equals(entry.Service, service, StringComparison.Ordinal))
+                || (query.Host is { Length: > 0 } host && !string.Equals(entry.Host, host, StringComparison.OrdinalIgnoreCase))
+                || (query.PathContains is { Length: > 0 } text && !entry.Path.Contains(text, StringComparison.OrdinalIgnoreCase))
+                || (query.StatusClass > 0 && entry.Status / 100 != query.StatusClass))
+            {
+                return;
+            }
+            var summary = entry.Summary(GatewayId);
+            if (summary.DurationMs >= query.MinDurationMs && summary.IsAfter(query.Before, query.BeforeId))
+            {
+                matches.Add(summary);
+            }
+        }
+    }
+
     public CancelResult Cancel(string requestId, string reason)
     {
         var entry = Find(requestId);

@@ -24,6 +24,8 @@ public sealed partial class RequestJournalObserver(
 
     Task<CancelResult> IRequestJournalObserver.Cancel(string requestId, string reason) => Task.FromResult(journal.Cancel(requestId, reason));
 
+    Task<RequestSummary[]> IRequestJournalObserver.List(RequestQuery query) => Task.FromResult(journal.List(query));
+
     private IGatewayJournalGrain Registry => grains.GetGrain<IGatewayJournalGrain>(journal.GatewayId);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)

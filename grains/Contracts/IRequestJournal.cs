@@ -13,6 +13,10 @@ public interface IRequestJournalObserver : IGrainObserver
 
     [Alias("Cancel")]
     Task<CancelResult> Cancel(string requestId, string reason);
+
+    /// <summary>The gateway's live and retained requests that match, newest first, at most the query's limit.</summary>
+    [Alias("List")]
+    Task<RequestSummary[]> List(RequestQuery query);
 }
 
 /// <summary>
@@ -36,6 +40,10 @@ public interface IGatewayJournalGrain : IGrainWithStringKey
 
     [Alias("Cancel")]
     Task<CancelResult> Cancel(string requestId, long incarnation, string reason);
+
+    /// <summary>The gateway's requests that match; null when the gateway cannot be asked.</summary>
+    [Alias("List")]
+    Task<RequestSummary[]?> List(RequestQuery query);
 }
 
 /// <summary>What the owner of a request said, or why it could not be asked.</summary>

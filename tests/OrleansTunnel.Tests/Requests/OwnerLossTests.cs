@@ -34,8 +34,8 @@ public sealed class OwnerLossTests(FailoverFixture fixture, ITestOutputHelper ou
         string? requestId = null;
         await Eventually.TrueAsync(() =>
         {
-            var list = JsonDocument.Parse(owner.GetStringAsync("/api/requests").GetAwaiter().GetResult()).RootElement;
-            requestId = list.EnumerateArray().Where(r => r.GetProperty("path").GetString() == "/hang")
+            var list = JsonDocument.Parse(owner.GetStringAsync("/api/requests?scope=local&live=true").GetAwaiter().GetResult()).RootElement;
+            requestId = list.GetProperty("items").EnumerateArray().Where(r => r.GetProperty("path").GetString() == "/hang")
                 .Select(r => r.GetProperty("requestId").GetString()).FirstOrDefault();
             return requestId is not null;
         }, TimeSpan.FromSeconds(15), "gateway-1 never listed the request");

@@ -80,8 +80,8 @@ public sealed class RequestLookupTests(RequestLookupFixture fixture) : IClassFix
         using var client = Admin(admin);
         await Eventually.TrueAsync(() =>
         {
-            var list = JsonDocument.Parse(client.GetStringAsync("api/requests").GetAwaiter().GetResult()).RootElement;
-            id = list.EnumerateArray().Where(r => r.GetProperty("path").GetString() == path)
+            var list = JsonDocument.Parse(client.GetStringAsync("api/requests?scope=local&live=true").GetAwaiter().GetResult()).RootElement;
+            id = list.GetProperty("items").EnumerateArray().Where(r => r.GetProperty("path").GetString() == path)
                 .Select(r => r.GetProperty("requestId").GetString()).FirstOrDefault();
             return id is not null;
         }, Bound, $"no live request for {path}");
@@ -235,6 +235,52 @@ public sealed class RequestLookupTests(RequestLookupFixture fixture) : IClassFix
         using var gone = await client.GetAsync($"api/requests/{laterId}");
         Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode);
         Assert.Contains("retains", await gone.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task TheClusterList_HoldsEveryGatewaysRequests_Filtered_AndPagesThroughThemWithoutGapsOrRepeats()
+    {
+        string marker = "/hello?list=" + Guid.NewGuid().ToString("N");
+        var sent = new List<string>();
+        for (int i = 0; i < 600; i++)
+        {
+            using var r = await H.Client.GetAsync(i % 2 == 0 ? H.Url(marker) : B.Url(marker));
+            Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+            sent.Add(r.Headers.GetValues("X-Tunnel-Request-Id").Single());
+        }
+        using var client = Admin(H.Admin);
+        var seen = new List<string>();
+        string url = "api/requests?service=backend&status=2xx&path=/hello&limit=50";
+        DateTimeOffset? last = null;
+        while (true)
+        {
+            var page = JsonDocument.Parse(await client.GetStringAsync(url)).RootElement;
+            Assert.Equal(["gw-b", "gw-test"], page.GetProperty("gateways").EnumerateArray().Select(g => g.GetString()).Order());
+            foreach (var item in page.GetProperty("items").EnumerateArray())
+            {
+                var opened = item.GetProperty("openedAt").GetDateTimeOffset();
+                Assert.True(last is null || opened <= last, "not newest first");
+                last = opened;
+                Assert.Equal(200, item.GetProperty("status").GetInt32());
+                seen.Add(item.GetProperty("requestId").GetString()!);
+            }
+            if (page.GetProperty("next").ValueKind == JsonValueKind.Null)
+            {
+                break;
+            }
+            var next = page.GetProperty("next");
+            url = "api/requests?service=backend&status=2xx&path=/hello&limit=50"
+                + $"&before={Uri.EscapeDataString(next.GetProperty("before").GetString()!)}&beforeId={Uri.EscapeDataString(next.GetProperty("beforeId").GetString()!)}";
+        }
+        Assert.Equal(seen.Count, seen.Distinct().Count());
+        Assert.Empty(sent.Except(seen));
+
+        // Filters that match none of them; a value that is not understood.
+        var none = JsonDocument.Parse(await client.GetStringAsync("api/requests?status=5xx&path=" + Uri.EscapeDataString(marker))).RootElement;
+        Assert.Empty(none.GetProperty("items").EnumerateArray());
+        using var bad = await client.GetAsync("api/requests?status=abc");
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Contains("status 'abc'", await bad.Content.ReadAsStringAsync());
     }
 
     [Fact]
