@@ -87,6 +87,7 @@ public static class GatewayHosting
         builder.Services.AddHostedService(sp => sp.GetRequiredService<GatewayDrain>());
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = gatewayOptions.ShutdownGracePeriod);
         builder.Services.AddSingleton<RoutingCache>();
+        builder.Services.Configure<OrleansTunnel.Gateway.Requests.InspectorOptions>(builder.Configuration.GetSection(OrleansTunnel.Gateway.Requests.InspectorOptions.Section));
         builder.Services.AddSingleton<OrleansTunnel.Gateway.Requests.RequestJournal>();
         builder.Services.AddSingleton<OrleansTunnel.Gateway.Requests.RequestTracker>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<OrleansTunnel.Gateway.Requests.RequestTracker>());

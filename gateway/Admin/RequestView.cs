@@ -26,7 +26,9 @@ public sealed record RequestView(
     long BytesIn,
     long BytesOut,
     string? Error,
-    bool HasGrain)
+    bool HasGrain,
+    RequestView.Field[]? RequestHeaders,
+    RequestView.Field[]? ResponseHeaders)
 {
     public static RequestView From(RequestSnapshot s)
     {
@@ -41,6 +43,23 @@ public sealed record RequestView(
             open is null ? null : ((ended ?? DateTimeOffset.UtcNow) - open.OpenedAt).TotalMilliseconds,
             outcome?.Status is > 0 ? outcome.Status : progress?.Status is > 0 ? progress.Status : null,
             Math.Max(progress?.BytesIn ?? 0, outcome?.BytesIn ?? 0), Math.Max(progress?.BytesOut ?? 0, outcome?.BytesOut ?? 0),
-            outcome?.Error, s.HasGrain);
+            outcome?.Error, s.HasGrain, Fields(s.RequestHeaders), Fields(s.ResponseHeaders));
+    }
+
+    /// <summary>One header field.</summary>
+    public sealed record Field(string Name, string Value);
+
+    private static Field[]? Fields(string[]? flat)
+    {
+        if (flat is null)
+        {
+            return null;
+        }
+        var fields = new Field[flat.Length / 2];
+        for (int i = 0; i < fields.Length; i++)
+        {
+            fields[i] = new Field(flat[2 * i], flat[2 * i + 1]);
+        }
+        return fields;
     }
 }

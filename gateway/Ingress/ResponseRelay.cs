@@ -14,7 +14,7 @@ namespace OrleansTunnel.Gateway.Ingress;
 /// deadline), turns a reset before the head into a status that names the cause, copies the head, then
 /// streams the body (returning credit as the visitor drains it), trailers, or the WebSocket's bytes.
 /// </summary>
-public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonitor<GatewayOptions> options, ILogger<ResponseRelay> logger)
+public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonitor<GatewayOptions> options, IOptionsMonitor<InspectorOptions> inspector, ILogger<ResponseRelay> logger)
 {
     private long _webSocketIdleCloses;
 
@@ -64,6 +64,7 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
         var response = context.Response;
         entry.ResponseHeadTicks = Stopwatch.GetTimestamp();
         entry.Status = head.Status;
+        entry.CaptureResponseHeaders(head.Headers, inspector.CurrentValue);
         if (entry.Kind is VisitorKind.WebSocketHttp1 or VisitorKind.WebSocketHttp2 && head.Status == StatusCodes.Status101SwitchingProtocols)
         {
             tracker.MarkStreaming(entry, null);

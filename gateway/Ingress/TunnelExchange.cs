@@ -15,7 +15,8 @@ namespace OrleansTunnel.Gateway.Ingress;
 /// pumps the visitor's body up under credit while <see cref="ResponseRelay"/> brings the answer down,
 /// and records how it ended.
 /// </summary>
-public sealed class TunnelExchange(RequestTracker tracker, ResponseRelay relay, TrustedProxies trustedProxies, GatewayTelemetry telemetry)
+public sealed class TunnelExchange(RequestTracker tracker, ResponseRelay relay, TrustedProxies trustedProxies, GatewayTelemetry telemetry,
+    Microsoft.Extensions.Options.IOptionsMonitor<InspectorOptions> inspector)
 {
     /// <summary>Response header that carries the request id (also the request grain's key).</summary>
     public const string RequestIdHeader = "X-Tunnel-Request-Id";
@@ -55,6 +56,7 @@ public sealed class TunnelExchange(RequestTracker tracker, ResponseRelay relay, 
             // The agent's span is a child of this one: the visitor's traceparent is replaced by the gateway's.
             OrleansTunnel.Protocol.Telemetry.TraceContext.Inject(head.Headers, activity);
         }
+        entry.CaptureRequestHeaders(head.Headers, inspector.CurrentValue);
         if (!target.IsLocal)
         {
             // The gateway holding the agent's tunnel uses this session if it still can.

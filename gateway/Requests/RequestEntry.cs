@@ -71,6 +71,36 @@ public sealed class RequestEntry
     public (int Status, string Reason) RequestRejected { get; set; }
     public string? Failure { get; set; }
 
+    /// <summary>The request's header fields as forwarded (name, value, name, value, ...), redacted; null when not captured.</summary>
+    public string[]? RequestHeaders { get; private set; }
+
+    /// <summary>The response's header fields as the agent sent them, redacted; null when not captured or no head came.</summary>
+    public string[]? ResponseHeaders { get; private set; }
+
+    internal void CaptureRequestHeaders(Google.Protobuf.Collections.RepeatedField<OrleansTunnel.Protocol.V1.Header> headers, InspectorOptions inspector) =>
+        RequestHeaders = Capture(headers, inspector);
+
+    internal void CaptureResponseHeaders(Google.Protobuf.Collections.RepeatedField<OrleansTunnel.Protocol.V1.Header> headers, InspectorOptions inspector) =>
+        ResponseHeaders = Capture(headers, inspector);
+
+    private static string[]? Capture(Google.Protobuf.Collections.RepeatedField<OrleansTunnel.Protocol.V1.Header> headers, InspectorOptions inspector)
+    {
+        if (!inspector.CaptureHeaders)
+        {
+            return null;
+        }
+        // Names and values are the head's own strings: only the array is new. Redaction happens here,
+        // before anything is kept.
+        var fields = new string[headers.Count * 2];
+        for (int i = 0; i < headers.Count; i++)
+        {
+            var h = headers[i];
+            fields[2 * i] = h.Name;
+            fields[2 * i + 1] = inspector.IsRedacted(h.Name) ? InspectorOptions.Redacted : h.Value;
+        }
+        return fields;
+    }
+
     /// <summary>Set once an operator cancelled the request (DELETE /api/requests/{id}); the reason.</summary>
     public string? CancelledBy { get; private set; }
 
@@ -142,7 +172,8 @@ public sealed class RequestEntry
         var progress = new RequestProgress(At(HeadSentTicks), At(ResponseHeadTicks), final != RequestState.None ? EndedAt : null, Status, BytesIn, BytesOut);
         return new RequestSnapshot(Id, state, Open(gatewayId, incarnation), final != RequestState.None ? Outcome(gatewayId, incarnation) : null,
             At(ResponseHeadTicks), 0, progress, "gateway", CancelledBy is not null && final == RequestState.None ? "being cancelled: " + CancelledBy : null,
-            Volatile.Read(ref GrainState) == 1 || (final != RequestState.None && GrainState == 2 && _hadGrain));
+            Volatile.Read(ref GrainState) == 1 || (final != RequestState.None && GrainState == 2 && _hadGrain),
+            RequestHeaders, ResponseHeaders);
     }
 
     private DateTimeOffset? At(long ticks) =>

@@ -63,6 +63,8 @@ public sealed record RequestProgress(
 /// <summary>The request's record as tools see it.</summary>
 /// <param name="Source">Who answered: "gateway" (the owning gateway's journal, fresh), "grain" (the grain's record only) or "none".</param>
 /// <param name="Note">Why the answer is partial or missing (owner gone, retention passed), for people.</param>
+/// <param name="RequestHeaders">The request's header fields as forwarded (name, value, ...), redacted; null when not captured.</param>
+/// <param name="ResponseHeaders">The response's header fields, redacted; null when not captured.</param>
 /// <param name="HasGrain">The request's grain holds a record of it (the owner promoted it: long-lived, streaming, or RequestGrains=always; or it ended and was looked up).</param>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.RequestSnapshot")]
 public sealed record RequestSnapshot(
@@ -75,7 +77,9 @@ public sealed record RequestSnapshot(
     [property: Id(6)] RequestProgress? Progress = null,
     [property: Id(7)] string Source = "grain",
     [property: Id(8)] string? Note = null,
-    [property: Id(9)] bool HasGrain = false);
+    [property: Id(9)] bool HasGrain = false,
+    [property: Id(10)] string[]? RequestHeaders = null,
+    [property: Id(11)] string[]? ResponseHeaders = null);
 
 /// <summary>What became of a cancel.</summary>
 [GenerateSerializer]

@@ -29,6 +29,7 @@ public sealed class RequestLookupFixture : IAsyncLifetime
         {
             ["Gateway:RequestGrainAfter"] = "00:00:00.2",
             ["Gateway:RequestRetention"] = "00:00:03",
+            ["Inspector:RedactHeaders:0"] = "X-Api-Key",
         });
         await Eventually.TrueAsync(() => B.Service<Gateway.Routing.RoutingCache>().Current.Snapshot.Endpoints.ContainsKey("backend"),
             TimeSpan.FromSeconds(30), "gw-b never learned where 'backend' is served");
@@ -281,6 +282,35 @@ public sealed class RequestLookupTests(RequestLookupFixture fixture) : IClassFix
         using var bad = await client.GetAsync("api/requests?status=abc");
         Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
         Assert.Contains("status 'abc'", await bad.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task HeadersAreKeptRedacted_SecretsNeverReachTheApi()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, B.Url("/headers-out"));
+        request.Headers.Add("Authorization", "Bearer secret-bearer-123");
+        request.Headers.Add("Cookie", "session=secret-cookie-456");
+        request.Headers.Add("X-Api-Key", "secret-key-789");
+        request.Headers.Add("X-Visible", "plain-value");
+        using var response = await H.Client.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        string requestId = response.Headers.GetValues("X-Tunnel-Request-Id").Single();
+
+        using var client = Admin(H.Admin);
+        string text = await client.GetStringAsync($"api/requests/{requestId}");
+        foreach (var secret in new[] { "secret-bearer-123", "secret-cookie-456", "secret-key-789", "a=1; Path=/" })
+        {
+            Assert.DoesNotContain(secret, text);
+        }
+        var view = JsonDocument.Parse(text).RootElement;
+        var sent = view.GetProperty("requestHeaders").EnumerateArray().ToDictionary(f => f.GetProperty("name").GetString()!, f => f.GetProperty("value").GetString(), StringComparer.OrdinalIgnoreCase);
+        Assert.Equal("[redacted]", sent["Authorization"]);
+        Assert.Equal("[redacted]", sent["Cookie"]);
+        Assert.Equal("[redacted]", sent["X-Api-Key"]);
+        Assert.Equal("plain-value", sent["X-Visible"]);
+        var received = view.GetProperty("responseHeaders").EnumerateArray().Select(f => (Name: f.GetProperty("name").GetString()!, Value: f.GetProperty("value").GetString())).ToList();
+        Assert.All(received.Where(f => f.Name.Equals("Set-Cookie", StringComparison.OrdinalIgnoreCase)), f => Assert.Equal("[redacted]", f.Value));
+        Assert.Equal(["first", "second"], received.Where(f => f.Name == "X-Multi").Select(f => f.Value));
     }
 
     [Fact]
