@@ -100,6 +100,8 @@ public static class GatewayHosting
         builder.Services.AddSingleton<AdminAuthorizer>();
         builder.Services.AddSingleton<AdminEndpoints>();
         builder.Services.AddSingleton<RequestListing>();
+        builder.Services.AddSingleton<RequestReplayer>();
+        builder.Services.AddSingleton<OrleansTunnel.Gateway.Requests.ReplayMarker>();
         builder.Services.AddSingleton<IAdminEndpoint, AdminApi>();
         builder.Services.AddSingleton<PermitPool>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<PermitPool>());

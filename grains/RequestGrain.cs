@@ -88,10 +88,7 @@ public sealed class RequestGrain(IOptions<RequestRecordOptions> options) : Grain
     public async Task<RequestSnapshot> GetSnapshot()
     {
         string id = this.GetPrimaryKeyString();
-        if (IsEnded(_state))
-        {
-            return Own(id, "grain", null);
-        }
+        // The owner's journal has the whole story (headers, timings); the grain's record is the fallback.
         if (!RequestIds.TryParse(id, out string gateway, out long incarnation, out _, out string? problem))
         {
             if (_state != RequestState.None)
@@ -121,7 +118,7 @@ public sealed class RequestGrain(IOptions<RequestRecordOptions> options) : Grain
                 ? $"gateway '{gateway}' does not know this request: never made, or finished longer ago than it retains requests (Gateway:RequestRetention, Gateway:RequestJournalCapacity)"
                 : $"the gateway that owned this request cannot tell: {answer.Problem}");
         }
-        if (!answer.Reachable)
+        if (!answer.Reachable && !IsEnded(_state))
         {
             MarkLost(answer.Problem!);
         }

@@ -13,7 +13,7 @@ namespace OrleansTunnel.Gateway.Admin;
 /// agent tokens. Changes go to the cluster's routing grain, which persists them and pushes them to
 /// every gateway.
 /// </summary>
-public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, RequestListing listing) : IAdminEndpoint
+public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, RequestListing listing, RequestReplayer replayer) : IAdminEndpoint
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
@@ -38,6 +38,8 @@ public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, Request
                 ("PUT" or "POST", "/routes") => await UpsertRouteAsync(request),
                 ("DELETE", "/routes") => await RemoveRouteAsync(request),
                 ("GET", "/requests") => await ListRequestsAsync(request),
+                ("POST", var p) when p.StartsWith("/requests/", StringComparison.Ordinal) && p.EndsWith("/replay", StringComparison.Ordinal)
+                    => await ReplayAsync(p["/requests/".Length..^"/replay".Length], request),
                 ("GET", var p) when p.StartsWith("/requests/", StringComparison.Ordinal) => await RequestAsync(p["/requests/".Length..]),
                 ("DELETE", var p) when p.StartsWith("/requests/", StringComparison.Ordinal) => await CancelAsync(p["/requests/".Length..], request),
                 ("GET", "/tokens") => Results.Json(routing.Current.Snapshot.Credentials.Select(c => new { c.AgentId, c.Services }), Json),
@@ -84,6 +86,19 @@ public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, Request
             return Results.Text($"otun admin: request '{id}' is not known: {snapshot.Note}\n", statusCode: 404);
         }
         return Results.Json(RequestView.From(snapshot), Json);
+    }
+
+    /// <summary>Replays a request (optionally edited: method, path, headers, body) through this gateway's ingress; answers the new request's id.</summary>
+    private async Task<IResult> ReplayAsync(string id, HttpRequest request)
+    {
+        id = Uri.UnescapeDataString(id);
+        if (!RequestIds.TryParse(id, out _, out _, out _, out string? problem))
+        {
+            return Results.Text($"otun admin: '{id}' is not a request id: {problem}\n", statusCode: 400);
+        }
+        var edit = request.ContentLength is > 0 || request.Headers.TransferEncoding.Count > 0
+            ? await request.ReadFromJsonAsync<RequestReplayer.Edit>(Json) : null;
+        return await replayer.ReplayAsync(id, edit, request.HttpContext.RequestAborted);
     }
 
     /// <summary>Cancels a request wherever it runs: the visitor gets a status naming the cancel, the backend call is cancelled.</summary>

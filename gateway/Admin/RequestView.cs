@@ -28,7 +28,9 @@ public sealed record RequestView(
     string? Error,
     bool HasGrain,
     RequestView.Field[]? RequestHeaders,
-    RequestView.Field[]? ResponseHeaders)
+    RequestView.Field[]? ResponseHeaders,
+    string? Target,
+    string? ReplayOf)
 {
     public static RequestView From(RequestSnapshot s)
     {
@@ -43,7 +45,7 @@ public sealed record RequestView(
             open is null ? null : ((ended ?? DateTimeOffset.UtcNow) - open.OpenedAt).TotalMilliseconds,
             outcome?.Status is > 0 ? outcome.Status : progress?.Status is > 0 ? progress.Status : null,
             Math.Max(progress?.BytesIn ?? 0, outcome?.BytesIn ?? 0), Math.Max(progress?.BytesOut ?? 0, outcome?.BytesOut ?? 0),
-            outcome?.Error, s.HasGrain, Fields(s.RequestHeaders), Fields(s.ResponseHeaders));
+            outcome?.Error, s.HasGrain, Fields(s.RequestHeaders), Fields(s.ResponseHeaders), s.Target, s.ReplayOf);
     }
 
     /// <summary>One header field.</summary>

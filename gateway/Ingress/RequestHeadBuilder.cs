@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using OrleansTunnel.Gateway.Requests;
 using OrleansTunnel.Protocol;
 using OrleansTunnel.Protocol.V1;
 
@@ -48,6 +49,7 @@ internal static class RequestHeadBuilder
         foreach (var (name, values) in headers)
         {
             if (name.StartsWith(':') || (IsForwardingHeader(name) && !trustedPeer) || name.Equals("Host", StringComparison.OrdinalIgnoreCase)
+                || ReplayMarker.IsMarker(name)
                 || (trustedPeer && name.Equals("X-Forwarded-For", StringComparison.OrdinalIgnoreCase)))
             {
                 continue;

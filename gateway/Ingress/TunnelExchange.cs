@@ -16,7 +16,7 @@ namespace OrleansTunnel.Gateway.Ingress;
 /// and records how it ended.
 /// </summary>
 public sealed class TunnelExchange(RequestTracker tracker, ResponseRelay relay, TrustedProxies trustedProxies, GatewayTelemetry telemetry,
-    Microsoft.Extensions.Options.IOptionsMonitor<InspectorOptions> inspector)
+    Microsoft.Extensions.Options.IOptionsMonitor<InspectorOptions> inspector, ReplayMarker replays)
 {
     /// <summary>Response header that carries the request id (also the request grain's key).</summary>
     public const string RequestIdHeader = "X-Tunnel-Request-Id";
@@ -57,6 +57,8 @@ public sealed class TunnelExchange(RequestTracker tracker, ResponseRelay relay, 
             OrleansTunnel.Protocol.Telemetry.TraceContext.Inject(head.Headers, activity);
         }
         entry.CaptureRequestHeaders(head.Headers, inspector.CurrentValue);
+        entry.Target = head.PathAndQuery;
+        entry.ReplayOf = replays.ReplayOf(request);
         if (!target.IsLocal)
         {
             // The gateway holding the agent's tunnel uses this session if it still can.

@@ -101,6 +101,12 @@ public sealed class RequestEntry
         return fields;
     }
 
+    /// <summary>The request target (path and query) as forwarded.</summary>
+    public string? Target { get; set; }
+
+    /// <summary>The request this one replays, when the gateway's own replay sent it.</summary>
+    public string? ReplayOf { get; set; }
+
     /// <summary>Set once an operator cancelled the request (DELETE /api/requests/{id}); the reason.</summary>
     public string? CancelledBy { get; private set; }
 
@@ -173,7 +179,7 @@ public sealed class RequestEntry
         return new RequestSnapshot(Id, state, Open(gatewayId, incarnation), final != RequestState.None ? Outcome(gatewayId, incarnation) : null,
             At(ResponseHeadTicks), 0, progress, "gateway", CancelledBy is not null && final == RequestState.None ? "being cancelled: " + CancelledBy : null,
             Volatile.Read(ref GrainState) == 1 || (final != RequestState.None && GrainState == 2 && _hadGrain),
-            RequestHeaders, ResponseHeaders);
+            RequestHeaders, ResponseHeaders, Target, ReplayOf);
     }
 
     private DateTimeOffset? At(long ticks) =>

@@ -65,6 +65,8 @@ public sealed record RequestProgress(
 /// <param name="Note">Why the answer is partial or missing (owner gone, retention passed), for people.</param>
 /// <param name="RequestHeaders">The request's header fields as forwarded (name, value, ...), redacted; null when not captured.</param>
 /// <param name="ResponseHeaders">The response's header fields, redacted; null when not captured.</param>
+/// <param name="Target">The request target as forwarded (path and query), for replays.</param>
+/// <param name="ReplayOf">The request this one replays (POST /api/requests/{id}/replay), if any.</param>
 /// <param name="HasGrain">The request's grain holds a record of it (the owner promoted it: long-lived, streaming, or RequestGrains=always; or it ended and was looked up).</param>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.RequestSnapshot")]
 public sealed record RequestSnapshot(
@@ -79,7 +81,9 @@ public sealed record RequestSnapshot(
     [property: Id(8)] string? Note = null,
     [property: Id(9)] bool HasGrain = false,
     [property: Id(10)] string[]? RequestHeaders = null,
-    [property: Id(11)] string[]? ResponseHeaders = null);
+    [property: Id(11)] string[]? ResponseHeaders = null,
+    [property: Id(12)] string? Target = null,
+    [property: Id(13)] string? ReplayOf = null);
 
 /// <summary>What became of a cancel.</summary>
 [GenerateSerializer]

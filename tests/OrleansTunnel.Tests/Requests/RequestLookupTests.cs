@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
+using System.Net.Http.Json;
 using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
@@ -311,6 +312,51 @@ public sealed class RequestLookupTests(RequestLookupFixture fixture) : IClassFix
         var received = view.GetProperty("responseHeaders").EnumerateArray().Select(f => (Name: f.GetProperty("name").GetString()!, Value: f.GetProperty("value").GetString())).ToList();
         Assert.All(received.Where(f => f.Name.Equals("Set-Cookie", StringComparison.OrdinalIgnoreCase)), f => Assert.Equal("[redacted]", f.Value));
         Assert.Equal(["first", "second"], received.Where(f => f.Name == "X-Multi").Select(f => f.Value));
+    }
+
+    [Fact]
+    public async Task AReplay_SendsTheRequestAgainThroughTheCluster_LinkedToTheOriginal_AndCanBeEdited()
+    {
+        string id = Guid.NewGuid().ToString("N");
+        using var original = new HttpRequestMessage(HttpMethod.Get, B.Url($"/counted-download?id={id}&size=5"));
+        original.Headers.Add("X-Visible", "one");
+        // A visitor cannot forge a replay link (no key), and the marker is never forwarded.
+        original.Headers.Add("X-Otun-Replay-Of", "gw-test.1.1");
+        using var first = await H.Client.SendAsync(original);
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        string originalId = first.Headers.GetValues("X-Tunnel-Request-Id").Single();
+        var originalView = await LookupAsync(H.Admin, originalId);
+        Assert.True(originalView.GetProperty("requestHeaders").ValueKind == JsonValueKind.Array, originalView.ToString());
+        Assert.Equal(JsonValueKind.Null, originalView.GetProperty("replayOf").ValueKind);
+        Assert.DoesNotContain(originalView.GetProperty("requestHeaders").EnumerateArray(), f => f.GetProperty("name").GetString()!.StartsWith("X-Otun-", StringComparison.OrdinalIgnoreCase));
+        Assert.Equal(5, H.Backend.Counter(id).Value);
+
+        using var client = Admin(H.Admin);
+        using var replayed = await client.PostAsync($"api/requests/{originalId}/replay", null);
+        string text = await replayed.Content.ReadAsStringAsync();
+        Assert.True(replayed.StatusCode == HttpStatusCode.OK, $"{(int)replayed.StatusCode} {text}");
+        var answer = JsonDocument.Parse(text).RootElement;
+        Assert.True(answer.GetProperty("status").GetInt32() == 200, text + "\n" + (await LookupAsync(H.Admin, answer.GetProperty("requestId").GetString()!)).ToString());
+        string replayId = answer.GetProperty("requestId").GetString()!;
+        Assert.Equal(10, H.Backend.Counter(id).Value);
+        var replayView = await LookupAsync(B.Admin, replayId);
+        Assert.Equal(originalId, replayView.GetProperty("replayOf").GetString());
+        Assert.Equal($"/counted-download?id={id}&size=5", replayView.GetProperty("target").GetString());
+        Assert.Contains(replayView.GetProperty("requestHeaders").EnumerateArray(), f => f.GetProperty("name").GetString() == "X-Visible" && f.GetProperty("value").GetString() == "one");
+
+        using var edited = await client.PostAsJsonAsync($"api/requests/{originalId}/replay", new { headers = new Dictionary<string, string> { ["X-Visible"] = "two" } });
+        Assert.Equal(HttpStatusCode.OK, edited.StatusCode);
+        string editedId = JsonDocument.Parse(await edited.Content.ReadAsStringAsync()).RootElement.GetProperty("requestId").GetString()!;
+        var editedView = await LookupAsync(H.Admin, editedId);
+        Assert.Contains(editedView.GetProperty("requestHeaders").EnumerateArray(), f => f.GetProperty("name").GetString() == "X-Visible" && f.GetProperty("value").GetString() == "two");
+        Assert.Equal(15, H.Backend.Counter(id).Value);
+
+        // A request whose body was not captured cannot be replayed without one.
+        using var upload = await H.Client.PostAsync(B.Url("/upload"), new ByteArrayContent(new byte[100]));
+        string uploadId = upload.Headers.GetValues("X-Tunnel-Request-Id").Single();
+        using var refused = await client.PostAsync($"api/requests/{uploadId}/replay", null);
+        Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
+        Assert.Contains("not captured", await refused.Content.ReadAsStringAsync());
     }
 
     [Fact]
