@@ -234,6 +234,8 @@ namespace OrleansTunnel.Cli
                 devCertificate = created ? $"{certPath} (created)" : certPath;
             }
 
+            // The inspector page opens without the token for loopback visitors (the admin listener is on 127.0.0.1).
+            args.Config.TryAdd("Inspector:OpenOnLoopback", "true");
             // The admin API's token lives in the data directory (owner-only), where `otun admin` finds it.
             string adminTokenFile = AdminCli.EnsureDevAdminToken(Path.GetFullPath(args.Config.GetValueOrDefault("Dev:DataDirectory") ?? ".data"));
             args.Config.TryAdd("Gateway:AdminTokenSha256", AgentCredentialStore.Hash(File.ReadAllText(adminTokenFile).Trim()));
@@ -405,6 +407,7 @@ namespace OrleansTunnel.Cli
             string tunnelScheme = app.Services.GetRequiredService<IOptions<GatewayOptions>>().Value.Tunnel.StartsWith("https://", StringComparison.OrdinalIgnoreCase) ? "https" : "http";
             Console.WriteLine($"  tunnel    {tunnelScheme}://{e.Tunnel?.IPEndPoint}");
             Console.WriteLine($"  admin     http://{e.Admin?.IPEndPoint}  (health and readiness probes, /tunnels)");
+            Console.WriteLine($"  inspect   http://{e.Admin?.IPEndPoint}/inspect/  (every request of the cluster; replay)");
         }
 
         private static int HashToken(string[] argv)

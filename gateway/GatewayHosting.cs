@@ -103,6 +103,9 @@ public static class GatewayHosting
         builder.Services.AddSingleton<RequestReplayer>();
         builder.Services.AddSingleton<OrleansTunnel.Gateway.Requests.ReplayMarker>();
         builder.Services.AddSingleton<IAdminEndpoint, AdminApi>();
+        builder.Services.AddSingleton<OrleansTunnel.Gateway.Admin.Inspector.InspectorSessions>();
+        builder.Services.AddSingleton<IAdminEndpoint, OrleansTunnel.Gateway.Admin.Inspector.InspectorEndpoint>();
+        builder.Services.AddSingleton<IAdminEndpoint, OrleansTunnel.Gateway.Admin.Inspector.InspectorRedirect>();
         builder.Services.AddSingleton<PermitPool>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<PermitPool>());
         builder.Services.AddSingleton<RoutingSubscriber>();

@@ -26,7 +26,8 @@ public sealed class AdminEndpoints(
     RoutingSubscriber subscriber,
     IHostApplicationLifetime lifetime,
     ConnectionRegistry registry,
-    AdminAuthorizer authorizer)
+    AdminAuthorizer authorizer,
+    Inspector.InspectorSessions inspector)
 {
     private readonly IAdminEndpoint[] _endpoints = [.. endpoints.OrderByDescending(e => e.Path.Length)];
 
@@ -63,7 +64,8 @@ public sealed class AdminEndpoints(
         {
             if (path == endpoint.Path || (endpoint.Path.EndsWith('/') && path.StartsWith(endpoint.Path, StringComparison.Ordinal)))
             {
-                if (endpoint.RequiresToken && authorizer.Check(context) is { } failure)
+                // The inspector page's session (cookie) stands in for the bearer token.
+                if (endpoint.RequiresToken && !inspector.Allows(context) && authorizer.Check(context) is { } failure)
                 {
                     return failure.ExecuteAsync(context);
                 }

@@ -14,6 +14,18 @@ public sealed class InspectorOptions
     /// </summary>
     public List<string> RedactHeaders { get; set; } = [];
 
+    /// <summary>
+    /// Let loopback visitors use the inspector page and the admin API without the admin token. Off by
+    /// default; otun dev turns it on (its admin listener is on 127.0.0.1).
+    /// </summary>
+    public bool OpenOnLoopback { get; set; }
+
+    /// <summary>How long an inspector login lasts. Default 12:00:00.</summary>
+    public TimeSpan SessionLifetime { get; set; } = TimeSpan.FromHours(12);
+
+    /// <summary>How often the inspector page's live list is refreshed from the cluster. Default 00:00:00.5.</summary>
+    public TimeSpan RefreshInterval { get; set; } = TimeSpan.FromMilliseconds(500);
+
     /// <summary>The value kept in place of a redacted field.</summary>
     public const string Redacted = "[redacted]";
 
