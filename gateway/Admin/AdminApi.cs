@@ -15,7 +15,7 @@ namespace OrleansTunnel.Gateway.Admin;
 /// </summary>
 public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, RequestListing listing, RequestReplayer replayer) : IAdminEndpoint
 {
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter(JsonNamingPolicy.CamelCase) } };
 
     public string Path => "/api/";
 

@@ -167,7 +167,7 @@ public sealed class RequestEntry
         var final = Final;
         var state = final != RequestState.None ? final : ResponseHeadTicks != 0 ? RequestState.Streaming : RequestState.Open;
         var duration = final != RequestState.None ? EndedAt - OpenedAt : Age;
-        return new RequestSummary(Id, gatewayId, AgentId, Service, Method, Host, Path, VisitorProtocol.Name(Kind), state, Status, OpenedAt,
+        return new RequestSummary(Id, gatewayId, AgentId, Service, Method, Host, Target ?? Path, VisitorProtocol.Name(Kind), state, Status, OpenedAt,
             duration.TotalMilliseconds, BytesIn, BytesOut, CancelledBy is not null ? "cancelled by an operator: " + CancelledBy : Failure);
     }
 

@@ -108,7 +108,7 @@ public sealed class RequestJournal
         {
             if ((query.Service is { Length: > 0 } service && !string.Equals(entry.Service, service, StringComparison.Ordinal))
                 || (query.Host is { Length: > 0 } host && !string.Equals(entry.Host, host, StringComparison.OrdinalIgnoreCase))
-                || (query.PathContains is { Length: > 0 } text && !entry.Path.Contains(text, StringComparison.OrdinalIgnoreCase))
+                || (query.PathContains is { Length: > 0 } text && !(entry.Target ?? entry.Path).Contains(text, StringComparison.OrdinalIgnoreCase))
                 || (query.StatusClass > 0 && entry.Status / 100 != query.StatusClass))
             {
                 return;

@@ -20,7 +20,7 @@ public sealed partial class InspectorEndpoint(
     IOptionsMonitor<InspectorOptions> options,
     ILogger<InspectorEndpoint> logger) : IAdminEndpoint
 {
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter(JsonNamingPolicy.CamelCase) } };
     private static readonly Lazy<string> Page = new(() =>
     {
         using var stream = typeof(InspectorEndpoint).Assembly.GetManifestResourceStream("OrleansTunnel.Gateway.inspect.html")

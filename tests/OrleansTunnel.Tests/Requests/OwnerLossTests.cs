@@ -35,7 +35,7 @@ public sealed class OwnerLossTests(FailoverFixture fixture, ITestOutputHelper ou
         await Eventually.TrueAsync(() =>
         {
             var list = JsonDocument.Parse(owner.GetStringAsync("/api/requests?scope=local&live=true").GetAwaiter().GetResult()).RootElement;
-            requestId = list.GetProperty("items").EnumerateArray().Where(r => r.GetProperty("path").GetString() == "/hang")
+            requestId = list.GetProperty("items").EnumerateArray().Where(r => r.GetProperty("path").GetString()!.StartsWith("/hang?", StringComparison.Ordinal))
                 .Select(r => r.GetProperty("requestId").GetString()).FirstOrDefault();
             return requestId is not null;
         }, TimeSpan.FromSeconds(15), "gateway-1 never listed the request");

@@ -83,7 +83,7 @@ public sealed class RequestLookupTests(RequestLookupFixture fixture) : IClassFix
         await Eventually.TrueAsync(() =>
         {
             var list = JsonDocument.Parse(client.GetStringAsync("api/requests?scope=local&live=true").GetAwaiter().GetResult()).RootElement;
-            id = list.GetProperty("items").EnumerateArray().Where(r => r.GetProperty("path").GetString() == path)
+            id = list.GetProperty("items").EnumerateArray().Where(r => r.GetProperty("path").GetString()!.Split('?')[0] == path)
                 .Select(r => r.GetProperty("requestId").GetString()).FirstOrDefault();
             return id is not null;
         }, Bound, $"no live request for {path}");
