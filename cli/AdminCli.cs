@@ -27,7 +27,8 @@ internal static class AdminCli
         The token comes from --token, else OTUN_ADMIN_TOKEN, else DIR/admin-token (--data, default .data: written by otun dev).
         """;
 
-    public static async Task<int> RunAsync(string[] argv)
+    /// <summary>The admin API client from --url/--token/--data (or OTUN_ADMIN_URL, OTUN_ADMIN_TOKEN, DIR/admin-token); the other words are returned.</summary>
+    internal static (HttpClient? Http, List<string> Words) Connect(string[] argv)
     {
         string url = Environment.GetEnvironmentVariable("OTUN_ADMIN_URL") ?? "http://127.0.0.1:9090";
         string? token = Environment.GetEnvironmentVariable("OTUN_ADMIN_TOKEN");
@@ -46,18 +47,14 @@ internal static class AdminCli
                 case "--data" when i + 1 < argv.Length:
                     dataDirectory = argv[++i];
                     break;
-                case "-h" or "--help":
-                    Console.WriteLine(Usage);
-                    return 0;
                 default:
                     words.Add(argv[i]);
                     break;
             }
         }
-        if (words.Count == 0)
+        if (words.Count == 0 || words.Contains("-h") || words.Contains("--help"))
         {
-            Console.WriteLine(Usage);
-            return 2;
+            return (null, words);
         }
         string tokenFile = Path.Combine(dataDirectory, "admin-token");
         token ??= File.Exists(tokenFile) ? File.ReadAllText(tokenFile).Trim() : null;
@@ -65,8 +62,20 @@ internal static class AdminCli
         {
             throw new CliException("no admin token: pass --token, set OTUN_ADMIN_TOKEN, or run from the directory where otun dev wrote .data/admin-token");
         }
-        using var http = new HttpClient { BaseAddress = new Uri(url.TrimEnd('/') + "/"), Timeout = TimeSpan.FromSeconds(30) };
+        var http = new HttpClient { BaseAddress = new Uri(url.TrimEnd('/') + "/"), Timeout = TimeSpan.FromSeconds(30) };
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        return (http, words);
+    }
+
+    public static async Task<int> RunAsync(string[] argv)
+    {
+        var (client, words) = Connect(argv);
+        if (client is null)
+        {
+            Console.WriteLine(Usage);
+            return words.Count == 0 ? 2 : 0;
+        }
+        using var http = client;
 
         HttpResponseMessage response;
         string? printAfter = null;

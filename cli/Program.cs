@@ -62,6 +62,7 @@ namespace OrleansTunnel.Cli
                     "cluster" => await ClusterCommand.RunAsync(rest),
                     "hash-token" => HashToken(rest),
                     "admin" => await AdminCli.RunAsync(rest),
+                    "inspect" => await InspectCli.RunAsync(rest),
                     "new-token" => NewToken(),
                     "-h" or "--help" or "help" => Usage(),
                     _ => throw new CliException($"unknown command '{command}'; see otun --help"),
@@ -102,6 +103,7 @@ namespace OrleansTunnel.Cli
                   agent        an agent: dials gateways, forwards to local backends
                   cluster      redis + 2 silos + 2 gateways + 2 agents as separate processes on this machine (failover demo)
                   admin        the admin API: agents, services, routes, requests, tokens (otun admin --help)
+                  inspect      the cluster's requests: a live tail, one request, a replay (otun inspect --help)
                   hash-token   print the SHA-256 a gateway is configured with for a token
                   new-token    print a fresh random token
 

@@ -24,6 +24,43 @@ public sealed class AdminCliTests
     }
 
     [Fact]
+    public async Task RequestShowReplayAndCancel_ThroughTheCommandLine()
+    {
+        await using var h = await TunnelHarness.StartAsync();
+        string url = h.Admin.ToString(), token = h.AdminToken;
+        using var first = await h.Client.GetAsync(h.Url("/hello?cli=1"));
+        string id = first.Headers.GetValues("X-Tunnel-Request-Id").Single();
+
+        var show = await OtunAsync("admin", "--url", url, "--token", token, "request", id);
+        Assert.True(show.Exit == 0, show.Err);
+        Assert.Contains("\"state\": \"completed\"", show.Out);
+        Assert.Contains("\"target\": \"/hello?cli=1\"", show.Out);
+        var inspect = await OtunAsync("inspect", "--url", url, "--token", token, "show", id);
+        Assert.True(inspect.Exit == 0, inspect.Err);
+        Assert.Contains(id, inspect.Out);
+        var replay = await OtunAsync("inspect", "--url", url, "--token", token, "replay", id);
+        Assert.True(replay.Exit == 0, replay.Err);
+        Assert.Contains($"\"replayOf\": \"{id}\"", replay.Out);
+
+        // Cancel a hanging request by id: the visitor gets 503 naming the cancel.
+        string hang = Guid.NewGuid().ToString("N");
+        var call = h.Client.GetAsync(h.Url($"/hang?id={hang}"));
+        await h.Backend.StartedSignal(hang).Task.Within(TimeSpan.FromSeconds(10));
+        using var admin = new HttpClient { BaseAddress = h.Admin };
+        admin.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        string list = await admin.GetStringAsync("api/requests?live=true&path=/hang");
+        string hangId = System.Text.Json.JsonDocument.Parse(list).RootElement.GetProperty("items")[0].GetProperty("requestId").GetString()!;
+        var cancel = await OtunAsync("admin", "--url", url, "--token", token, "cancel", hangId, "from", "the", "cli");
+        Assert.True(cancel.Exit == 0, cancel.Err);
+        using var cancelled = await call.Within(TimeSpan.FromSeconds(10));
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, cancelled.StatusCode);
+        Assert.Contains("cancelled by an operator: from the cli", await cancelled.Content.ReadAsStringAsync());
+        var unknown = await OtunAsync("admin", "--url", url, "--token", token, "request", "gw-test.1.1");
+        Assert.Equal(1, unknown.Exit);
+        Assert.Contains("not known", unknown.Err);
+    }
+
+    [Fact]
     public async Task RouteSet_List_AndRemove_ThroughTheCommandLine()
     {
         await using var h = await TunnelHarness.StartAsync();
