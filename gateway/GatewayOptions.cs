@@ -295,6 +295,9 @@ public sealed class RouteOptions
     /// </summary>
     public string? CredentialSha256 { get; set; }
 
+    /// <summary>What the request inspector keeps of this route's bodies (off unless set).</summary>
+    public RouteCaptureOptions Capture { get; set; } = new();
+
     /// <summary>Visitor networks allowed on this route (IPs or CIDRs, e.g. "10.0.0.0/8"); empty: any. Others get 403.</summary>
     public List<string> AllowedNetworks { get; set; } = [];
 }
@@ -305,4 +308,17 @@ public enum RequestGrainMode
     OnDemand,
     Always,
     Off,
+}
+
+/// <summary>Body capture for the request inspector, per route.</summary>
+public sealed class RouteCaptureOptions
+{
+    /// <summary>Keep the first <see cref="MaxBytes"/> of each request and response body (never of WebSockets). Default false.</summary>
+    public bool Bodies { get; set; }
+
+    /// <summary>Most bytes kept of each body. Default 16384.</summary>
+    public int MaxBytes { get; set; } = 16384;
+
+    /// <summary>The route's capture size: 0 when off.</summary>
+    public int Bytes => Bodies ? MaxBytes : 0;
 }

@@ -145,6 +145,10 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             {
                 failures.Add($"Gateway:Routes:{i}:Host '{r.Host}': a wildcard is only allowed as the first label (*.example.com)");
             }
+            if (r.Capture.Bodies && r.Capture.MaxBytes is < 1 or > 1024 * 1024)
+            {
+                failures.Add($"Gateway:Routes:{i}:Capture:MaxBytes {r.Capture.MaxBytes} must be between 1 and 1048576");
+            }
             if (RouteProblem(r.MaxRequestBodySize, r.Access, r.CredentialSha256, r.AllowedNetworks) is { } problem)
             {
                 failures.Add($"Gateway:Routes:{i}: {problem}");

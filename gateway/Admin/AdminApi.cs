@@ -155,7 +155,8 @@ public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, Request
     }
 
     private sealed record RouteBody(string? Host, string? PathPrefix, string? Service, long? MaxRequestBodySize = null,
-        string? Access = null, string? Credential = null, string? CredentialSha256 = null, string[]? AllowedNetworks = null);
+        string? Access = null, string? Credential = null, string? CredentialSha256 = null, string[]? AllowedNetworks = null,
+        RouteCaptureOptions? Capture = null);
 
     private async Task<IResult> UpsertRouteAsync(HttpRequest request)
     {
@@ -170,12 +171,16 @@ public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, Request
         }
         // "credential" ("user:password" or a token) is hashed here and never stored; or give "credentialSha256".
         string? hash = !string.IsNullOrEmpty(body.Credential) ? VisitorAccess.Hash(body.Credential) : body.CredentialSha256?.ToLowerInvariant();
+        if (body.Capture is { Bodies: true, MaxBytes: < 1 or > 1024 * 1024 })
+        {
+            return Results.Text("otun admin: capture.maxBytes must be between 1 and 1048576\n", statusCode: 400);
+        }
         if (GatewayOptionsValidator.RouteProblem(body.MaxRequestBodySize, body.Access, hash, body.AllowedNetworks) is { } problem)
         {
             return Results.Text($"otun admin: {problem}\n", statusCode: 400);
         }
         var route = new Route(body.Host, body.PathPrefix, body.Service, body.MaxRequestBodySize, body.Access, hash,
-            body.AllowedNetworks is { Length: > 0 } ? body.AllowedNetworks : null);
+            body.AllowedNetworks is { Length: > 0 } ? body.AllowedNetworks : null, body.Capture?.Bytes ?? 0);
         await Routing.UpsertRoute(route);
         // The answer never echoes the credential's hash.
         return Results.Json(RoutingGrain.Normalize(route) with { CredentialSha256 = null }, Json);

@@ -39,9 +39,11 @@ public sealed class RequestReplayer(IGrainFactory grains, GatewayEndpoints endpo
             return Results.Text($"otun admin: request '{id}' is a {open.Protocol} call; only HTTP requests can be replayed\n", statusCode: 409);
         }
         long bytesIn = Math.Max(snapshot.Progress?.BytesIn ?? 0, snapshot.Outcome?.BytesIn ?? 0);
-        if (bytesIn > 0 && edit?.Body is null)
+        // The original body, when the route captured all of it.
+        byte[]? captured = snapshot.RequestBody is { } rb && rb.Bytes.Length == rb.Total && rb.Note is null ? rb.Bytes : null;
+        if (bytesIn > 0 && edit?.Body is null && captured is null)
         {
-            return Results.Text($"otun admin: request '{id}' had a body of {bytesIn} bytes, which was not captured; give \"body\" to replay it\n", statusCode: 409);
+            return Results.Text($"otun admin: request '{id}' had a body of {bytesIn} bytes, which was not captured whole (route Capture:Bodies, Capture:MaxBytes); give \"body\" to replay it\n", statusCode: 409);
         }
         if (endpoints.IngressPort == 0)
         {
@@ -75,9 +77,10 @@ public sealed class RequestReplayer(IGrainFactory grains, GatewayEndpoints endpo
                 contentFields.Add((name, value));
             }
         }
-        if (edit?.Body is { } body)
+        byte[]? content = edit?.Body is { } body ? Encoding.UTF8.GetBytes(body) : bytesIn > 0 ? captured : null;
+        if (content is not null)
         {
-            request.Content = new ByteArrayContent(Encoding.UTF8.GetBytes(body));
+            request.Content = new ByteArrayContent(content);
             foreach (var (name, value) in contentFields)
             {
                 request.Content.Headers.TryAddWithoutValidation(name, value);

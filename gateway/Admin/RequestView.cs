@@ -30,7 +30,9 @@ public sealed record RequestView(
     RequestView.Field[]? RequestHeaders,
     RequestView.Field[]? ResponseHeaders,
     string? Target,
-    string? ReplayOf)
+    string? ReplayOf,
+    RequestView.Body? RequestBody,
+    RequestView.Body? ResponseBody)
 {
     public static RequestView From(RequestSnapshot s)
     {
@@ -45,7 +47,14 @@ public sealed record RequestView(
             open is null ? null : ((ended ?? DateTimeOffset.UtcNow) - open.OpenedAt).TotalMilliseconds,
             outcome?.Status is > 0 ? outcome.Status : progress?.Status is > 0 ? progress.Status : null,
             Math.Max(progress?.BytesIn ?? 0, outcome?.BytesIn ?? 0), Math.Max(progress?.BytesOut ?? 0, outcome?.BytesOut ?? 0),
-            outcome?.Error, s.HasGrain, Fields(s.RequestHeaders), Fields(s.ResponseHeaders), s.Target, s.ReplayOf);
+            outcome?.Error, s.HasGrain, Fields(s.RequestHeaders), Fields(s.ResponseHeaders), s.Target, s.ReplayOf, Body.From(s.RequestBody), Body.From(s.ResponseBody));
+    }
+
+    /// <summary>A captured body: its bytes (base64), the whole body's size, and why less is shown.</summary>
+    public sealed record Body(string Base64, int Kept, long Total, string? ContentType, string? Note)
+    {
+        public static Body? From(CapturedBody? c) =>
+            c is null ? null : new Body(Convert.ToBase64String(c.Bytes), c.Bytes.Length, c.Total, c.ContentType, c.Note);
     }
 
     /// <summary>One header field.</summary>

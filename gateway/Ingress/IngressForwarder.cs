@@ -169,7 +169,7 @@ public sealed class IngressForwarder(
                 await RejectAsync(context, o, $"no agent is connected for service '{route.Service}'", GatewayTelemetry.Limits.NoAgent, route.Service);
                 return;
             }
-            await exchange.ForwardAsync(context, o, route.Service, host, path, target, stream);
+            await exchange.ForwardAsync(context, o, route, host, path, target, stream);
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {

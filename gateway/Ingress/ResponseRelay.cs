@@ -89,6 +89,10 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
             return;
         }
         tracker.MarkStreaming(entry, response.ContentLength);
+        if (entry.ResponseCapture is { } capture)
+        {
+            capture.ContentType = response.ContentType;
+        }
         await RelayBodyAsync(context, stream, entry);
     }
 
@@ -112,6 +116,7 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
                         var payload = frame.Data.Payload;
                         if (!payload.IsEmpty)
                         {
+                            entry.ResponseCapture?.Append(payload.Span);
                             var flush = await body.WriteAsync(payload.Memory, aborted);
                             entry.BytesOut += payload.Length;
                             stream.ReturnCredit(payload.Length);

@@ -26,8 +26,9 @@ public sealed class TunnelExchange(RequestTracker tracker, ResponseRelay relay, 
     /// <summary>Requests whose head was sent to an agent since start (what agents could have seen).</summary>
     public long Forwarded => Interlocked.Read(ref _forwarded);
 
-    public async Task ForwardAsync(HttpContext context, GatewayOptions o, string service, string host, string path, DispatchTarget target, MuxStream stream)
+    public async Task ForwardAsync(HttpContext context, GatewayOptions o, OrleansTunnel.Grains.Route route, string host, string path, DispatchTarget target, MuxStream stream)
     {
+        string service = route.Service;
         var request = context.Request;
         var kind = VisitorProtocol.Detect(context);
         var timeout = kind == VisitorKind.Grpc && GrpcStatus.ParseTimeout(request.Headers["grpc-timeout"]) is { } deadline && deadline < o.ResponseTimeout
@@ -57,6 +58,11 @@ public sealed class TunnelExchange(RequestTracker tracker, ResponseRelay relay, 
             OrleansTunnel.Protocol.Telemetry.TraceContext.Inject(head.Headers, activity);
         }
         entry.CaptureRequestHeaders(head.Headers, inspector.CurrentValue);
+        if (route.CaptureBodyBytes > 0 && kind is VisitorKind.Http or VisitorKind.Grpc)
+        {
+            // Only on routes that ask for it, never for WebSockets, and within the gateway's budget.
+            tracker.CaptureBodies(entry, route.CaptureBodyBytes, request.ContentType);
+        }
         entry.Target = head.PathAndQuery;
         entry.ReplayOf = replays.ReplayOf(request);
         if (!target.IsLocal)
@@ -92,6 +98,7 @@ public sealed class TunnelExchange(RequestTracker tracker, ResponseRelay relay, 
             {
                 var result = await reader.ReadAsync(stream.Aborted);
                 var buffer = result.Buffer;
+                entry.RequestCapture?.Append(buffer);
                 // The last bytes and the end of body travel in one frame when they can.
                 await stream.SendDataAsync(buffer, endOfBody: result.IsCompleted, stream.Aborted);
                 entry.BytesIn += buffer.Length;

@@ -15,6 +15,15 @@ public sealed class InspectorOptions
     public List<string> RedactHeaders { get; set; } = [];
 
     /// <summary>
+    /// JSON fields (at any depth) whose values are replaced by "[redacted]" in captured JSON bodies
+    /// before a capture can be read. A JSON body larger than the capture is then not kept at all.
+    /// </summary>
+    public List<string> RedactJsonFields { get; set; } = [];
+
+    /// <summary>Most bytes of captured bodies one gateway keeps at once (over all requests in its journal). Default 16777216 (16 MiB).</summary>
+    public long MaxBytes { get; set; } = 16L * 1024 * 1024;
+
+    /// <summary>
     /// Let loopback visitors use the inspector page and the admin API without the admin token. Off by
     /// default; otun dev turns it on (its admin listener is on 127.0.0.1).
     /// </summary>

@@ -101,6 +101,26 @@ public sealed class RequestEntry
         return fields;
     }
 
+    /// <summary>The request body's capture while it streams (routes with Capture:Bodies); null when off.</summary>
+    public BodyCapture? RequestCapture { get; private set; }
+
+    /// <summary>The response body's capture while it streams.</summary>
+    public BodyCapture? ResponseCapture { get; private set; }
+
+    /// <summary>The frozen captures, readable once the request ended.</summary>
+    public CapturedBody? RequestBody { get; private set; }
+    public CapturedBody? ResponseBody { get; private set; }
+
+    /// <summary>Budget bytes this entry holds (released when the journal lets it go).</summary>
+    internal long CaptureReserved { get; private set; }
+
+    internal void StartCapture(int bytes, string? requestContentType)
+    {
+        RequestCapture = new BodyCapture(bytes, requestContentType);
+        ResponseCapture = new BodyCapture(bytes, null);
+        CaptureReserved = 2L * bytes;
+    }
+
     /// <summary>The request target (path and query) as forwarded.</summary>
     public string? Target { get; set; }
 
@@ -141,8 +161,12 @@ public sealed class RequestEntry
         return true;
     }
 
-    internal void End()
+    internal void End(InspectorOptions inspector)
     {
+        RequestBody = RequestCapture?.Freeze(inspector);
+        ResponseBody = ResponseCapture?.Freeze(inspector);
+        RequestCapture = null;
+        ResponseCapture = null;
         LastByteTicks = Stopwatch.GetTimestamp();
         EndedAt = DateTimeOffset.UtcNow;
         Final = CancelledBy is not null ? RequestState.Cancelled
@@ -179,7 +203,7 @@ public sealed class RequestEntry
         return new RequestSnapshot(Id, state, Open(gatewayId, incarnation), final != RequestState.None ? Outcome(gatewayId, incarnation) : null,
             At(ResponseHeadTicks), 0, progress, "gateway", CancelledBy is not null && final == RequestState.None ? "being cancelled: " + CancelledBy : null,
             Volatile.Read(ref GrainState) == 1 || (final != RequestState.None && GrainState == 2 && _hadGrain),
-            RequestHeaders, ResponseHeaders, Target, ReplayOf);
+            RequestHeaders, ResponseHeaders, Target, ReplayOf, RequestBody, ResponseBody);
     }
 
     private DateTimeOffset? At(long ticks) =>

@@ -23,9 +23,13 @@ public sealed class RequestJournal
     private long _sequence;
     private long _inFlight;
 
-    public RequestJournal(GatewayIdentity identity, IOptionsMonitor<GatewayOptions> options)
+    private readonly IOptionsMonitor<InspectorOptions> _inspector;
+    private long _captured;
+
+    public RequestJournal(GatewayIdentity identity, IOptionsMonitor<GatewayOptions> options, IOptionsMonitor<InspectorOptions> inspector)
     {
         _options = options;
+        _inspector = inspector;
         GatewayId = identity.GatewayId;
         // The process's first incarnation names its requests for its whole life (a renewed directory
         // incarnation does not lose the journal); another process of this id has another one.
@@ -53,10 +57,30 @@ public sealed class RequestJournal
         return entry;
     }
 
+    /// <summary>Starts capturing a request's bodies when the journal's Inspector:MaxBytes budget has room.</summary>
+    internal bool TryCapture(RequestEntry entry, int bytes, string? contentType)
+    {
+        long want = 2L * bytes;
+        if (Interlocked.Add(ref _captured, want) > _inspector.CurrentValue.MaxBytes)
+        {
+            Interlocked.Add(ref _captured, -want);
+            return false;
+        }
+        entry.StartCapture(bytes, contentType);
+        return true;
+    }
+
+    /// <summary>Bytes of captured bodies held now.</summary>
+    public long CapturedBytes => Interlocked.Read(ref _captured);
+
     internal void Close(RequestEntry entry)
     {
-        entry.End();
-        _finished[entry.Sequence & (_finished.Length - 1)] = entry;
+        entry.End(_inspector.CurrentValue);
+        var evicted = Interlocked.Exchange(ref _finished[entry.Sequence & (_finished.Length - 1)], entry);
+        if (evicted?.CaptureReserved > 0)
+        {
+            Interlocked.Add(ref _captured, -evicted.CaptureReserved);
+        }
         _live.TryRemove(entry.Sequence, out _);
         Interlocked.Decrement(ref _inFlight);
     }

@@ -50,6 +50,9 @@ public sealed partial class RequestTracker(
     /// <summary>Whether this request's grain is ended by the gateway holding the agent too (cross-gateway, "always" only).</summary>
     public static bool HasGrain(RequestEntry entry) => Volatile.Read(ref entry.GrainState) == 1;
 
+    /// <summary>Starts capturing the request's bodies (the route asks for it) if the journal's budget has room.</summary>
+    public void CaptureBodies(RequestEntry entry, int bytes, string? contentType) => journal.TryCapture(entry, bytes, contentType);
+
     /// <summary>The incarnation a peer gateway must quote when it ends this request's grain; 0: the request has no grain.</summary>
     public long OwnerIncarnationForPeer(RequestEntry entry) => HasGrain(entry) ? identity.Incarnation : 0;
 

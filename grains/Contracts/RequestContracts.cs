@@ -67,6 +67,8 @@ public sealed record RequestProgress(
 /// <param name="ResponseHeaders">The response's header fields, redacted; null when not captured.</param>
 /// <param name="Target">The request target as forwarded (path and query), for replays.</param>
 /// <param name="ReplayOf">The request this one replays (POST /api/requests/{id}/replay), if any.</param>
+/// <param name="RequestBody">The captured request body (routes with Capture:Bodies), once the request ended.</param>
+/// <param name="ResponseBody">The captured response body, once the request ended.</param>
 /// <param name="HasGrain">The request's grain holds a record of it (the owner promoted it: long-lived, streaming, or RequestGrains=always; or it ended and was looked up).</param>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.RequestSnapshot")]
 public sealed record RequestSnapshot(
@@ -83,7 +85,20 @@ public sealed record RequestSnapshot(
     [property: Id(10)] string[]? RequestHeaders = null,
     [property: Id(11)] string[]? ResponseHeaders = null,
     [property: Id(12)] string? Target = null,
-    [property: Id(13)] string? ReplayOf = null);
+    [property: Id(13)] string? ReplayOf = null,
+    [property: Id(14)] CapturedBody? RequestBody = null,
+    [property: Id(15)] CapturedBody? ResponseBody = null);
+
+/// <summary>The first bytes of a body, kept for the request inspector (per route, off by default).</summary>
+/// <param name="Bytes">What was kept (redacted when the route's JSON fields are).</param>
+/// <param name="Total">The body's whole length as it went through.</param>
+/// <param name="Note">Why less than the whole body is shown, if it is not.</param>
+[GenerateSerializer, Immutable, Alias("OrleansTunnel.CapturedBody")]
+public sealed record CapturedBody(
+    [property: Id(0)] byte[] Bytes,
+    [property: Id(1)] long Total,
+    [property: Id(2)] string? ContentType,
+    [property: Id(3)] string? Note);
 
 /// <summary>What became of a cancel.</summary>
 [GenerateSerializer]

@@ -8,7 +8,8 @@ namespace OrleansTunnel.Grains;
 /// Optional visitor-side settings: <see cref="MaxRequestBodySize"/> overrides the gateway's limit;
 /// <see cref="Access"/> ("basic" or "bearer") with <see cref="CredentialSha256"/> (SHA-256 hex of
 /// "user:password" or of the token) demands a credential; <see cref="AllowedNetworks"/> (CIDRs) limits
-/// the visitor addresses.
+/// the visitor addresses. <see cref="CaptureBodyBytes"/> &gt; 0 keeps the first that many bytes of each
+/// request and response body for the request inspector (never of WebSockets).
 /// </remarks>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.Route")]
 public sealed record Route(
@@ -18,7 +19,8 @@ public sealed record Route(
     [property: Id(3)] long? MaxRequestBodySize = null,
     [property: Id(4)] string? Access = null,
     [property: Id(5)] string? CredentialSha256 = null,
-    [property: Id(6)] string[]? AllowedNetworks = null);
+    [property: Id(6)] string[]? AllowedNetworks = null,
+    [property: Id(7)] int CaptureBodyBytes = 0);
 
 /// <summary>One place a service is served from: an agent's session on a gateway.</summary>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.ServiceEndpoint")]
