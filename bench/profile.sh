@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # CPU profile of the tunnel's small-request hot path: `otun dev` in front of the nginx backend of
-# nginx-chain.sh (18080), wrk -c64 GET /hello through the ingress, and `dotnet-trace collect
-# --profile cpu-sampling` on the dev process while wrk runs. The trace is converted to speedscope and
+# nginx-chain.sh (18080), wrk -c64 GET /hello through the ingress, and `dotnet-trace collect` with
+# the sampled-thread-time profile (dotnet-trace 10's name for the EventPipe sample profiler of
+# `collect`; its `cpu-sampling` profile exists only for `collect-linux`, kernel user_events, which
+# this VM lacks) on the dev process while wrk runs. Samples of threads blocked in a wait are dropped
+# by the summary, so the remaining samples approximate CPU. The trace is converted to speedscope and
 # summarised by bench/profile_summary.py into shares and microseconds per request (the process's
 # CPU per request measured from /proc over the same window). See bench/README.md, "Where the
 # microseconds go".
@@ -12,6 +15,7 @@
 #        CONNS=64       wrk connections
 #        GRAINS=        request-grain mode (always|on-demand|off; empty: the build's default)
 #        TOP=25         frames in the self-time table
+#        TRACE_PROFILE=dotnet-sampled-thread-time   dotnet-trace collect --profile
 #        OTUN_COPY=1 COPY_DIR=/tmp/bench-src READY_TIMEOUT=90   as in run.sh
 # Output: bench/out/profile-<timestamp>/ (trace.nettrace, trace.speedscope.json, summary.md).
 set -euo pipefail
@@ -30,6 +34,7 @@ WARMUP="${WARMUP:-3}"
 CONNS="${CONNS:-64}"
 GRAINS="${GRAINS:-}"
 TOP="${TOP:-25}"
+TRACE_PROFILE="${TRACE_PROFILE:-dotnet-sampled-thread-time}"
 
 nginx_started=0 wrk_pid=""
 cleanup() {
@@ -61,11 +66,11 @@ wrk -t1 -c"$CONNS" -d3s "$url" >/dev/null 2>&1 || true
 wrk -t1 -c"$CONNS" -d$((WARMUP + DUR + 2))s --latency "$url" >"$out/wrk.txt" 2>&1 &
 wrk_pid=$!
 sleep "$WARMUP"
-log "tracing pid $dev_pid for ${DUR}s (cpu-sampling)"
+log "tracing pid $dev_pid for ${DUR}s ($TRACE_PROFILE)"
 # Requests served during the trace: wrk's total scaled by the window (wrk prints totals only);
 # the /proc CPU is read over exactly the traced window.
 c0=$(cpu_ticks "$dev_pid"); t0=$(date +%s.%N)
-"$trace" collect -p "$dev_pid" --profile cpu-sampling --duration "00:00:00:$(printf '%02d' "$DUR")" \
+"$trace" collect -p "$dev_pid" --profile "$TRACE_PROFILE" --duration "00:00:00:$(printf '%02d' "$DUR")" \
   -o "$out/trace.nettrace" </dev/null >"$out/trace.log" 2>&1 || die "dotnet-trace collect failed (see $out/trace.log)"
 c1=$(cpu_ticks "$dev_pid"); t1=$(date +%s.%N)
 wait "$wrk_pid" || true; wrk_pid=""

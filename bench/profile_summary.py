@@ -18,8 +18,13 @@ WAIT = re.compile(r"WaitForSocketEvents|LowLevelLifoSemaphore\.Wait|WaitHandle\.
                   r"Task\.InternalWaitCore|WaitForPendingFinalizers|FinalizerThread|ThreadPoolWorkQueue\.Dispatch.*Semaphore|"
                   r"LinuxNetworkChange|Interop\+Sys\.Read\(|EventPipe")
 
+# Pseudo frames of the thread-time stacks (roots and the CPU_TIME / UNMANAGED_CODE_TIME leaf).
+ROOTS = re.compile(r"^Process\d+ |^\(Non-Activities\)$|^Threads$|^Thread \(\d+\)$|^CPU_TIME$|^UNMANAGED_CODE_TIME$|^BLOCKED_TIME$")
+
 # Owner components, checked from the leaf up: the first frame that matches names the owner.
 OWNERS = [
+    ("GC: thread parked at a GC poll (suspended for a collection)", r"PollGC"),
+    ("lock contention (Monitor.Enter_Slowpath, Lock.TryEnterSlow)", r"Enter_Slowpath|TryEnterSlow"),
     ("GC / allocation (runtime helpers)", r"^(?:coreclr|libclrgc|GC_|WKS::|SVR::)|Allocat|JIT_New|RhpNew|gc_heap"),
     ("protobuf (Google.Protobuf)", r"^Google\.Protobuf"),
     ("gRPC (Grpc.*)", r"^Grpc\."),
@@ -72,6 +77,7 @@ def main():
     d = json.load(open(path))
     # dotnet-trace names frames "Module!Namespace.Type.Method(args)": match on the part after "!"
     frames = [f["name"].split("!", 1)[-1] for f in d["shared"]["frames"]]
+    lock_w = defaultdict(float)
     owner_w = defaultdict(float); incl_w = defaultdict(float); self_w = defaultdict(float)
     cpu = idle = 0.0
     owner_of = {}
@@ -84,22 +90,36 @@ def main():
             if last is not None and stack and at > last:
                 w = at - last
                 leafs = [frames[i] for i in stack[-6:]]
-                if any(WAIT.search(n) for n in leafs):
+                pseudo = frames[stack[-1]]
+                # "?" right under SocketAsyncEngine.EventLoop is epoll_wait: the socket engine idling
+                epoll = len(stack) > 2 and frames[stack[-2]] == "?" and "SocketAsyncEngine.EventLoop" in frames[stack[-3]]
+                if epoll or any(WAIT.search(n) for n in leafs) or pseudo in ("BLOCKED_TIME", "IDLE_TIME"):
                     idle += w
                 else:
                     cpu += w
-                    names = [frames[i] for i in stack]
-                    self_w[names[-1]] += w
+                    # drop the pseudo frames: process/thread roots and the CPU_TIME /
+                    # UNMANAGED_CODE_TIME leaf (kept as a native marker for the owner split)
+                    names = [frames[i] for i in stack if not ROOTS.search(frames[i])]
+                    if pseudo == "UNMANAGED_CODE_TIME":
+                        names.append("UNMANAGED_CODE_TIME")
+                    if not names:
+                        names = ["(no managed frames)"]
+                    leaf = names[-1] if names[-1] != "UNMANAGED_CODE_TIME" or len(names) == 1 else names[-2] + " [native]"
+                    self_w[leaf] += w
                     key = tuple(stack)
                     o = owner_of.get(key)
                     if o is None:
                         o = "unattributed"
-                        for n in reversed(names):
+                        for n in reversed(names[:-1] if names[-1] == "UNMANAGED_CODE_TIME" and len(names) > 1 else names):
                             m = next((on for on, rx in OWNERS if rx.search(n)), None)
                             if m:
                                 o = m; break
                         owner_of[key] = o
                     owner_w[o] += w
+                    if o.startswith("lock contention"):
+                        caller = next((n for n in reversed(names) if not re.search(
+                            r"Enter_Slowpath|TryEnterSlow|Monitor\.|Lock\.Enter|UNMANAGED_CODE_TIME|^\?$", n)), "?")
+                        lock_w[caller[:110]] += w
                     for cn, rx in INCL:
                         if any(rx.search(n) for n in names):
                             incl_w[cn] += w
@@ -124,6 +144,10 @@ def main():
     print("|---|---|---|")
     for n, w in sorted(incl_w.items(), key=lambda kv: -kv[1]):
         print(f"| {n} | {100 * w / cpu:.1f} % | {us_req * w / cpu:.1f} |")
+    print("\n| lock contention: the frame that took the lock | share of all CPU samples |")
+    print("|---|---|")
+    for n, w in sorted(lock_w.items(), key=lambda kv: -kv[1])[:10]:
+        print(f"| `{n.replace('|', '/')}` | {100 * w / cpu:.1f} % |")
     print(f"\ntop {top} frames by self time:\n")
     print("| frame | self share |")
     print("|---|---|")
