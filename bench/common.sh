@@ -219,3 +219,10 @@ alloc_sum() {
     /gc.collections/ && /generation=gen[12]/ { g12 += $NF }
     END { if (n > 0) printf "%.0f %d %d\n", b / n, g0, g12; else print "- - -" }' "$1"
 }
+
+# Background load tools and collectors a script must not leave behind (called from its cleanup).
+LOAD_PID=""
+bg_cleanup() {
+  local p
+  for p in ${ALLOC_PID:-} ${LOAD_PID:-}; do kill "$p" 2>/dev/null || true; done
+}

@@ -41,6 +41,7 @@ cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   [ -n "$wrk_pid" ] && kill "$wrk_pid" 2>/dev/null || true
+  bg_cleanup
   [ -n "$dev_pid" ] && stop_dev
   [ "$nginx_started" = 1 ] && bash "$shared_bench/nginx-chain.sh" stop >/dev/null 2>&1 || true
   exit "$rc"

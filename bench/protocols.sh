@@ -45,6 +45,7 @@ refs_started=0
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  bg_cleanup
   [ -n "$dev_pid" ] && stop_dev
   if [ "$refs_started" = 1 ]; then
     bash "$shared_bench/nginx-h2-chain.sh" stop >/dev/null 2>&1 || true
@@ -75,7 +76,7 @@ run_h2load() {
   log "h2load $label: $H2LOAD_ARGS -D $DUR --warm-up-time $WARMUP $* $url"
   # shellcheck disable=SC2086
   h2load $H2LOAD_ARGS -D "$DUR" --warm-up-time "$WARMUP" "$@" "$url" >"$f" 2>&1 &
-  local hp=$!
+  local hp=$!; LOAD_PID=$hp
   bg_window_begin "$key"
   wait "$hp" || log "h2load exited non-zero for $key (see $f)"
   local rps total ok failed errored timeout codes mean err
@@ -99,7 +100,7 @@ run_lg() {
   local f="$out/loadgen-$key.txt" line rate p50 p99 errors first unit err n
   log "loadgen $label: $*"
   "$LOADGEN" "$@" --duration "$DUR" --warmup "$WARMUP" >"$f" 2>&1 &
-  local lp=$!
+  local lp=$!; LOAD_PID=$lp
   bg_window_begin "$key"
   wait "$lp" || log "loadgen exited non-zero for $key (see $f)"
   line=$(grep '^cmd=' "$f" | tail -1 || true)

@@ -54,6 +54,7 @@ yarp_started=0
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  bg_cleanup
   [ -n "$dev_pid" ] && stop_dev
   [ "$yarp_started" = 1 ] && bash "$shared_bench/yarp-chain.sh" stop >/dev/null 2>&1 || true
   [ "$nginx_started" = 1 ] && bash "$shared_bench/nginx-chain.sh" stop >/dev/null 2>&1 || true
@@ -284,7 +285,7 @@ run_open() {   # KEY TARGET URL RATE
   local key=$1 target=$2 url=$3 rate=$4 f="$out/open-$1.txt" line n
   log "open loop $target at $rate req/s for ${OPEN_DUR}s: $url"
   "$LOADGEN" http-rate --target "$url" --rate "$rate" --duration "$OPEN_DUR" --warmup 2 --connections 64 >"$f" 2>&1 &
-  local lp=$!
+  local lp=$!; LOAD_PID=$lp
   sleep 2.2   # the warm-up at the same rate is not counted
   cpu_begin
   wait "$lp" || log "loadgen http-rate exited non-zero for $key (see $f)"
