@@ -2,10 +2,10 @@
 # Clustered-deployment benchmark: redis + 1 silo + 2 gateways (gw-a, gw-b) + 1 agent (connected to
 # gw-b only) + an nginx backend, all separate processes. wrk measures the backend directly, the local
 # path (visitor -> gw-b -> agent -> backend) and the cross-gateway path (visitor -> gw-a -> peer link
-# -> gw-b -> agent -> backend); then both gateways (and the agent) are restarted with
-# Gateway:RecordRequests=false (no RequestGrain call per request) and the two tunnel paths are measured
-# again. Prints one table, the per-request cost of the request grain and the peak RSS (VmHWM) of silo,
-# gateways and agent. See bench/README.md.
+# -> gw-b -> agent -> backend), once per request-grain mode (GRAINS: the gateways and the agent are
+# restarted per mode). Prints one table with the CPU per request of every process, the cross/local
+# bar, the per-request cost of the request grain and the peak RSS (VmHWM) of silo, gateways and
+# agent. See bench/README.md.
 #
 # Usage: bash bench/cluster.sh
 # Env:   DUR=10s          wrk duration per measured run
@@ -13,6 +13,9 @@
 #        CONNS=64         wrk connections;  THREADS=2  wrk threads
 #        OTUN_COPY=1 COPY_DIR=/tmp/bench-src READY_TIMEOUT=90   as in run.sh
 #        STOP_GRACE=40    seconds between SIGTERM and SIGKILL when stopping a process
+#        GRAINS="always on-demand off"   request-grain modes, one phase each (gateways and agent
+#                         restarted per phase); a build without Gateway:RequestGrains runs
+#                         RecordRequests=true/false and measures on-demand/off once
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -151,8 +154,9 @@ wait_paths() {   # both ingresses answer 200 for Host: bench.test (the agent may
 }
 
 # ---------------------------------------------------------------- wrk
-rows=()   # key|path|RecordRequests|rps|p50|p99|errors
-declare -A RPS P50 P99 ERR
+rows=()   # key|path|grain mode
+declare -A RPS P50 P99 ERR CPU
+CPU_PROCS=(gw-a gw-b agent silo nginx redis)   # CPU per request of each, per run
 run_wrk() {   # KEY PATH RECORD PORT WARM(0/1)
   local key=$1 what=$2 rec=$3 port=$4 warm=$5 f="$out/wrk-$1.txt" url="http://127.0.0.1:$4$PATH_Q"
   local rps non2xx sockerr err
@@ -160,7 +164,15 @@ run_wrk() {   # KEY PATH RECORD PORT WARM(0/1)
     wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" -H "Host: $HOST" "$url" >"$out/wrk-$key-warmup.txt" 2>&1 || true
   fi
   log "wrk $key: -t$THREADS -c$CONNS -d$DUR --latency -H 'Host: $HOST' $url"
+  local n c0=()
+  for n in "${CPU_PROCS[@]}"; do c0+=("$(cpu_ticks "${PID[$n]:-}")"); done
   wrk -t"$THREADS" -c"$CONNS" -d"$DUR" --latency -H "Host: $HOST" "$url" >"$f" 2>&1 || log "wrk exited non-zero for $key (see $f)"
+  local reqs i=0; reqs=$(awk '$2 == "requests" && $3 == "in" {print $1}' "$f")
+  for n in "${CPU_PROCS[@]}"; do
+    CPU[$key.$n]=$(us_per_req $(( $(cpu_ticks "${PID[$n]:-}") - ${c0[$i]} )) "${reqs:-0}"); i=$((i + 1))
+  done
+  CPU[$key.tunnel]=$(awk -v a="${CPU[$key.gw-a]}" -v b="${CPU[$key.gw-b]}" -v c="${CPU[$key.agent]}" -v d="${CPU[$key.silo]}" \
+    'BEGIN { printf "%.1f", a + b + c + d }')
   rps=$(awk '/^Requests\/sec:/ {print $2}' "$f")
   P50[$key]=$(to_ms "$(awk '$1 == "50%" {print $2}' "$f")")
   P99[$key]=$(to_ms "$(awk '$1 == "99%" {print $2}' "$f")")
@@ -236,35 +248,37 @@ cluster_args=(--redis "127.0.0.1:$REDIS_PORT" --cluster-id "$CLUSTER_ID")
 start_proc silo 'otun silo: ready' "$OTUN_BIN" silo "${cluster_args[@]}" \
   --silo-port "$SILO_PORT_C" --gateway-port "$SILO_GW_PORT_C" --silo-admin "http://127.0.0.1:$SILO_ADMIN_PORT"
 
-# ---- phase 1: Gateway:RecordRequests=true (the default)
-start_gateways
-start_agent
-wait_paths
-check_topology
-
-snap_logs
-run_wrk direct      "backend direct (nginx)"                 "-"     "$BACKEND_PORT" 0
-run_wrk local-rec   "local: gw-b -> agent"                   "true"  "$GWB_INGRESS"  1
-run_wrk cross-rec   "cross: gw-a -> gw-b -> agent"           "true"  "$GWA_INGRESS"  1
-new_log_lines rec
-HWM[gw-a.rec]=$(hwm_mb gw-a); HWM[gw-b.rec]=$(hwm_mb gw-b); HWM[agent.rec]=$(hwm_mb agent); HWM[silo.rec]=$(hwm_mb silo)
-
-# ---- phase 2: both gateways restarted with Gateway:RecordRequests=false. The agent is restarted too:
-# it learns gw-a's address from gw-b's welcome frames, and a running agent whose gateway goes away
-# fails over to gw-a, which would swap the local and cross paths.
-log "restarting the agent and both gateways with --set Gateway:RecordRequests=false"
-stop_proc agent; stop_proc gw-a; stop_proc gw-b
-PHASE=-norec
-start_gateways --set Gateway:RecordRequests=false
-start_agent
-wait_paths
-check_topology
-
-snap_logs
-run_wrk local-norec "local: gw-b -> agent"                   "false" "$GWB_INGRESS"  1
-run_wrk cross-norec "cross: gw-a -> gw-b -> agent"           "false" "$GWA_INGRESS"  1
-new_log_lines norec
-HWM[gw-a.norec]=$(hwm_mb gw-a); HWM[gw-b.norec]=$(hwm_mb gw-b); HWM[agent.norec]=$(hwm_mb agent)
+# ---- one phase per request-grain mode: agent and both gateways (re)started with the mode. The
+# agent is restarted too: it learns gw-a's address from gw-b's welcome frames, and a running agent
+# whose gateway goes away fails over to gw-a, which would swap the local and cross paths.
+GRAINS="${GRAINS-always on-demand off}"
+src_dir="$(dirname "$OTUN")"
+phases=() seen=()
+declare -A PHASE_OF LABEL
+first=1
+for mode in $GRAINS; do
+  mapfile -t gargs < <(grain_args "$mode" "$src_dir")
+  dup=""
+  for sa in "${seen[@]}"; do IFS='|' read -r sm sg <<<"$sa"; [ "$sg" = "${gargs[*]}" ] && dup=$sm; done
+  if [ -n "$dup" ]; then log "grain mode $mode runs as ${gargs[*]}: measured already as $dup"; PHASE_OF[$mode]=$dup; continue; fi
+  seen+=("$mode|${gargs[*]}"); phases+=("$mode"); PHASE_OF[$mode]=$mode
+  LABEL[$mode]=$(grain_label "$mode" "$src_dir")
+  if [ "$first" = 0 ]; then
+    log "restarting the agent and both gateways with grains ${LABEL[$mode]}"
+    stop_proc agent; stop_proc gw-a; stop_proc gw-b
+  fi
+  PHASE="-$mode"
+  start_gateways "${gargs[@]}"
+  start_agent
+  wait_paths
+  check_topology
+  snap_logs
+  if [ "$first" = 1 ]; then run_wrk direct "backend direct (nginx)" "-" "$BACKEND_PORT" 0; first=0; fi
+  run_wrk "local-$mode" "local: gw-b -> agent"         "${LABEL[$mode]}" "$GWB_INGRESS" 1
+  run_wrk "cross-$mode" "cross: gw-a -> gw-b -> agent" "${LABEL[$mode]}" "$GWA_INGRESS" 1
+  new_log_lines "$mode"
+  HWM[gw-a.$mode]=$(hwm_mb gw-a); HWM[gw-b.$mode]=$(hwm_mb gw-b); HWM[agent.$mode]=$(hwm_mb agent); HWM[silo.$mode]=$(hwm_mb silo)
+done
 HWM[silo]=$(hwm_mb silo); HWM[redis]=$(hwm_mb redis)
 silo_rss=$(( $(vm "${PID[silo]}" VmRSS) / 1024 ))
 
@@ -283,32 +297,44 @@ echo "wrk -t$THREADS -c$CONNS -d$DUR --latency -H 'Host: $HOST' GET $PATH_Q (war
 echo "source: $rev with $dirty modified tracked file(s); redis + 1 silo + gw-a + gw-b + 1 agent (1 connection, to gw-b only) + nginx backend"
 echo
 {
-  echo "path|RecordRequests|rps|p50 ms|p99 ms|rps / local (record on)|errors"
-  echo "---|---|---|---|---|---|---"
+  echo "path|grains|rps|p50 ms|p99 ms|rps / local (same mode)|CPU us/req gw-a|gw-b|agent|silo|tunnel total|nginx backend|redis|errors"
+  echo "---|---|---|---|---|---|---|---|---|---|---|---|---|---"
   for r in "${rows[@]}"; do
     IFS='|' read -r k what rec <<<"$r"
-    echo "$what|$rec|${RPS[$k]}|${P50[$k]}|${P99[$k]}|$(ratio "${RPS[$k]}" "${RPS[local-rec]}")|${ERR[$k]}"
+    m=${k#*-}; lk="local-$m"; [ "$k" = direct ] && lk=direct
+    echo "$what|$rec|${RPS[$k]}|${P50[$k]}|${P99[$k]}|$(ratio "${RPS[$k]}" "${RPS[$lk]}")|${CPU[$k.gw-a]}|${CPU[$k.gw-b]}|${CPU[$k.agent]}|${CPU[$k.silo]}|${CPU[$k.tunnel]}|${CPU[$k.nginx]}|${CPU[$k.redis]}|${ERR[$k]}"
   done
 } | column -t -s '|' -o ' | ' | sed 's/^/| /; s/$/ |/'
+echo "CPU: user+sys (/proc/PID/stat) of each process over the wrk run / requests served; tunnel total = gw-a + gw-b + agent + silo."
 echo
+fails=0
+echo "bars (issue 11): cross-gateway / local rps >= 0.8, same mode, same run:"
+for m in "${phases[@]}"; do
+  r=$(ratio "${RPS[cross-$m]}" "${RPS[local-$m]}")
+  v=$(awk -v r="$r" 'BEGIN { print ((r != "n/a" && r + 0 >= 0.8) ? "PASS" : "FAIL") }'); [ "$v" = PASS ] || fails=1
+  echo "  grains ${LABEL[$m]}: $r  ($v)"
+done
 cost() {   # WITH WITHOUT -> microseconds of wall time per request (1/rps_with - 1/rps_without)
   awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.1f", (1 / a - 1 / b) * 1e6; else print "n/a" }'
 }
-echo "request grain cost (1/rps_with - 1/rps_without, wall time per request at c$CONNS; rps without / with):"
-echo "  local: $(cost "${RPS[local-rec]}" "${RPS[local-norec]}") us/request   rps ratio $(ratio "${RPS[local-norec]}" "${RPS[local-rec]}")"
-echo "  cross: $(cost "${RPS[cross-rec]}" "${RPS[cross-norec]}") us/request   rps ratio $(ratio "${RPS[cross-norec]}" "${RPS[cross-rec]}")"
-echo "cross / local rps: record on $(ratio "${RPS[cross-rec]}" "${RPS[local-rec]}"), record off $(ratio "${RPS[cross-norec]}" "${RPS[local-norec]}")"
+off=${PHASE_OF[off]:-}; al=${PHASE_OF[always]:-}
+if [ -n "$off" ] && [ -n "$al" ] && [ "$off" != "$al" ]; then
+  for pth in local cross; do
+    echo "request grain cost, $pth, always vs off: $(cost "${RPS[$pth-$al]}" "${RPS[$pth-$off]}") us wall/request, CPU $(awk -v a="${CPU[$pth-$al.tunnel]}" -v b="${CPU[$pth-$off.tunnel]}" 'BEGIN {printf "%.1f", a - b}') us/request (tunnel total), rps x$(ratio "${RPS[$pth-$off]}" "${RPS[$pth-$al]}") without"
+  done
+fi
 echo
-echo "peak RSS (VmHWM, MB): silo ${HWM[silo.rec]} after record on, ${HWM[silo]} at the end (VmRSS then ${silo_rss}); gw-a ${HWM[gw-a.rec]} (record on) / ${HWM[gw-a.norec]} (record off);" \
-  "gw-b ${HWM[gw-b.rec]} / ${HWM[gw-b.norec]}; agent ${HWM[agent.rec]} / ${HWM[agent.norec]}; redis ${HWM[redis]}"
-echo "log lines while wrk ran: record on ${DURING[rec]}; record off ${DURING[norec]}"
+printf 'peak RSS (VmHWM, MB):'
+for m in "${phases[@]}"; do printf ' [%s] gw-a %s gw-b %s agent %s silo %s;' "$m" "${HWM[gw-a.$m]}" "${HWM[gw-b.$m]}" "${HWM[agent.$m]}" "${HWM[silo.$m]}"; done
+echo " silo at the end ${HWM[silo]} (VmRSS ${silo_rss}); redis ${HWM[redis]}"
+printf 'log lines while wrk ran:'; for m in "${phases[@]}"; do printf ' %s: %s;' "$m" "${DURING[$m]}"; done; echo
 printf 'seconds from SIGTERM to exit:'
-for k in gw-a gw-b agent gw-a-norec gw-b-norec agent-norec silo redis nginx; do printf ' %s %s;' "$k" "${STOPS[$k]:-?}"; done
+for k in "${!STOPS[@]}"; do printf ' %s %s;' "$k" "${STOPS[$k]}"; done
 echo
 # Everything the processes logged (stderr, "HH:MM:SS.fff warn|fail|crit: ..."), start-up and shutdown included.
 echo "log lines over the whole run (fail+crit / warn):"
-for n in silo gw-a gw-b agent gw-a-norec gw-b-norec agent-norec; do
-  f="$out/$n.err"
+for f in "$out"/silo.err "$out"/gw-*.err "$out"/agent*.err; do
+  [ -f "$f" ] || continue; n=$(basename "$f" .err)
   printf '  %-11s %s / %s\n' "$n" "$(grep -cE ' (fail|crit): ' "$f" 2>/dev/null || true)" "$(grep -cE ' warn: ' "$f" 2>/dev/null || true)"
 done
 for w in "${dead[@]}"; do echo "WARNING $w"; done
@@ -316,4 +342,5 @@ for r in "${rows[@]}"; do
   k=${r%%|*}
   [ "${ERR[$k]}" = none ] || echo "WARNING errors in $k: ${ERR[$k]}"
 done
+if [ "${STRICT:-0}" = 1 ] && [ "$fails" = 1 ]; then exit 1; fi
 exit 0

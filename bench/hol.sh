@@ -8,7 +8,9 @@
 #        LIMITS="50M 0"   curl --limit-rate of each download, one "beside" run per value (0: unlimited)
 #        LEAD=2           seconds the downloads run before wrk starts
 #        OTUN_COPY=1 COPY_DIR=/tmp/bench-src READY_TIMEOUT=90   as in run.sh
-#        STRICT=0         1: exit 1 when the p99 bar is missed
+#        GRAINS=          request-grain mode (always|on-demand|off; empty: the build's default)
+#        RSS_BAR=250      MB: bar (issue 11) on the dev process's peak RSS beside the slow downloads
+#        STRICT=0         1: exit 1 when a bar is missed
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -23,6 +25,8 @@ DUR="${DUR:-10s}"
 LIMITS="${LIMITS:-50M 0}"
 LEAD="${LEAD:-2}"
 STRICT="${STRICT:-0}"
+GRAINS="${GRAINS:-}"
+RSS_BAR="${RSS_BAR:-250}"
 GIB=1073741824
 dur_s=${DUR%s}
 
@@ -39,7 +43,7 @@ trap 'exit 130' INT TERM
 
 rows=()     # run|downloads|rps|p50 ms|p99 ms|p99 ratio|rtt median/max ms|peak RSS MB|errors
 warnings=()
-declare -A P99
+declare -A P99 PEAK
 
 # Samplers (background): /tunnels every second (rttMs, activeStreams, queuedControlFrames) and the
 # dev process's VmRSS every 100 ms. Each writes one value per line to its file.
@@ -103,6 +107,7 @@ measure() {
   read -r rtt rttmax < <(stats "$tf" 1)
   as=$(stats "$tf" 2 | cut -d' ' -f2); qcf=$(stats "$tf" 3 | cut -d' ' -f2)
   peak=$(sort -n "$rf" | tail -1); peak=$(( ${peak:-0} / 1024 ))
+  PEAK[$name]=$peak
   local r="-"
   [ -n "$limit" ] && r=$(ratio "$p99" "${P99[alone]:-0}")
   rows+=("$name|$dl|${rps:-?}|$p50|$p99|$r|$rtt / $rttmax ($(grep -c . "$tf") samples)|$as / $qcf|$peak|${err:-none}")
@@ -113,7 +118,8 @@ measure() {
 require_tools wrk curl jq awk tar dotnet
 log "raw output in $out"
 build
-start_dev hol --set Gateway:HeartbeatInterval=00:00:01
+mapfile -t gargs < <(grain_args "$GRAINS" "$(dirname "$OTUN")")
+start_dev hol --set Gateway:HeartbeatInterval=00:00:01 "${gargs[@]}"
 curl -sf "http://127.0.0.1:$INGRESS_PORT/hello" >/dev/null || die "the tunnel does not answer /hello (logs: $dev_err)"
 log "warm-up 3s"
 wrk -t1 -c16 -d3s "http://127.0.0.1:$INGRESS_PORT/hello" >/dev/null 2>&1 || true
@@ -131,7 +137,7 @@ echo
 rev="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')"
 dirty="$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null | wc -l)"
 echo "OrleansTunnel HOL bench  $(date '+%Y-%m-%d %H:%M')  $(nproc) CPUs  wrk -t1 -c16 -d$DUR --latency /hello; downloads start ${LEAD}s before wrk  (raw: $out)"
-echo "source: $rev with $dirty modified tracked file(s); otun dev (demo backend) with Gateway:HeartbeatInterval=00:00:01; one agent connection"
+echo "source: $rev with $dirty modified tracked file(s); otun dev (demo backend) with Gateway:HeartbeatInterval=00:00:01, grains $(grain_label "$GRAINS" "$(dirname "$OTUN")"); one agent connection"
 echo
 {
   echo "run|downloads|rps|p50 ms|p99 ms|p99 / alone|ping RTT ms median / max|activeStreams / queuedControlFrames max|peak RSS MB|errors"
@@ -148,6 +154,14 @@ for l in $LIMITS; do
   [ "$v" = PASS ] || fails=1
   echo "p99 $n / alone: $r   (bar < 1.5: $v)"
 done
+for l in $LIMITS; do
+  n="beside-${l/#0/unlimited}"
+  v=$([ "${PEAK[$n]:-999999}" -le "$RSS_BAR" ] && echo PASS || echo FAIL)
+  [ "$v" = PASS ] || fails=1
+  echo "peak RSS of otun dev beside 4 x 1 GiB downloads (limit ${l/#0/none}): ${PEAK[$n]:-?} MB  (bar <= $RSS_BAR MB, issue 11: $v)"
+done
+v=$([ "${hwm:-999999}" -le "$RSS_BAR" ] && echo PASS || echo FAIL)
+echo "VmHWM of otun dev over the whole run: $hwm MB  (bar <= $RSS_BAR MB: $v)"
 for w in "${warnings[@]}"; do echo "WARNING $w"; done
 for r in "${rows[@]}"; do
   case "$r" in *"|none") ;; *) echo "WARNING errors in ${r%%|*}: ${r##*|}";; esac

@@ -13,6 +13,14 @@
 #        READY_TIMEOUT=90  seconds to wait for `otun dev: ready`
 #        STRICT=0        1: exit 1 when a bar from the issue is missed
 #        DIAG_DUR=3s     length of the status-counting re-run of a run that saw non-2xx answers
+#        GRAINS="always on-demand off"   request-grain modes of the small tunnel row, one dev process
+#                        each (Gateway:RequestGrains; an older build maps them to RecordRequests,
+#                        and on-demand/off collapse into one row there). The 1 MiB, open-loop and
+#                        1 GiB runs use the build's default mode.
+#        ALLOC=1         0: no dotnet-counters session (allocations per request) beside the tunnel runs
+#        OPEN_FRACTIONS="0.25 0.5"   open-loop runs at these fractions of the tunnel's closed-loop rps
+#                        (default mode), tunnel and nginx two hops at the same absolute rate; "" skips
+#        OPEN_DUR=10     seconds per open-loop run (after 2 s warm-up at the same rate)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -23,6 +31,9 @@ WARMUP="${WARMUP:-3s}"
 YARP="${YARP:-1}"
 STRICT="${STRICT:-0}"
 DIAG_DUR="${DIAG_DUR:-3s}"
+GRAINS="${GRAINS-always on-demand off}"
+OPEN_FRACTIONS="${OPEN_FRACTIONS-0.25 0.5}"
+OPEN_DUR="${OPEN_DUR:-10}"
 GIB=1073741824
 
 NGINX_PORTS=(18080 18081 18082)
@@ -43,6 +54,7 @@ yarp_started=0
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  bg_cleanup
   [ -n "$dev_pid" ] && stop_dev
   [ "$yarp_started" = 1 ] && bash "$shared_bench/yarp-chain.sh" stop >/dev/null 2>&1 || true
   [ "$nginx_started" = 1 ] && bash "$shared_bench/nginx-chain.sh" stop >/dev/null 2>&1 || true
@@ -64,18 +76,32 @@ to_bytes() {
     printf "%.0f", n * m }'
 }
 
-# Table rows: target|scenario|rps|2xx rps|p50|p99|bytes/s|errors
+# Table rows: target|scenario|rps|2xx rps|p50|p99|bytes/s|CPU us/req path|backend|path cores|alloc B/req|gen0 GCs|errors
 rows=()
 diag_keys=()    # runs that saw non-2xx answers: re-run briefly with a status-counting script
-declare -A RPS OK_RPS BPS
+declare -A RPS OK_RPS BPS P99MS CPUUS
+
+# Per-row CPU accounting (common.sh): CPU_PATH_PIDS / CPU_BACKEND_PIDS / CPU_PATH_MINUS_BACKEND are set
+# by the caller; ALLOC_TARGET is the .NET process whose allocations are collected (empty: none).
+ALLOC_TARGET=""
+nginx_pids() { cat /tmp/nginx-chain/nginx.pid 2>/dev/null; }
+yarp_pids() { cat /tmp/yarp-chain/hop1.pid /tmp/yarp-chain/hop2.pid 2>/dev/null | tr '\n' ' '; }
+set_cpu() {   # PATH_PIDS BACKEND_PIDS MINUS_BACKEND(0/1) ALLOC_TARGET
+  CPU_PATH_PIDS=$1 CPU_BACKEND_PIDS=$2 CPU_PATH_MINUS_BACKEND=$3 ALLOC_TARGET=$4
+}
 
 # run_wrk KEY TARGET SCENARIO CONNS URL [extra wrk args]
 run_wrk() {
   local key=$1 target=$2 scenario=$3 conns=$4 url=$5; shift 5
-  local f="$out/wrk-$key.txt"
+  local f="$out/wrk-$key.txt" secs=${DUR%s}
   log "wrk $target $scenario: -c$conns -d$DUR $url"
+  alloc_begin "$ALLOC_TARGET" "$key" $((secs + 1))
+  cpu_begin
   wrk -t1 -c"$conns" -d"$DUR" --latency "$@" "$url" >"$f" 2>&1 || log "wrk exited non-zero for $key (see $f)"
   local rps p50 p99 tps non2xx sockerr reqs
+  reqs=$(awk '$2 == "requests" && $3 == "in" {print $1}' "$f")
+  cpu_end "${reqs:-0}"
+  alloc_end "${reqs:-0}"
   local -a errs
   rps=$(awk '/^Requests\/sec:/ {print $2}' "$f")
   p50=$(awk '$1 == "50%" {print $2}' "$f")
@@ -88,12 +114,14 @@ run_wrk() {
   if [ -n "$sockerr" ]; then errs+=("socket errors: $sockerr"); fi
   if [ ${#errs[@]} -eq 0 ]; then errs=("none"); fi
   RPS[$key]=${rps:-0}
+  P99MS[$key]=$(to_ms "${p99:-0}")
+  CPUUS[$key]=$CPU_PATH_US
   # wrk counts fast error answers (e.g. 503) as requests; the bar is about served requests.
-  reqs=$(awk '$2 == "requests" && $3 == "in" {print $1}' "$f")
   OK_RPS[$key]=$(awk -v r="${rps:-0}" -v n="${reqs:-0}" -v e="${non2xx:-0}" 'BEGIN { printf "%.2f", (n > 0 ? r * (n - e) / n : 0) }')
   if [ -n "$non2xx" ]; then diag_keys+=("$key|$conns|$url"); fi
   BPS[$key]=$(to_bytes "${tps:-0}")
-  rows+=("$target|$scenario|${rps:-?}|${OK_RPS[$key]}|${p50:-?}|${p99:-?}|${BPS[$key]} (${tps:-?})|$(IFS=';'; echo "${errs[*]}")")
+  local bcol="-"; [ "$conns" = 8 ] && bcol="${BPS[$key]} (${tps:-?})"
+  rows+=("$target|$scenario|${rps:-?}|${OK_RPS[$key]}|${p50:-?}|${p99:-?}|$bcol|$CPU_PATH_US|$CPU_BACK_US|$CPU_PATH_CORES|$ALLOC_B|$ALLOC_GC0 / $ALLOC_GC12|$(IFS=';'; echo "${errs[*]}")")
 }
 
 # Which statuses were the non-2xx answers, and what did the first one say? wrk's Lua hooks slow it
@@ -133,6 +161,7 @@ measure_rss() {
   local base peak=0 cur hwm t0 t1 cpid rc=0
   base=$(vm "$dev_pid" VmRSS)
   t0=$(date +%s.%N)
+  local c0; c0=$(cpu_ticks "$dev_pid")
   "$@" & cpid=$!
   while kill -0 "$cpid" 2>/dev/null; do
     cur=$(vm "$dev_pid" VmRSS); [ -n "$cur" ] && [ "$cur" -gt "$peak" ] && peak=$cur
@@ -141,6 +170,7 @@ measure_rss() {
   wait "$cpid" || rc=$?
   t1=$(date +%s.%N)
   hwm=$(vm "$dev_pid" VmHWM)
+  RSS[$name.cpu]=$(us_per_req $(( $(cpu_ticks "$dev_pid") - c0 )) 1024)
   RSS[$name.base]=$((base / 1024)); RSS[$name.peak]=$((peak / 1024)); RSS[$name.hwm]=$((${hwm:-0} / 1024))
   RSS[$name.secs]=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}')
   RSS[$name.rate]=$(awk -v a="$t0" -v b="$t1" -v n="$GIB" 'BEGIN {printf "%.1f MiB/s", n / (b - a) / 1048576}')
@@ -161,7 +191,7 @@ require_tools wrk nginx curl awk tar
 [ -x "$shared_bench/nginx-chain.sh" ] || [ -f "$shared_bench/nginx-chain.sh" ] || die "no nginx-chain.sh in $shared_bench (set SHARED_BENCH)"
 log "raw output in $out"
 
-build
+if [ -n "$OPEN_FRACTIONS" ]; then WITH_LOADGEN=1 build; else build; fi
 
 # --- references: nginx direct / 1 hop / 2 hops (and YARP 2 hops if it builds)
 require_free_ports "${NGINX_PORTS[@]}"
@@ -189,30 +219,93 @@ else
   yarp_note="YARP skipped (YARP=0)"
 fi
 
-# --- the tunnel in front of the same nginx backend
-start_dev wrk --expose http://127.0.0.1:18080
-curl -sf "http://127.0.0.1:$INGRESS_PORT/hello" >/dev/null || die "the tunnel does not answer /hello (logs: $dev_err)"
-
-# JIT and connection set-up of the .NET processes should not count against them.
-log "warm-up ($WARMUP each)"
-warmup "http://127.0.0.1:$INGRESS_PORT/hello" 64
-warmup "http://127.0.0.1:$INGRESS_PORT/1m.bin" 8
+# --- references first (same run): small answers at 64 connections, 1 MiB bodies at 8.
 if [ "$yarp_started" = 1 ]; then
+  log "YARP warm-up ($WARMUP each)"
   warmup "http://127.0.0.1:18182/hello" 64
   warmup "http://127.0.0.1:18182/1m.bin" 8
 fi
-
-# Small responses (5 bytes) at 64 connections.
+np=$(nginx_pids)
+set_cpu "" "$np" 0 ""
 run_wrk small-direct  "backend direct" "small c64" 64 "http://127.0.0.1:18080/hello"
+BACKEND_US_DIRECT=$CPU_BACK_US   # the nginx worker's own cost per /hello: subtracted from the hop rows
+set_cpu "$np" "" 1 ""
 run_wrk small-nginx1  "nginx 1 hop"    "small c64" 64 "http://127.0.0.1:18081/hello"
 run_wrk small-nginx2  "nginx 2 hops"   "small c64" 64 "http://127.0.0.1:18082/hello"
-if [ "$yarp_started" = 1 ]; then run_wrk small-yarp2 "YARP 2 hops" "small c64" 64 "http://127.0.0.1:18182/hello"; fi
-run_wrk small-tunnel  "tunnel"         "small c64" 64 "http://127.0.0.1:$INGRESS_PORT/hello"
-# 1 MiB responses at 8 connections.
+if [ "$yarp_started" = 1 ]; then
+  set_cpu "$(yarp_pids)" "$np" 0 ""
+  run_wrk small-yarp2 "YARP 2 hops" "small c64" 64 "http://127.0.0.1:18182/hello"
+fi
+set_cpu "" "$np" 0 ""
 run_wrk big-direct    "backend direct" "1MiB c8"   8  "http://127.0.0.1:18080/1m.bin"
+big_back_us=$CPU_BACK_US
+set_cpu "$np" "" 1 ""
+BACKEND_US_DIRECT_SMALL=$BACKEND_US_DIRECT; BACKEND_US_DIRECT=$big_back_us
 run_wrk big-nginx2    "nginx 2 hops"   "1MiB c8"   8  "http://127.0.0.1:18082/1m.bin"
-if [ "$yarp_started" = 1 ]; then run_wrk big-yarp2 "YARP 2 hops" "1MiB c8" 8 "http://127.0.0.1:18182/1m.bin"; fi
-run_wrk big-tunnel    "tunnel"         "1MiB c8"   8  "http://127.0.0.1:$INGRESS_PORT/1m.bin"
+BACKEND_US_DIRECT=$BACKEND_US_DIRECT_SMALL
+if [ "$yarp_started" = 1 ]; then
+  set_cpu "$(yarp_pids)" "$np" 0 ""
+  run_wrk big-yarp2 "YARP 2 hops" "1MiB c8" 8 "http://127.0.0.1:18182/1m.bin"
+fi
+
+# --- the tunnel in front of the same nginx backend, one dev process per request-grain mode.
+# On a build without Gateway:RequestGrains, on-demand and off both mean RecordRequests=false: one row.
+declare -A MODE_KEY   # mode -> row key (small-tunnel-MODE) that measured it
+seen_args=()
+for mode in $GRAINS; do
+  mapfile -t gargs < <(grain_args "$mode" "$(dirname "$OTUN")")
+  label=$(grain_label "$mode" "$(dirname "$OTUN")")
+  dup=""
+  for sa in "${seen_args[@]}"; do IFS='|' read -r sm sg <<<"$sa"; [ "$sg" = "${gargs[*]}" ] && dup=$sm; done
+  if [ -n "$dup" ]; then log "grain mode $mode runs as ${gargs[*]}, measured already as $dup"; MODE_KEY[$mode]=${MODE_KEY[$dup]}; continue; fi
+  seen_args+=("$mode|${gargs[*]}")
+  start_dev "small-$mode" --expose http://127.0.0.1:18080 "${gargs[@]}"
+  curl -sf "http://127.0.0.1:$INGRESS_PORT/hello" >/dev/null || die "the tunnel does not answer /hello (logs: $dev_err)"
+  log "warm-up ($WARMUP)"
+  warmup "http://127.0.0.1:$INGRESS_PORT/hello" 64
+  set_cpu "$dev_pid" "$np" 0 "$dev_pid"
+  run_wrk "small-tunnel-$mode" "tunnel, grains $label" "small c64" 64 "http://127.0.0.1:$INGRESS_PORT/hello"
+  MODE_KEY[$mode]="small-tunnel-$mode"
+  stop_dev
+done
+
+# The build's default mode: 1 MiB bodies, then the open-loop runs.
+start_dev wrk --expose http://127.0.0.1:18080
+curl -sf "http://127.0.0.1:$INGRESS_PORT/hello" >/dev/null || die "the tunnel does not answer /hello (logs: $dev_err)"
+log "warm-up ($WARMUP each)"
+warmup "http://127.0.0.1:$INGRESS_PORT/hello" 64
+warmup "http://127.0.0.1:$INGRESS_PORT/1m.bin" 8
+set_cpu "$dev_pid" "$np" 0 "$dev_pid"
+run_wrk big-tunnel    "tunnel, grains default" "1MiB c8"   8  "http://127.0.0.1:$INGRESS_PORT/1m.bin"
+run_wrk small-tunnel  "tunnel, grains default" "small c64" 64 "http://127.0.0.1:$INGRESS_PORT/hello"
+
+# --- open loop (fixed rate, latency from each request's due time: queueing vs stalls)
+open_rows=()   # target|rate asked|rate served|p50|p90|p99|p99.9|max|CPU us/req|errors
+run_open() {   # KEY TARGET URL RATE
+  local key=$1 target=$2 url=$3 rate=$4 f="$out/open-$1.txt" line n
+  log "open loop $target at $rate req/s for ${OPEN_DUR}s: $url"
+  "$LOADGEN" http-rate --target "$url" --rate "$rate" --duration "$OPEN_DUR" --warmup 2 --connections 64 >"$f" 2>&1 &
+  local lp=$!; LOAD_PID=$lp
+  sleep 2.2   # the warm-up at the same rate is not counted
+  cpu_begin
+  wait "$lp" || log "loadgen http-rate exited non-zero for $key (see $f)"
+  line=$(grep '^cmd=' "$f" | tail -1 || true)
+  n=$(kv "$line" requests)
+  cpu_end "${n:-0}"
+  local err; err=$(kv "$line" errors); [ "${err:-0}" = 0 ] && err=none || err="$err errors: $(sed -n 's/.*first_error="\(.*\)"$/\1/p' <<<"$line")"
+  open_rows+=("$target|$rate|$(kv "$line" rate)|$(kv "$line" p50_ms)|$(kv "$line" p90_ms)|$(kv "$line" p99_ms)|$(kv "$line" p999_ms)|$(kv "$line" max_ms)|$CPU_PATH_US|${err:-?}")
+}
+if [ -n "$OPEN_FRACTIONS" ]; then
+  base_rps=${OK_RPS[small-tunnel]:-0}
+  for fr in $OPEN_FRACTIONS; do
+    rate=$(awk -v r="$base_rps" -v f="$fr" 'BEGIN { printf "%d", r * f / 100 + 0.5 }'); rate=$((rate * 100))
+    [ "$rate" -gt 0 ] || continue
+    set_cpu "$dev_pid" "$np" 0 ""
+    run_open "tunnel-$fr" "tunnel, grains default (${fr} x its c64 rps)" "http://127.0.0.1:$INGRESS_PORT/hello" "$rate"
+    set_cpu "$np" "" 1 ""
+    run_open "nginx2-$fr" "nginx 2 hops (same rate)" "http://127.0.0.1:18082/hello" "$rate"
+  done
+fi
 diag_report=""
 if [ ${#diag_keys[@]} -gt 0 ]; then
   status_lua
@@ -248,31 +341,51 @@ fi
 stop_dev
 
 # ---------------------------------------------------------------- report
-small_ratio=$(ratio "${OK_RPS[small-tunnel]}" "${OK_RPS[small-nginx2]}")
-small_ratio_raw=$(ratio "${RPS[small-tunnel]}" "${RPS[small-nginx2]}")
-big_ratio=$(ratio "${BPS[big-tunnel]}" "${BPS[big-nginx2]}")
-
 echo
 rev="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')"
 dirty="$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null | wc -l)"
-echo "OrleansTunnel bench  $(date '+%Y-%m-%d %H:%M')  $(nproc) CPUs  wrk -t1 -d$DUR --latency  (raw: $out)"
-echo "source: $rev with $dirty modified tracked file(s) in the working tree at copy time"
+echo "OrleansTunnel bench  $(date '+%Y-%m-%d %H:%M')  $(nproc) CPUs  load avg $(cut -d' ' -f1-3 /proc/loadavg)  wrk -t1 -d$DUR --latency  (raw: $out)"
+echo "source: $rev with $dirty modified tracked file(s) in the working tree at copy time; grain key: Gateway:$(grain_key "$(dirname "$OTUN")")"
 echo
 {
-  echo "target|scenario|rps|2xx rps|p50|p99|bytes/s (wrk)|errors"
-  echo "---|---|---|---|---|---|---|---"
+  echo "target|scenario|rps|2xx rps|p50|p99|bytes/s (wrk)|CPU us/req (path)|CPU us/req (backend)|path cores|alloc B/req|gen0 / gen1+2 GCs|errors"
+  echo "---|---|---|---|---|---|---|---|---|---|---|---|---"
   printf '%s\n' "${rows[@]}"
 } | column -t -s '|' -o ' | ' | sed 's/^/| /; s/$/ |/'
+echo "CPU: user+sys from /proc/PID/stat over the run (process and descendants) / requests served. Path = otun dev"
+echo "(silo+gateway+agent in one process), the two YARP processes, or the nginx process minus the backend's own"
+echo "cost per request from the direct row (\"~\": nginx-chain.sh serves backend and both hops in one worker)."
+echo "Allocations: dotnet-counters System.Runtime dotnet.gc.heap.total_allocated over the run (+1 s) / requests."
+if [ ${#open_rows[@]} -gt 0 ]; then
+  echo
+  echo "open loop (loadgen http-rate, fixed rate, 64 connections, latency from each request's due time, ${OPEN_DUR}s):"
+  {
+    echo "target|rate asked|rate served|p50 ms|p90 ms|p99 ms|p99.9 ms|max ms|CPU us/req (path)|errors"
+    echo "---|---|---|---|---|---|---|---|---|---"
+    printf '%s\n' "${open_rows[@]}"
+  } | column -t -s '|' -o ' | ' | sed 's/^/| /; s/$/ |/'
+fi
 echo
 fails=0
 verdict() { awk -v r="$1" -v bar="$2" 'BEGIN { print ((r != "n/a" && r + 0 >= bar) ? "PASS" : "FAIL") }'; }
-v=$(verdict "$small_ratio" 0.25); [ "$v" = PASS ] || fails=1
-echo "ratio tunnel / nginx 2 hops, small 2xx rps:   $small_ratio   (bar >= 0.25: $v; counting all answers: $small_ratio_raw)"
-echo "ratio tunnel / nginx 2 hops, 1 MiB bytes/s:   $big_ratio"
-if [ -n "${RPS[small-yarp2]:-}" ]; then
-  echo "ratio tunnel / YARP 2 hops,  small 2xx rps:   $(ratio "${OK_RPS[small-tunnel]}" "${OK_RPS[small-yarp2]}")"
-  echo "ratio tunnel / YARP 2 hops,  1 MiB bytes/s:   $(ratio "${BPS[big-tunnel]}" "${BPS[big-yarp2]}")"
-fi
+verdict_le() { awk -v r="$1" -v bar="$2" 'BEGIN { print ((r != "n/a" && r + 0 <= bar) ? "PASS" : "FAIL") }'; }
+bar() {   # TEXT RATIO OP BAR
+  local v; if [ "$3" = ">=" ]; then v=$(verdict "$2" "$4"); else v=$(verdict_le "$2" "$4"); fi
+  [ "$v" = PASS ] || fails=1
+  printf '  %-58s %6s   (bar %s %s: %s)\n' "$1" "$2" "$3" "$4" "$v"
+}
+echo "bars (issue 11; ratios of this run):"
+od=${MODE_KEY[on-demand]:-small-tunnel}; al=${MODE_KEY[always]:-}
+bar "small c64 2xx rps, grains on-demand / nginx 2 hops" "$(ratio "${OK_RPS[$od]:-0}" "${OK_RPS[small-nginx2]:-0}")" ">=" 0.6
+bar "small c64 p99, grains on-demand / nginx 2 hops" "$(ratio "${P99MS[$od]:-0}" "${P99MS[small-nginx2]:-0}")" "<=" 3
+if [ -n "$al" ]; then bar "small c64 2xx rps, grains always / nginx 2 hops" "$(ratio "${OK_RPS[$al]:-0}" "${OK_RPS[small-nginx2]:-0}")" ">=" 0.35; fi
+echo "  (on a build without Gateway:RequestGrains, on-demand = RecordRequests=false; default = RecordRequests=true)"
+if [ -n "${RPS[big-yarp2]:-}" ]; then
+  bar "1 MiB c8 bytes/s, tunnel default / YARP 2 hops" "$(ratio "${BPS[big-tunnel]}" "${BPS[big-yarp2]}")" ">=" 1.0
+else echo "  1 MiB bar needs the YARP row (${yarp_note:-missing})"; fails=1; fi
+echo "other ratios: small default / nginx 2 hops $(ratio "${OK_RPS[small-tunnel]}" "${OK_RPS[small-nginx2]}"); 1 MiB / nginx 2 hops $(ratio "${BPS[big-tunnel]}" "${BPS[big-nginx2]}")"
+if [ -n "${RPS[small-yarp2]:-}" ]; then echo "  small default / YARP 2 hops $(ratio "${OK_RPS[small-tunnel]}" "${OK_RPS[small-yarp2]}")"; fi
+echo "  CPU per small request, tunnel default / nginx 2 hops: $(ratio "${CPUUS[small-tunnel]#\~}" "${CPUUS[small-nginx2]#\~}")"
 if [ -n "$yarp_note" ]; then echo "($yarp_note)"; fi
 echo
 echo "peak RSS of the otun dev process (silo+gateway+agent+backend), 1 GiB each way:"
@@ -282,6 +395,9 @@ for d in download upload; do
     [ "$v" = PASS ] || fails=1
     printf '  %-8s baseline %4d MB  peak(sampled) %4d MB  VmHWM %4d MB  %s in %ss (%s)  (bar < 300 MB: %s)\n' \
       "$d" "${RSS[$d.base]}" "${RSS[$d.peak]}" "${RSS[$d.hwm]}" "1 GiB" "${RSS[$d.secs]}" "${RSS[$d.rate]}" "$v"
+    gbar=400; [ "$d" = upload ] && gbar=300
+    v=$(verdict "${RSS[$d.rate]%% *}" "$gbar"); [ "$v" = PASS ] || fails=1
+    printf '  %-8s 1 GiB with curl: %s, CPU %s us/MiB  (bar >= %s MiB/s: %s)\n' "$d" "${RSS[$d.rate]}" "${RSS[$d.cpu]:--}" "$gbar" "$v"
   else
     echo "  $d: not measured"; fails=1
   fi
