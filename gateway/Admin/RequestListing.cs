@@ -57,6 +57,9 @@ public sealed class RequestListing(IGrainFactory grains, RoutingCache routing, R
 
     public async Task<Page> ListAsync(RequestQuery query, bool clusterWide)
     {
+        int limit = Math.Clamp(query.Limit, 1, RequestQuery.MaxLimit);
+        // One more than a page from each gateway: if any is left over, there is a next page.
+        query = query with { Limit = limit + 1 };
         var others = clusterWide
             ? routing.Current.Snapshot.Gateways.Select(g => g.GatewayId).Where(id => id != journal.GatewayId).Distinct(StringComparer.Ordinal).ToArray()
             : [];
@@ -84,8 +87,7 @@ public sealed class RequestListing(IGrainFactory grains, RoutingCache routing, R
             all.AddRange(items);
         }
         all.Sort(RequestSummary.NewestFirst);
-        int limit = Math.Clamp(query.Limit, 1, RequestQuery.MaxLimit);
-        // More than a page came back (each gateway returns up to a page): the next page starts after the last one shown.
+        // More than a page came back: the next page starts after the last one shown.
         var page = all.Count > limit ? all.GetRange(0, limit) : all;
         var next = all.Count > limit ? new Cursor(page[^1].OpenedAt, page[^1].RequestId) : null;
         return new Page([.. page], next, [.. answered], [.. unreachable]);

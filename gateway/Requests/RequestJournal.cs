@@ -109,7 +109,8 @@ public sealed class RequestJournal
     {
         var now = DateTimeOffset.UtcNow;
         var retention = _options.CurrentValue.RequestRetention;
-        int limit = Math.Clamp(query.Limit, 1, RequestQuery.MaxLimit);
+        // MaxLimit + 1: a lister asks one more than a page to learn whether there is a next one.
+        int limit = Math.Clamp(query.Limit, 1, RequestQuery.MaxLimit + 1);
         var matches = new List<RequestSummary>();
         foreach (var entry in _live.Values)
         {

@@ -74,3 +74,41 @@ public sealed class RequestGrainModeTests
         await sse.Content.ReadAsStringAsync();
     }
 }
+
+/// <summary>The journal's list at the inspector's scale.</summary>
+public sealed class RequestPagingTests
+{
+    [Fact]
+    public async Task TenThousandRequests_PageThroughWhole_NewestFirst_WithoutGapsOrRepeats()
+    {
+        await using var h = await TunnelHarness.StartAsync(o => o.Gateway["Gateway:RequestJournalCapacity"] = "16384");
+        var sent = new System.Collections.Concurrent.ConcurrentBag<string>();
+        await Parallel.ForAsync(0, 10_000, new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) =>
+        {
+            using var r = await h.Client.GetAsync(h.Url($"/hello?n={i}"), ct);
+            sent.Add(r.Headers.GetValues("X-Tunnel-Request-Id").Single());
+        });
+        using var admin = new HttpClient { BaseAddress = h.Admin };
+        admin.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", h.AdminToken);
+        var seen = new List<string>();
+        string url = "api/requests?path=/hello%3Fn%3D&limit=1000";
+        int pages = 0;
+        while (true)
+        {
+            var page = System.Text.Json.JsonDocument.Parse(await admin.GetStringAsync(url)).RootElement;
+            pages++;
+            seen.AddRange(page.GetProperty("items").EnumerateArray().Select(r => r.GetProperty("requestId").GetString()!));
+            if (page.GetProperty("next").ValueKind == System.Text.Json.JsonValueKind.Null)
+            {
+                break;
+            }
+            var next = page.GetProperty("next");
+            url = "api/requests?path=/hello%3Fn%3D&limit=1000&before=" + Uri.EscapeDataString(next.GetProperty("before").GetString()!)
+                + "&beforeId=" + Uri.EscapeDataString(next.GetProperty("beforeId").GetString()!);
+        }
+        Assert.Equal(10_000, seen.Count);
+        Assert.Equal(10_000, seen.Distinct().Count());
+        Assert.Empty(sent.Except(seen));
+        Assert.Equal(10, pages);
+    }
+}
