@@ -50,9 +50,13 @@ build() {
 }
 
 # start_dev NAME [extra otun dev args]: background `otun dev` on the unusual ports; waits for ready.
+# OTUN_SET="Key=Value Key2=Value2" adds --set flags to every dev process (e.g. an A/B of
+# Inspector:CaptureHeaders=false).
 dev_pid=""
 start_dev() {
   local name=$1; shift
+  local kv
+  for kv in ${OTUN_SET:-}; do set -- "$@" --set "$kv"; done
   require_free_ports "$INGRESS_PORT" "$TUNNEL_PORT" "$ADMIN_PORT" "$SILO_PORT" "$SILO_GW_PORT"
   dev_out="$out/dev-$name.out"; dev_err="$out/dev-$name.err"
   "$OTUN" dev "$@" \
