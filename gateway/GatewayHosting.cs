@@ -87,7 +87,8 @@ public static class GatewayHosting
         builder.Services.AddHostedService(sp => sp.GetRequiredService<GatewayDrain>());
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = gatewayOptions.ShutdownGracePeriod);
         builder.Services.AddSingleton<RoutingCache>();
-        builder.Services.Configure<OrleansTunnel.Gateway.Requests.InspectorOptions>(builder.Configuration.GetSection(OrleansTunnel.Gateway.Requests.InspectorOptions.Section));
+        builder.Services.AddOptions<OrleansTunnel.Gateway.Requests.InspectorOptions>().Bind(builder.Configuration.GetSection(OrleansTunnel.Gateway.Requests.InspectorOptions.Section)).ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<OrleansTunnel.Gateway.Requests.InspectorOptions>, OrleansTunnel.Gateway.Requests.InspectorOptionsValidator>();
         builder.Services.AddSingleton<OrleansTunnel.Gateway.Requests.RequestJournal>();
         builder.Services.AddSingleton<OrleansTunnel.Gateway.Requests.RequestTracker>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<OrleansTunnel.Gateway.Requests.RequestTracker>());

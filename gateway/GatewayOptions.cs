@@ -235,14 +235,7 @@ public sealed class GatewayOptions
     /// <summary>With RequestGrains=on-demand: a request still running after this gets its grain (long downloads, SSE, WebSockets, gRPC streams). Default 00:00:01.</summary>
     public TimeSpan RequestGrainAfter { get; set; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>
-    /// Finished requests this gateway keeps for look-ups by id (rounded up to a power of two), on top of
-    /// the live ones. At 10,000 requests/s the default keeps about the last 0.4 s; when traffic is light,
-    /// <see cref="RequestRetention"/> bounds it. Default 4096.
-    /// </summary>
-    public int RequestJournalCapacity { get; set; } = 4096;
-
-    /// <summary>How long a finished request stays answerable by id from this gateway's journal (within <see cref="RequestJournalCapacity"/>). Default 00:05:00.</summary>
+    /// <summary>How long a finished request stays answerable by id from this gateway's journal (within Inspector:Capacity). Default 00:05:00.</summary>
     public TimeSpan RequestRetention { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>The parsed <see cref="RequestGrains"/>.</summary>

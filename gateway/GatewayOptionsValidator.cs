@@ -23,10 +23,6 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         {
             failures.Add("Gateway:RequestGrainAfter must be at least 50 ms (e.g. 00:00:01)");
         }
-        if (o.RequestJournalCapacity is < 16 or > 1 << 22)
-        {
-            failures.Add($"Gateway:RequestJournalCapacity {o.RequestJournalCapacity} must be between 16 and 4194304 requests");
-        }
         if (o.RequestRetention < TimeSpan.Zero)
         {
             failures.Add("Gateway:RequestRetention must not be negative (e.g. 00:05:00)");

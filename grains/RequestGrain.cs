@@ -115,7 +115,7 @@ public sealed class RequestGrain(IOptions<RequestRecordOptions> options) : Grain
         {
             DeactivateOnIdle();
             return new RequestSnapshot(id, RequestState.None, null, null, null, Source: "none", Note: answer.Reachable
-                ? $"gateway '{gateway}' does not know this request: never made, or finished longer ago than it retains requests (Gateway:RequestRetention, Gateway:RequestJournalCapacity)"
+                ? $"gateway '{gateway}' does not know this request: never made, or finished longer ago than it retains requests (Gateway:RequestRetention, Inspector:Capacity)"
                 : $"the gateway that owned this request cannot tell: {answer.Problem}");
         }
         if (!answer.Reachable && !IsEnded(_state))

@@ -5,6 +5,12 @@ public sealed class InspectorOptions
 {
     public const string Section = "Inspector";
 
+    /// <summary>
+    /// Finished requests each gateway keeps (for the inspector and for look-ups by id), rounded up to a
+    /// power of two, on top of the live ones; at most Gateway:RequestRetention old. Default 1000.
+    /// </summary>
+    public int Capacity { get; set; } = 1000;
+
     /// <summary>Keep each request's and response's header fields (redacted) with the request. Default true.</summary>
     public bool CaptureHeaders { get; set; } = true;
 

@@ -11,7 +11,7 @@ namespace OrleansTunnel.Gateway.Requests;
 
 /// <summary>
 /// This gateway's requests in memory: the live ones, and a ring of the most recently finished ones
-/// (Gateway:RequestJournalCapacity, at most Gateway:RequestRetention old). It answers look-ups and
+/// (Inspector:Capacity, at most Gateway:RequestRetention old). It answers look-ups and
 /// cancels by request id for the whole cluster (through <see cref="RequestJournalObserver"/>), so a
 /// short request never needs a grain activation to stay addressable.
 /// </summary>
@@ -34,7 +34,7 @@ public sealed class RequestJournal
         // The process's first incarnation names its requests for its whole life (a renewed directory
         // incarnation does not lose the journal); another process of this id has another one.
         Incarnation = identity.Incarnation;
-        _finished = new RequestEntry?[BitOperations.RoundUpToPowerOf2((uint)Math.Clamp(options.CurrentValue.RequestJournalCapacity, 16, 1 << 22))];
+        _finished = new RequestEntry?[BitOperations.RoundUpToPowerOf2((uint)Math.Clamp(inspector.CurrentValue.Capacity, 16, 1 << 22))];
     }
 
     public string GatewayId { get; }

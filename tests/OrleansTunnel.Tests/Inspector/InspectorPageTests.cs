@@ -27,7 +27,8 @@ public sealed class InspectorPageTests(RequestLookupFixture fixture, ITestOutput
         string playwright = install.StandardOutput.Trim().Split('\n')[^1].Trim();
         string shots = Path.Combine(RepoRoot.Path, ".build", "test-results", "screenshots");
         Directory.CreateDirectory(shots);
-        string counter = Guid.NewGuid().ToString("N");
+        string body = "a body the replay must send again " + Guid.NewGuid().ToString("N");
+        string bodySha = Hashing.Sha256(System.Text.Encoding.UTF8.GetBytes(body));
 
         var run = await ProcessRunner.RunAsync("node", [Path.Combine(RepoRoot.Path, "tests", "OrleansTunnel.Tests", "Inspector", "inspect-e2e.mjs")],
             RepoRoot.Path, TimeSpan.FromMinutes(2), environment: new Dictionary<string, string?>
@@ -36,7 +37,8 @@ public sealed class InspectorPageTests(RequestLookupFixture fixture, ITestOutput
                 ["TOKEN"] = H.AdminToken,
                 ["INGRESS_A"] = H.Ingress.ToString(),
                 ["INGRESS_B"] = B.Ingress.ToString(),
-                ["PATH_A"] = $"/counted-download?id={counter}&size=7",
+                ["PATH_A"] = "/upload",
+                ["BODY_A"] = body,
                 ["PATH_B"] = "/hello?from=b",
                 ["SHOTS"] = shots,
                 ["PLAYWRIGHT"] = playwright,
@@ -56,20 +58,22 @@ public sealed class InspectorPageTests(RequestLookupFixture fixture, ITestOutput
         Assert.StartsWith("gw-b.", b);
         output.WriteLine($"both requests listed {listed.GetProperty("ms").GetInt32()} ms after they were sent (refresh every 500 ms)");
 
-        Assert.Contains($"/counted-download?id={counter}&size=7", steps["detail"].GetProperty("title").GetString());
+        Assert.Contains("POST /upload", steps["detail"].GetProperty("title").GetString());
         Assert.Contains("response headers", steps["detail"].GetProperty("text").GetString());
+        // The captured body is on the page.
+        Assert.Contains(body, steps["detail"].GetProperty("text").GetString());
 
-        // The replays reached the backend again (the counter counts bytes served: 7 per request: the
-        // original, the replay, the edited replay and the one sent while paused) and are linked.
+        // The replays reached the backend with the same body: its answer (captured) names the same hash.
         string replayed = steps["replayed"].GetProperty("id").GetString()!;
         string edited = steps["edited"].GetProperty("id").GetString()!;
-        Assert.Equal(4 * 7, H.Backend.Counter(counter).Value);
         using var admin = new HttpClient { BaseAddress = H.Admin };
         admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", H.AdminToken);
         var replayView = JsonDocument.Parse(await admin.GetStringAsync($"api/requests/{replayed}")).RootElement;
         Assert.Equal(a, replayView.GetProperty("replayOf").GetString());
+        Assert.Contains(bodySha, System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(replayView.GetProperty("responseBody").GetProperty("base64").GetString()!)));
         var editedView = JsonDocument.Parse(await admin.GetStringAsync($"api/requests/{edited}")).RootElement;
         Assert.Equal(a, editedView.GetProperty("replayOf").GetString());
+        Assert.Contains(bodySha, System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(editedView.GetProperty("responseBody").GetProperty("base64").GetString()!)));
         Assert.Contains(editedView.GetProperty("requestHeaders").EnumerateArray(), f => f.GetProperty("name").GetString() == "X-Edited" && f.GetProperty("value").GetString() == "yes");
 
         var paused = steps["paused"];
@@ -77,6 +81,24 @@ public sealed class InspectorPageTests(RequestLookupFixture fixture, ITestOutput
         Assert.Equal(0, paused.GetProperty("listed").GetInt32());
         Assert.True(File.Exists(Path.Combine(shots, "inspector-list.png")));
         Assert.True(File.Exists(Path.Combine(shots, "inspector-detail.png")));
+    }
+
+    [Fact]
+    public async Task OpenOnLoopback_LetsALoopbackVisitorInWithoutTheToken_ButChangesStillNeedTheInspectorHeader()
+    {
+        await using var h = await TunnelHarness.StartAsync(o => o.Gateway["Inspector:OpenOnLoopback"] = "true");
+        using var client = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { BaseAddress = h.Admin };
+        string page = await client.GetStringAsync("inspect/");
+        Assert.Contains("otun <span>inspector</span>", page);
+        using var list = await client.GetAsync("api/requests");
+        Assert.Equal(HttpStatusCode.OK, list.StatusCode);
+        // A cross-site form could post here; without the X-Otun-Inspect header it is refused.
+        using var cancel = await client.DeleteAsync("api/requests/gw-test.1.1");
+        Assert.Equal(HttpStatusCode.Unauthorized, cancel.StatusCode);
+        using var withHeader = new HttpRequestMessage(HttpMethod.Delete, "api/requests/gw-test.1.1");
+        withHeader.Headers.Add("X-Otun-Inspect", "1");
+        using var allowed = await client.SendAsync(withHeader);
+        Assert.NotEqual(HttpStatusCode.Unauthorized, allowed.StatusCode);
     }
 
     [Fact]

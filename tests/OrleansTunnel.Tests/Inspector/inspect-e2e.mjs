@@ -35,13 +35,13 @@ try {
   say('logged-in', { httpOnly: session?.httpOnly ?? false, sameSite: session?.sameSite ?? '' });
 
   // One request through each gateway; both must show up in the list.
-  const send = async (base, target) => {
-    const res = await fetch(base.replace(/\/$/, '') + target);
+  const send = async (base, target, body) => {
+    const res = await fetch(base.replace(/\/$/, '') + target, body === undefined ? {} : { method: 'POST', body });
     await res.arrayBuffer();
     return { id: res.headers.get('x-tunnel-request-id'), status: res.status };
   };
   const started = Date.now();
-  const a = await send(process.env.INGRESS_A, process.env.PATH_A);
+  const a = await send(process.env.INGRESS_A, process.env.PATH_A, process.env.BODY_A);
   const b = await send(process.env.INGRESS_B, process.env.PATH_B);
   await page.waitForSelector(`tr[data-id="${a.id}"]`);
   await page.waitForSelector(`tr[data-id="${b.id}"]`);
@@ -68,7 +68,7 @@ try {
   // Pause keeps the list as it is while requests arrive.
   await page.click('#pause');
   const before = await page.locator('#rows tr').count();
-  const c = await send(process.env.INGRESS_A, process.env.PATH_A);
+  const c = await send(process.env.INGRESS_A, process.env.PATH_A, process.env.BODY_A);
   await page.waitForTimeout(1500);
   say('paused', { before, after: await page.locator('#rows tr').count(), listed: await page.locator(`tr[data-id="${c.id}"]`).count() });
 } finally {

@@ -81,7 +81,7 @@ public sealed class RequestPagingTests
     [Fact]
     public async Task TenThousandRequests_PageThroughWhole_NewestFirst_WithoutGapsOrRepeats()
     {
-        await using var h = await TunnelHarness.StartAsync(o => o.Gateway["Gateway:RequestJournalCapacity"] = "16384");
+        await using var h = await TunnelHarness.StartAsync(o => o.Gateway["Inspector:Capacity"] = "16384");
         var sent = new System.Collections.Concurrent.ConcurrentBag<string>();
         await Parallel.ForAsync(0, 10_000, new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) =>
         {

@@ -33,6 +33,11 @@ public sealed class RequestLookupFixture : IAsyncLifetime
             o.Gateway["Gateway:Routes:10:Service"] = "backend";
             o.Gateway["Gateway:Routes:10:Capture:Bodies"] = "true";
             o.Gateway["Gateway:Routes:10:Capture:MaxBytes"] = "4096";
+            // Uploads to 127.0.0.1 are captured too (the inspector's browser test replays one).
+            o.Gateway["Gateway:Routes:11:Host"] = "127.0.0.1";
+            o.Gateway["Gateway:Routes:11:PathPrefix"] = "/upload";
+            o.Gateway["Gateway:Routes:11:Service"] = "backend";
+            o.Gateway["Gateway:Routes:11:Capture:Bodies"] = "true";
         });
         B = await Harness.StartPeerGatewayAsync("gw-b", new()
         {
@@ -360,8 +365,8 @@ public sealed class RequestLookupTests(RequestLookupFixture fixture) : IClassFix
         Assert.Contains(editedView.GetProperty("requestHeaders").EnumerateArray(), f => f.GetProperty("name").GetString() == "X-Visible" && f.GetProperty("value").GetString() == "two");
         Assert.Equal(15, H.Backend.Counter(id).Value);
 
-        // A request whose body was not captured cannot be replayed without one.
-        using var upload = await H.Client.PostAsync(B.Url("/upload"), new ByteArrayContent(new byte[100]));
+        // A request whose body was not captured (no Capture on its route) cannot be replayed without one.
+        using var upload = await H.Client.PostAsync(B.Url("/hello"), new ByteArrayContent(new byte[100]));
         string uploadId = upload.Headers.GetValues("X-Tunnel-Request-Id").Single();
         using var refused = await client.PostAsync($"api/requests/{uploadId}/replay", null);
         Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
@@ -419,7 +424,7 @@ public sealed class RequestLookupTests(RequestLookupFixture fixture) : IClassFix
         Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
 
         // A route without capture keeps no body.
-        using var plain = await H.Client.PostAsync(B.Url("/upload"), new ByteArrayContent(bytes));
+        using var plain = await H.Client.GetAsync(B.Url("/hello"));
         var plainView = await LookupAsync(H.Admin, plain.Headers.GetValues("X-Tunnel-Request-Id").Single());
         Assert.Equal(JsonValueKind.Null, plainView.GetProperty("requestBody").ValueKind);
         Assert.Equal(JsonValueKind.Null, plainView.GetProperty("responseBody").ValueKind);
