@@ -53,6 +53,13 @@ public sealed partial class RoutingSubscriber(
                     break;
                 }
                 cache.Apply(await routing.Subscribe(reference));
+                if (Volatile.Read(ref _stopped))
+                {
+                    // Pushes were stopped while this subscription was on its way: take it back, so the
+                    // grain does not push to the deleted reference until the subscription expires.
+                    await routing.Unsubscribe(reference).WaitAsync(TimeSpan.FromSeconds(2), CancellationToken.None);
+                    break;
+                }
                 if (_firstSnapshot.TrySetResult())
                 {
                     LogSubscribed(logger, cache.Current.Routes.Count);
