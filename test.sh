@@ -25,18 +25,39 @@ rm -rf "$results"
 mkdir -p "$results"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
-if ! dotnet build OrleansTunnel.sln -c Release --nologo -v q -clp:ErrorsOnly; then
+# OTUN_TEST_PROJECT runs another (already built) test project through the same summary logic: the
+# self-check (scripts/test-sh-selfcheck.sh) uses it to prove that a crashing test host is a failure.
+project="${OTUN_TEST_PROJECT:-tests/OrleansTunnel.Tests/OrleansTunnel.Tests.csproj}"
+if [ -z "${OTUN_TEST_PROJECT:-}" ] && ! dotnet build OrleansTunnel.sln -c Release --nologo -v q -clp:ErrorsOnly; then
   echo "test.sh: build failed"
   echo "0 passed, 1 failed"
   exit 1
 fi
 
-dotnet test tests/OrleansTunnel.Tests/OrleansTunnel.Tests.csproj -c Release --no-build --nologo \
+console="$results/console.log"
+dotnet test "$project" -c Release --no-build --nologo \
   --logger "trx;LogFileName=results.trx" --logger "console;verbosity=normal" --results-directory "$results" \
-  --blame-hang --blame-hang-timeout 10m "$@"
-status=$?
+  --blame-hang --blame-hang-timeout 10m "$@" 2>&1 | tee "$console"
+status=${PIPESTATUS[0]}
 
+# An aborted run (the test host crashed or hung) still writes a TRX with the tests that finished:
+# find the abort in the output, the TRX and the blame files, and count it as a failure.
 trx="$results/results.trx"
+abort=""
+if grep -q "Test host process crashed\|The active test run was aborted\|test host process exited unexpectedly" "$console"; then
+  abort=$(grep -m 1 -o "Test host process crashed.*\|test host process exited unexpectedly.*\|The active test run was aborted.*" "$console" | cut -c 1-300)
+  # The exception's object name (a disposed object) is on the next line of the output.
+  detail=$(grep -m 1 -A 1 -F "$abort" "$console" | sed -n '2s/^\(Object name: .*\)/\1/p')
+  [ -n "$detail" ] && abort="$abort $detail"
+elif [ -f "$trx" ] && grep -q '<RunInfo [^>]*outcome="Error"' "$trx"; then
+  abort="the run reported an error: $(grep -A 2 '<RunInfo [^>]*outcome="Error"' "$trx" | sed -n 's/.*<Text>\(.*\)/\1/p' | head -n 1 | cut -c 1-300)"
+elif [ -f "$trx" ] && grep -q '<ResultSummary outcome="Aborted"' "$trx"; then
+  abort="the test run was aborted (TRX outcome Aborted)"
+fi
+# The tests that were running when the host died (from the output or blame's sequence file): they have no result.
+running=$(sed -n '/The test running when the crash occurred/,/^$/p; /tests running when the crash occurred/,/^$/p' "$console" \
+  | grep -v "when the crash occurred" | sed 's/^[[:space:]]*//' | grep -v '^$' | sort -u)
+
 if [ -f "$trx" ]; then
   counters=$(grep -o '<Counters [^>]*>' "$trx" | head -n 1)
   passed=$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$counters")
@@ -44,14 +65,36 @@ if [ -f "$trx" ]; then
   total=$(sed -n 's/.* total="\([0-9]*\)".*/\1/p' <<<"$counters")
   executed=$(sed -n 's/.* executed="\([0-9]*\)".*/\1/p' <<<"$counters")
   skipped=$(( ${total:-0} - ${executed:-0} ))
-  echo "${passed:-0} passed, ${failed:-0} failed, ${skipped} skipped"
+  failed=${failed:-0}
+  # Failed test names, so a red run says what to look at.
+  grep -o '<UnitTestResult [^>]*outcome="Failed"[^>]*>' "$trx" | sed -n 's/.*testName="\([^"]*\)".*/test.sh: failed: \1/p'
+else
+  passed=0 failed=0 skipped=0 executed=0
+fi
+if [ -n "$abort" ]; then
+  # The abort is one failure; each test that was running when it happened (and got no result) is another.
+  n_running=0
+  if [ -n "$running" ]; then
+    while IFS= read -r name; do
+      echo "test.sh: failed: $name (running when the test host died)"
+      n_running=$((n_running + 1))
+    done <<<"$running"
+  fi
+  failed=$(( failed + (n_running > 0 ? n_running : 1) ))
+  echo "test.sh: the test host crashed: $abort"
+  echo "${passed:-0} passed, ${failed} failed, ${skipped} skipped"
+  [ "$status" -eq 0 ] && status=1
+  exit "$status"
+fi
+if [ -f "$trx" ]; then
+  echo "${passed:-0} passed, ${failed} failed, ${skipped} skipped"
   if [ "${executed:-0}" -eq 0 ]; then
     echo "test.sh: no test ran"
     exit 1
   fi
 else
-  echo "0 passed, 1 failed"
   echo "test.sh: no test results were written"
+  echo "0 passed, 1 failed"
   [ "$status" -eq 0 ] && status=1
 fi
 exit "$status"

@@ -72,6 +72,8 @@ public sealed partial class ClusterPresence(
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
         await base.StopAsync(cancellationToken);
+        // Unsubscribe before leaving: the leave's change push must not reach this stopping gateway.
+        await subscriber.StopPushesAsync();
         if (_reported)
         {
             try

@@ -25,9 +25,12 @@ public sealed partial class RoutingSubscriber(
     /// <summary>Completes once routes were seeded and a first snapshot applied.</summary>
     public Task Ready => _firstSnapshot.Task;
 
+    private readonly Lock _referenceLock = new();
+    private IRoutingObserver? _reference;
+    private bool _stopped;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        IRoutingObserver? reference = null;
         var delay = TimeSpan.FromMilliseconds(200);
         bool seeded = false;
         while (!stoppingToken.IsCancellationRequested)
@@ -44,8 +47,19 @@ public sealed partial class RoutingSubscriber(
                     }
                     seeded = true;
                 }
-                reference ??= grains.CreateObjectReference<IRoutingObserver>(cache);
+                var reference = CurrentReference();
+                if (reference is null)
+                {
+                    break;
+                }
                 cache.Apply(await routing.Subscribe(reference));
+                if (Volatile.Read(ref _stopped))
+                {
+                    // Pushes were stopped while this subscription was on its way: take it back, so the
+                    // grain does not push to the deleted reference until the subscription expires.
+                    await routing.Unsubscribe(reference).WaitAsync(TimeSpan.FromSeconds(2), CancellationToken.None);
+                    break;
+                }
                 if (_firstSnapshot.TrySetResult())
                 {
                     LogSubscribed(logger, cache.Current.Routes.Count);
@@ -64,16 +78,54 @@ public sealed partial class RoutingSubscriber(
                 delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 5000));
             }
         }
-        if (reference is not null)
+        await StopPushesAsync();
+    }
+
+    /// <summary>The observer reference, made on first use; null once pushes were stopped.</summary>
+    private IRoutingObserver? CurrentReference()
+    {
+        lock (_referenceLock)
         {
-            try
-            {
-                await grains.GetGrain<IRoutingGrain>(RoutingGrain.DefaultKey).Unsubscribe(reference).WaitAsync(TimeSpan.FromSeconds(2));
-            }
-            catch (Exception)
-            {
-                // Shutting down: the grain's observer list expires us anyway.
-            }
+            return _stopped ? null : _reference ??= grains.CreateObjectReference<IRoutingObserver>(cache);
+        }
+    }
+
+    /// <summary>
+    /// Stops the routing grain's pushes to this gateway for good: unsubscribes and deletes the
+    /// observer reference, so no push can reach an observer whose Orleans client is being disposed
+    /// (Orleans rejects such a call on a thread-pool thread through the disposed client, which kills
+    /// the process). Call it before this gateway leaves the directory; idempotent.
+    /// </summary>
+    public async Task StopPushesAsync()
+    {
+        IRoutingObserver? reference;
+        lock (_referenceLock)
+        {
+            _stopped = true;
+            reference = _reference;
+            _reference = null;
+        }
+        if (reference is null)
+        {
+            return;
+        }
+        try
+        {
+            await grains.GetGrain<IRoutingGrain>(RoutingGrain.DefaultKey).Unsubscribe(reference).WaitAsync(TimeSpan.FromSeconds(2));
+        }
+        catch (Exception ex)
+        {
+            // The grain's observer list expires us; deleting the reference below already makes late pushes harmless.
+            LogUnsubscribeFailed(logger, ex.Message);
+        }
+        try
+        {
+            // Late pushes now find no local object and are dropped instead of being invoked or rejected.
+            grains.DeleteObjectReference<IRoutingObserver>(reference);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The client is already gone, and its observers with it.
         }
     }
 
@@ -122,4 +174,8 @@ public sealed partial class RoutingSubscriber(
     [LoggerMessage(EventId = 301, EventName = "RoutingSubscribeFailed", Level = LogLevel.Warning,
         Message = "Could not read the routing table from the cluster ({Error}); retrying in {DelayMs} ms. Check that a silo is up and reachable.")]
     private static partial void LogSubscribeFailed(ILogger logger, string error, double delayMs);
+
+    [LoggerMessage(EventId = 302, EventName = "RoutingUnsubscribeFailed", Level = LogLevel.Information,
+        Message = "Stopping: could not unsubscribe from routing pushes ({Error}); the routing grain drops this gateway's observer when its subscription expires. Nothing to do.")]
+    private static partial void LogUnsubscribeFailed(ILogger logger, string error);
 }

@@ -4,7 +4,11 @@ namespace OrleansTunnel.Grains;
 [Alias("OrleansTunnel.IRoutingObserver")]
 public interface IRoutingObserver : IGrainObserver
 {
-    [Alias("OnRoutingChanged")]
+    /// <remarks>
+    /// One-way: the grain never waits for a gateway, so a gateway that stopped (or whose client was
+    /// disposed) cannot hold up the push to the others, and nothing has to answer for a dead observer.
+    /// </remarks>
+    [Alias("OnRoutingChanged"), Orleans.Concurrency.OneWay]
     Task OnRoutingChanged(RoutingSnapshot snapshot);
 }
 

@@ -1,0 +1,150 @@
+using System.Diagnostics;
+using System.Net;
+using Microsoft.Extensions.DependencyInjection;
+using OrleansTunnel.Gateway.Routing;
+using OrleansTunnel.Grains;
+using OrleansTunnel.Tests.Infrastructure;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace OrleansTunnel.Tests.Cluster;
+
+/// <summary>
+/// A gateway is stopped and started 50 times (gracefully and abruptly, in turn) in this test host while
+/// the routing grain changes routes many times a second and pushes every change to each gateway's
+/// observer, and requests keep flowing through a stable gateway. The test host must survive (a push
+/// reaching a stopped gateway's disposed Orleans client once killed it) and every request must get an
+/// answer within its timeout.
+/// </summary>
+public sealed class GatewayChurnTests(ITestOutputHelper output)
+{
+    private const int Restarts = 50;
+    private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(10);
+
+    [Fact]
+    public async Task StoppingAndStartingAGateway50Times_WhileRoutesChange_KillsNothing_AndEveryRequestIsAnswered()
+    {
+        await using var h = await TunnelHarness.StartAsync();
+        var grains = h.Gateway.Services.GetRequiredService<IGrainFactory>();
+        var routing = grains.GetGrain<IRoutingGrain>(RoutingGrain.DefaultKey);
+        using var stop = new CancellationTokenSource();
+        var clock = Stopwatch.StartNew();
+
+        var routeChanges = ChangeRoutesAsync(routing, stop.Token);
+        var requests = Enumerable.Range(0, 4).Select(_ => SendRequestsAsync(h, stop.Token)).ToArray();
+
+        for (int i = 0; i < Restarts; i++)
+        {
+            var churned = await h.StartPeerGatewayAsync("gw-churn").Within(TimeSpan.FromSeconds(30));
+            if (i % 2 == 0)
+            {
+                await churned.DisposeAsync().AsTask().Within(TimeSpan.FromSeconds(30));
+            }
+            else
+            {
+                // No grace period: the client goes while pushes may still be on their way to it.
+                await churned.App.StopAsync(new CancellationToken(canceled: true)).Within(TimeSpan.FromSeconds(30));
+                await churned.App.DisposeAsync().AsTask().Within(TimeSpan.FromSeconds(30));
+            }
+        }
+
+        stop.Cancel();
+        int changes = await routeChanges.Within(TimeSpan.FromSeconds(30));
+        var counts = await Task.WhenAll(requests).Within(RequestTimeout + TimeSpan.FromSeconds(10));
+        var sent = counts.Sum(c => c.Sent);
+        var ok = counts.Sum(c => c.Ok);
+        var failures = counts.SelectMany(c => c.Failures).ToArray();
+        output.WriteLine($"{Restarts} restarts, {changes} route changes, {sent} requests ({ok} answered 200) in {clock.Elapsed.TotalSeconds:0.0} s");
+
+        Assert.True(changes > Restarts * 5, $"only {changes} route changes happened during the churn");
+        Assert.True(sent > 0, "no request was sent");
+        Assert.True(failures.Length == 0, $"{failures.Length} of {sent} requests got no good answer: {string.Join("; ", failures.Distinct().Take(5))}");
+        Assert.Equal(sent, ok);
+
+        // The stable gateway still receives pushes: a route added now reaches its cache.
+        var cache = h.Gateway.Services.GetRequiredService<RoutingCache>();
+        var seen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        void OnChanged(RoutingSnapshot s)
+        {
+            if (s.Routes.Any(r => r.Host == "after-churn.test"))
+            {
+                seen.TrySetResult();
+            }
+        }
+        cache.Changed += OnChanged;
+        try
+        {
+            await routing.UpsertRoute(new Route("after-churn.test", null, "backend"));
+            await seen.Task.Within(TimeSpan.FromSeconds(10));
+        }
+        finally
+        {
+            cache.Changed -= OnChanged;
+        }
+    }
+
+    /// <summary>Adds and removes a route as fast as the grain takes it; every change is pushed to every gateway.</summary>
+    private static async Task<int> ChangeRoutesAsync(IRoutingGrain routing, CancellationToken stop)
+    {
+        int changes = 0;
+        using var tick = new PeriodicTimer(TimeSpan.FromMilliseconds(20));
+        while (!stop.IsCancellationRequested)
+        {
+            string host = $"churn-{changes % 8}.test";
+            if (changes % 2 == 0)
+            {
+                await routing.UpsertRoute(new Route(host, null, "backend"));
+            }
+            else
+            {
+                await routing.RemoveRoute(host, null);
+            }
+            changes++;
+            try
+            {
+                await tick.WaitForNextTickAsync(stop);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+        }
+        return changes;
+    }
+
+    private sealed record Counts(int Sent, int Ok, List<string> Failures);
+
+    /// <summary>Requests through the stable gateway, one after another, each bounded by a timeout.</summary>
+    private static async Task<Counts> SendRequestsAsync(TunnelHarness h, CancellationToken stop)
+    {
+        int sent = 0, ok = 0;
+        var failures = new List<string>();
+        while (!stop.IsCancellationRequested)
+        {
+            sent++;
+            using var timeout = new CancellationTokenSource(RequestTimeout);
+            try
+            {
+                using var response = await h.Client.GetAsync(h.Url("/hello"), timeout.Token);
+                string body = await response.Content.ReadAsStringAsync(timeout.Token);
+                if (response.StatusCode == HttpStatusCode.OK && body == "hello")
+                {
+                    ok++;
+                }
+                else
+                {
+                    failures.Add($"{(int)response.StatusCode}: {body[..Math.Min(body.Length, 200)]}");
+                }
+            }
+            catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+            {
+                failures.Add($"no answer within {RequestTimeout.TotalSeconds} s");
+            }
+            catch (HttpRequestException ex)
+            {
+                failures.Add(ex.Message);
+            }
+        }
+        return new Counts(sent, ok, failures);
+    }
+}
