@@ -166,6 +166,7 @@ public sealed partial class BackendForwarder : IDisposable
         var body = await response.Content.ReadAsStreamAsync(cancel);
         byte[] current = ArrayPool<byte>.Shared.Rent(_options.ResponseBufferSize);
         byte[] next = ArrayPool<byte>.Shared.Rent(_options.ResponseBufferSize);
+        int? firstRead = null;
         try
         {
             // A small body of known length travels with its head: read it whole (it is bounded) first.
@@ -181,12 +182,23 @@ public sealed partial class BackendForwarder : IDisposable
             }
             else
             {
+                // A body already known to be empty (an HTTP/2 answer whose headers carried END_STREAM,
+                // e.g. a gRPC Trailers-Only status) ends with its head, so the visitor gets one HEADERS frame.
+                var first = body.ReadAsync(current, cancel);
+                int? early = first.IsCompleted ? first.Result : null;
+                if (early == 0 && !HasTrailers(response))
+                {
+                    responseHead.EndOfBody = true;
+                    stream.SendHead(frame);
+                    return;
+                }
                 stream.SendHead(frame);
+                firstRead = early ?? await first;
             }
 
             // Read one chunk ahead so the last chunk can carry the end of body, but never hold a chunk
             // back while the backend is silent: a chunk waits only for a read that already completed.
-            int n = await body.ReadAsync(current, cancel);
+            int n = firstRead ?? await body.ReadAsync(current, cancel);
             while (n > 0)
             {
                 var pending = body.ReadAsync(next, cancel);

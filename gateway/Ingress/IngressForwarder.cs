@@ -411,9 +411,14 @@ public sealed partial class IngressForwarder(
         try
         {
             // Small answers arrive with their head; only flush the head alone when the body is not here yet.
+            // A gRPC head that carries grpc-status is a Trailers-Only answer: it must leave as one HEADERS
+            // frame with END_STREAM, or clients (grpc-js) see headers, an empty end and no status.
             if (!stream.TryRead(out frame))
             {
-                await response.StartAsync(aborted);
+                if (exchange.Kind != VisitorKind.Grpc || !GrpcStatus.HasStatus(head.Headers))
+                {
+                    await response.StartAsync(aborted);
+                }
                 frame = await stream.ReadAsync(aborted);
             }
             while (frame is not null)
