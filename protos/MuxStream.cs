@@ -38,6 +38,9 @@ public sealed class MuxStream
         _receiveRemaining = receiveWindow;
     }
 
+    /// <summary>Whether this stream holds one of the connection's concurrent-stream slots (released once, when it finishes).</summary>
+    internal bool Counted { get; init; }
+
     /// <summary>Connection-local stream number (0 until a gateway-opened stream sends its head).</summary>
     public ulong Id { get; internal set; }
 
