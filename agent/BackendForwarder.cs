@@ -165,7 +165,7 @@ public sealed partial class BackendForwarder : IDisposable
 
         var body = await response.Content.ReadAsStreamAsync(cancel);
         byte[] current = ArrayPool<byte>.Shared.Rent(_options.ResponseBufferSize);
-        byte[] next = ArrayPool<byte>.Shared.Rent(_options.ResponseBufferSize);
+        byte[]? next = null; // the read-ahead buffer, rented only when a body has more than one chunk
         int? firstRead = null;
         try
         {
@@ -192,8 +192,24 @@ public sealed partial class BackendForwarder : IDisposable
                     stream.SendHead(frame);
                     return;
                 }
-                stream.SendHead(frame);
-                firstRead = early ?? await first;
+                if (early is null)
+                {
+                    try
+                    {
+                        stream.SendHead(frame);
+                    }
+                    catch
+                    {
+                        await SettleReadAsync(body, first);
+                        throw;
+                    }
+                    firstRead = await first;
+                }
+                else
+                {
+                    stream.SendHead(frame);
+                    firstRead = early;
+                }
             }
 
             // Read one chunk ahead so the last chunk can carry the end of body, but never hold a chunk
@@ -201,11 +217,21 @@ public sealed partial class BackendForwarder : IDisposable
             int n = firstRead ?? await body.ReadAsync(current, cancel);
             while (n > 0)
             {
+                next ??= ArrayPool<byte>.Shared.Rent(_options.ResponseBufferSize);
                 var pending = body.ReadAsync(next, cancel);
                 bool sent = false;
                 if (!pending.IsCompleted)
                 {
-                    await stream.SendDataAsync(current.AsMemory(0, n), endOfBody: false, cancel);
+                    try
+                    {
+                        await stream.SendDataAsync(current.AsMemory(0, n), endOfBody: false, cancel);
+                    }
+                    catch
+                    {
+                        // The read still writes into next: it must end before next goes back to the pool.
+                        await SettleReadAsync(body, pending);
+                        throw;
+                    }
                     sent = true;
                 }
                 int m = await pending;
@@ -246,7 +272,24 @@ public sealed partial class BackendForwarder : IDisposable
         finally
         {
             ArrayPool<byte>.Shared.Return(current);
-            ArrayPool<byte>.Shared.Return(next);
+            if (next is not null)
+            {
+                ArrayPool<byte>.Shared.Return(next);
+            }
+        }
+    }
+
+    /// <summary>Ends a read still in flight (by disposing the body) and waits for it, so its buffer can be reused.</summary>
+    private static async ValueTask SettleReadAsync(Stream body, ValueTask<int> pending)
+    {
+        await body.DisposeAsync();
+        try
+        {
+            await pending;
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or HttpRequestException or ObjectDisposedException)
+        {
+            // A read cut short by the dispose: the point was only to wait for it.
         }
     }
 
