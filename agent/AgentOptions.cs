@@ -53,8 +53,8 @@ public sealed class AgentOptions
     /// <summary>Ping interval when the gateway does not say one.</summary>
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>Per-request credit the agent grants the gateway for request bodies (bytes).</summary>
-    public int ReceiveWindow { get; set; } = 256 * 1024;
+    /// <summary>Per-request credit the agent grants the gateway for request bodies (bytes); bounds an upload's speed per round trip.</summary>
+    public int ReceiveWindow { get; set; } = 1024 * 1024;
 
     /// <summary>Largest data frame the agent sends (bytes, at most 65536).</summary>
     public int MaxDataFrame { get; set; } = 64 * 1024;

@@ -165,7 +165,8 @@ public sealed partial class BackendForwarder : IDisposable
 
         var body = await response.Content.ReadAsStreamAsync(cancel);
         byte[] current = ArrayPool<byte>.Shared.Rent(_options.ResponseBufferSize);
-        byte[] next = ArrayPool<byte>.Shared.Rent(_options.ResponseBufferSize);
+        byte[]? next = null; // the read-ahead buffer, rented only when a body has more than one chunk
+        int? firstRead = null;
         try
         {
             // A small body of known length travels with its head: read it whole (it is bounded) first.
@@ -181,19 +182,56 @@ public sealed partial class BackendForwarder : IDisposable
             }
             else
             {
-                stream.SendHead(frame);
+                // A body already known to be empty (an HTTP/2 answer whose headers carried END_STREAM,
+                // e.g. a gRPC Trailers-Only status) ends with its head, so the visitor gets one HEADERS frame.
+                var first = body.ReadAsync(current, cancel);
+                int? early = first.IsCompleted ? first.Result : null;
+                if (early == 0 && !HasTrailers(response))
+                {
+                    responseHead.EndOfBody = true;
+                    stream.SendHead(frame);
+                    return;
+                }
+                if (early is null)
+                {
+                    try
+                    {
+                        stream.SendHead(frame);
+                    }
+                    catch
+                    {
+                        await SettleReadAsync(body, first);
+                        throw;
+                    }
+                    firstRead = await first;
+                }
+                else
+                {
+                    stream.SendHead(frame);
+                    firstRead = early;
+                }
             }
 
             // Read one chunk ahead so the last chunk can carry the end of body, but never hold a chunk
             // back while the backend is silent: a chunk waits only for a read that already completed.
-            int n = await body.ReadAsync(current, cancel);
+            int n = firstRead ?? await body.ReadAsync(current, cancel);
             while (n > 0)
             {
+                next ??= ArrayPool<byte>.Shared.Rent(_options.ResponseBufferSize);
                 var pending = body.ReadAsync(next, cancel);
                 bool sent = false;
                 if (!pending.IsCompleted)
                 {
-                    await stream.SendDataAsync(current.AsMemory(0, n), endOfBody: false, cancel);
+                    try
+                    {
+                        await stream.SendDataAsync(current.AsMemory(0, n), endOfBody: false, cancel);
+                    }
+                    catch
+                    {
+                        // The read still writes into next: it must end before next goes back to the pool.
+                        await SettleReadAsync(body, pending);
+                        throw;
+                    }
                     sent = true;
                 }
                 int m = await pending;
@@ -234,7 +272,24 @@ public sealed partial class BackendForwarder : IDisposable
         finally
         {
             ArrayPool<byte>.Shared.Return(current);
-            ArrayPool<byte>.Shared.Return(next);
+            if (next is not null)
+            {
+                ArrayPool<byte>.Shared.Return(next);
+            }
+        }
+    }
+
+    /// <summary>Ends a read still in flight (by disposing the body) and waits for it, so its buffer can be reused.</summary>
+    private static async ValueTask SettleReadAsync(Stream body, ValueTask<int> pending)
+    {
+        await body.DisposeAsync();
+        try
+        {
+            await pending;
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or HttpRequestException or ObjectDisposedException)
+        {
+            // A read cut short by the dispose: the point was only to wait for it.
         }
     }
 

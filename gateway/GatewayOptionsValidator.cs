@@ -103,6 +103,10 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         {
             failures.Add("Gateway:MaxIngressConnections and Gateway:MaxUpgradedConnections may not be negative (0: no limit)");
         }
+        if (o.Http2InitialStreamWindowSize < 65535 || o.Http2InitialConnectionWindowSize < o.Http2InitialStreamWindowSize)
+        {
+            failures.Add("Gateway:Http2InitialStreamWindowSize must be at least 65535 and Gateway:Http2InitialConnectionWindowSize at least the stream window");
+        }
         if (o.Http2MaxStreamsPerConnection < 1 || o.Http2HeaderTableSize < 0 || o.Http2MaxFrameSize is < 16384 or > 16777215 || o.Http2MaxRequestHeaderFieldSize < 1024)
         {
             failures.Add("Gateway:Http2MaxStreamsPerConnection must be at least 1, Gateway:Http2HeaderTableSize not negative, Gateway:Http2MaxFrameSize between 16384 and 16777215 and Gateway:Http2MaxRequestHeaderFieldSize at least 1024");

@@ -18,6 +18,7 @@ public sealed partial class MuxConnection
     private readonly ILogger _logger;
     private readonly bool _opensStreams;
     private readonly ConcurrentDictionary<ulong, MuxStream> _streams = new();
+    private int _streamCount; // streams counted against MaxConcurrentStreams (reserved before they are added)
     private readonly ConcurrentQueue<(Frame Frame, TaskCompletionSource? Done)> _control = new();
     private readonly ConcurrentQueue<(Frame Frame, TaskCompletionSource Done)> _data = new();
     private readonly SemaphoreSlim _wake = new(0);
@@ -57,7 +58,7 @@ public sealed partial class MuxConnection
     public string? CloseReason => Volatile.Read(ref _closeReason);
 
     /// <summary>Streams open now.</summary>
-    public int ActiveStreams => _streams.Count;
+    public int ActiveStreams => Volatile.Read(ref _streamCount);
 
     /// <summary>Control frames waiting for the writer.</summary>
     public int QueuedControlFrames => Volatile.Read(ref _controlCount);
@@ -123,12 +124,13 @@ public sealed partial class MuxConnection
         {
             throw new MuxStreamAbortedException(new Reset { Code = ResetCode.Refused, Reason = CloseReason ?? "connection closed" });
         }
-        if (_streams.Count >= Settings.MaxConcurrentStreams)
+        // Reserve the slot atomically: a check on the map's count raced with concurrent opens.
+        if (!TryReserveStream())
         {
             throw new MuxStreamAbortedException(new Reset { Code = ResetCode.Refused, Reason = $"the connection carries its limit of {Settings.MaxConcurrentStreams} concurrent streams" });
         }
         // The number is given when the head is sent, so numbers reach the wire in increasing order.
-        return new MuxStream(this, 0, Settings.SendWindow, Settings.ReceiveWindow);
+        return new MuxStream(this, 0, Settings.SendWindow, Settings.ReceiveWindow) { Counted = true };
     }
 
     internal Task StartStream(MuxStream stream, Frame head)
@@ -251,7 +253,24 @@ public sealed partial class MuxConnection
         return done.Task;
     }
 
-    internal void Remove(MuxStream stream) => _streams.TryRemove(stream.Id, out _);
+    internal void Remove(MuxStream stream)
+    {
+        _streams.TryRemove(stream.Id, out _);
+        if (stream.Counted)
+        {
+            Interlocked.Decrement(ref _streamCount);
+        }
+    }
+
+    private bool TryReserveStream()
+    {
+        if (Interlocked.Increment(ref _streamCount) > Settings.MaxConcurrentStreams)
+        {
+            Interlocked.Decrement(ref _streamCount);
+            return false;
+        }
+        return true;
+    }
 
     internal void ReportStreamProtocolError(MuxStream stream, string reason)
     {
@@ -409,12 +428,12 @@ public sealed partial class MuxConnection
             throw new MuxProtocolException($"request head on stream {frame.Stream}, which is not a new odd stream number");
         }
         _highestPeerStream = frame.Stream;
-        var stream = new MuxStream(this, frame.Stream, Settings.SendWindow, Settings.ReceiveWindow);
-        if (_streams.Count >= Settings.MaxConcurrentStreams)
+        if (!TryReserveStream())
         {
             EnqueueControl(new Frame { Stream = frame.Stream, Reset = new Reset { Code = ResetCode.Refused, Reason = $"more than {Settings.MaxConcurrentStreams} concurrent streams" } });
             return;
         }
+        var stream = new MuxStream(this, frame.Stream, Settings.SendWindow, Settings.ReceiveWindow) { Counted = true };
         _streams[frame.Stream] = stream;
         stream.OnRequestHead(frame);
         if (RequestReceived is { } handler)

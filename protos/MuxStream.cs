@@ -38,6 +38,9 @@ public sealed class MuxStream
         _receiveRemaining = receiveWindow;
     }
 
+    /// <summary>Whether this stream holds one of the connection's concurrent-stream slots (released once, when it finishes).</summary>
+    internal bool Counted { get; init; }
+
     /// <summary>Connection-local stream number (0 until a gateway-opened stream sends its head).</summary>
     public ulong Id { get; internal set; }
 
@@ -138,15 +141,27 @@ public sealed class MuxStream
         {
             int want = (int)Math.Min(data.Length, maxFrame);
             int granted = await AcquireCreditAsync(want, cancellationToken).ConfigureAwait(false);
-            var bytes = new byte[granted];
+            // A pooled buffer, not a fresh array per frame: it goes back to the pool once the frame's write
+            // finished (serialized into the gRPC message) or failed, never while the writer may read it.
+            var bytes = ArrayPool<byte>.Shared.Rent(granted);
             data.Slice(0, granted).CopyTo(bytes);
             bool last = granted == data.Length;
             var frame = new Frame
             {
                 Stream = Id,
-                Data = new Data { Payload = UnsafeByteOperations.UnsafeWrap(bytes), EndOfBody = endOfBody && last },
+                Data = new Data { Payload = UnsafeByteOperations.UnsafeWrap(bytes.AsMemory(0, granted)), EndOfBody = endOfBody && last },
             };
-            await EnqueueOrderedAsync(frame).ConfigureAwait(false);
+            try
+            {
+                await EnqueueOrderedAsync(frame).ConfigureAwait(false);
+            }
+            catch
+            {
+                // Never queued: nothing will read the buffer.
+                ArrayPool<byte>.Shared.Return(bytes);
+                throw;
+            }
+            _ = _lastWrite.ContinueWith(ReturnBuffer, bytes, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             data = data.Slice(granted);
         }
         if (endOfBody)
@@ -154,6 +169,8 @@ public sealed class MuxStream
             MarkLocalEnded();
         }
     }
+
+    private static readonly Action<Task, object?> ReturnBuffer = static (_, buffer) => ArrayPool<byte>.Shared.Return((byte[])buffer!);
 
     /// <summary>Ends the body with trailers (ordered after the data already sent).</summary>
     public async ValueTask SendTrailersAsync(IEnumerable<Header> trailers)

@@ -57,6 +57,19 @@ public static class GrpcStatus
     }
 
     /// <summary>Parses a grpc-timeout value ("100m", "5S", "1H", ...); null when absent or malformed.</summary>
+    /// <summary>Whether a response head carries grpc-status (a Trailers-Only answer: no body follows).</summary>
+    public static bool HasStatus(IEnumerable<OrleansTunnel.Protocol.V1.Header> headers)
+    {
+        foreach (var h in headers)
+        {
+            if (h.Name.Equals("grpc-status", StringComparison.OrdinalIgnoreCase))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
     public static TimeSpan? ParseTimeout(string? value)
     {
         if (string.IsNullOrEmpty(value) || value.Length < 2 || value.Length > 9

@@ -23,6 +23,8 @@ public static class IngressLimits
         limits.Http2.MaxStreamsPerConnection = o.Http2MaxStreamsPerConnection;
         limits.Http2.HeaderTableSize = o.Http2HeaderTableSize;
         limits.Http2.MaxFrameSize = o.Http2MaxFrameSize;
+        limits.Http2.InitialConnectionWindowSize = o.Http2InitialConnectionWindowSize;
+        limits.Http2.InitialStreamWindowSize = o.Http2InitialStreamWindowSize;
         limits.Http2.MaxRequestHeaderFieldSize = o.Http2MaxRequestHeaderFieldSize;
     }
 }

@@ -93,10 +93,13 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
         {
             capture.ContentType = response.ContentType;
         }
-        await RelayBodyAsync(context, stream, entry);
+        // A gRPC head that carries grpc-status is a Trailers-Only answer: it must leave as one HEADERS
+        // frame with END_STREAM, or clients (grpc-js) see headers, an empty end and no status.
+        bool trailersOnly = entry.Kind == VisitorKind.Grpc && GrpcStatus.HasStatus(head.Headers);
+        await RelayBodyAsync(context, stream, entry, flushHeadAlone: !trailersOnly);
     }
 
-    private async Task RelayBodyAsync(HttpContext context, MuxStream stream, RequestEntry entry)
+    private async Task RelayBodyAsync(HttpContext context, MuxStream stream, RequestEntry entry, bool flushHeadAlone)
     {
         var aborted = context.RequestAborted;
         var body = context.Response.BodyWriter;
@@ -105,7 +108,10 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
             // Small answers arrive with their head; only flush the head alone when the body is not here yet.
             if (!stream.TryRead(out var frame))
             {
-                await context.Response.StartAsync(aborted);
+                if (flushHeadAlone)
+                {
+                    await context.Response.StartAsync(aborted);
+                }
                 frame = await stream.ReadAsync(aborted);
             }
             while (frame is not null)

@@ -105,6 +105,14 @@ public sealed class TestBackend : IAsyncDisposable
             c.Response.Headers.Append("X-Hop", "secret");
             return Results.Text("ok");
         });
+        app.MapPost("/raw.Probe/TrailersOnly", (HttpContext c) =>
+        {
+            // A gRPC Trailers-Only answer as grpc-js sends it: one HEADERS frame, no Content-Length,
+            // sent as soon as the call is known to fail (the request body may still be arriving).
+            c.Response.ContentType = "application/grpc+proto";
+            c.Response.Headers["grpc-status"] = "9";
+            c.Response.Headers["grpc-message"] = "asked%20to%20fail";
+        });
         app.MapGet("/nocontent", () => Results.NoContent());
         app.MapGet("/notmodified", (HttpContext c) =>
         {

@@ -134,6 +134,38 @@ public sealed class MuxTests : IAsyncDisposable
         Assert.True(b.Aborted.IsCancellationRequested);
     }
 
+    [Fact]
+    public async Task TheStreamLimit_HoldsForConcurrentOpens_AndFreesSlotsAsStreamsFinish()
+    {
+        var transport = new InMemoryTransport();
+        using var stop = new CancellationTokenSource();
+        var mux = new MuxConnection(transport.ReaderA, (batch, _) => transport.WriteToB(batch), new MuxSettings { MaxConcurrentStreams = 8 }, opensStreams: true, NullLogger.Instance);
+        var run = mux.RunAsync(TimeSpan.Zero, stop.Token);
+        // 64 opens race for 8 slots: the limit counts a stream from its open, not from when its head is sent.
+        using var start = new ManualResetEventSlim();
+        var opened = await Task.WhenAll(Enumerable.Range(0, 64).Select(_ => Task.Run(() =>
+        {
+            start.Wait();
+            try
+            {
+                return mux.OpenStream();
+            }
+            catch (MuxStreamAbortedException)
+            {
+                return null;
+            }
+        })).Append(Task.Run(() => { start.Set(); return (MuxStream?)null; })));
+        var streams = opened.OfType<MuxStream>().ToList();
+        Assert.Equal(8, streams.Count);
+        Assert.Equal(8, mux.ActiveStreams);
+        streams[0].Reset(ResetCode.Cancelled, "test: done");
+        Assert.Equal(7, mux.ActiveStreams);
+        Assert.NotNull(mux.OpenStream());
+        Assert.Throws<MuxStreamAbortedException>(() => mux.OpenStream());
+        stop.Cancel();
+        await run.WaitAsync(TimeSpan.FromSeconds(5));
+    }
+
     public async ValueTask DisposeAsync()
     {
         _stop.Cancel();

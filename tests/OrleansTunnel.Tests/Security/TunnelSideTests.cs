@@ -34,13 +34,13 @@ public sealed class TunnelSideTests
         var overrun = GetWithHost(h, "other.test", "/overrun");
         var head = await fake.NextAsync(f => f.KindCase == Frame.KindOneofCase.RequestHead);
         var chunk = ByteString.CopyFrom(new byte[65536]);
+        // One chunk more than the gateway's default window grants.
+        int chunks = new OrleansTunnel.Gateway.GatewayOptions().ReceiveWindow / chunk.Length + 1;
         await fake.SendAsync(
-            new Frame { Stream = head.Stream, ResponseHead = new ResponseHead { Status = 200 } },
-            new Frame { Stream = head.Stream, Data = new Data { Payload = chunk } },
-            new Frame { Stream = head.Stream, Data = new Data { Payload = chunk } },
-            new Frame { Stream = head.Stream, Data = new Data { Payload = chunk } },
-            new Frame { Stream = head.Stream, Data = new Data { Payload = chunk } },
-            new Frame { Stream = head.Stream, Data = new Data { Payload = chunk } });
+            [
+                new Frame { Stream = head.Stream, ResponseHead = new ResponseHead { Status = 200 } },
+                .. Enumerable.Range(0, chunks).Select(_ => new Frame { Stream = head.Stream, Data = new Data { Payload = chunk } }),
+            ]);
         var reset = await fake.NextAsync(f => f.Stream == head.Stream && f.KindCase == Frame.KindOneofCase.Reset);
         Assert.Equal(ResetCode.ProtocolError, reset.Reset.Code);
         await Assert.ThrowsAnyAsync<Exception>(async () =>
