@@ -49,8 +49,9 @@ if grep -q "Test host process crashed\|The active test run was aborted\|test hos
   # The exception's object name (a disposed object) is on the next line of the output.
   detail=$(grep -m 1 -A 1 -F "$abort" "$console" | sed -n '2s/^\(Object name: .*\)/\1/p')
   [ -n "$detail" ] && abort="$abort $detail"
-elif [ -f "$trx" ] && grep -q '<RunInfo [^>]*outcome="Error"' "$trx"; then
-  abort="the run reported an error: $(grep -A 2 '<RunInfo [^>]*outcome="Error"' "$trx" | sed -n 's/.*<Text>\(.*\)/\1/p' | head -n 1 | cut -c 1-300)"
+elif [ -f "$trx" ] && grep -A 2 '<RunInfo [^>]*outcome="Error"' "$trx" | grep -qiE 'crash|aborted|exited unexpectedly|unhandled exception'; then
+  # vstest also files an ordinary failing test's "[FAIL]" line as an Error RunInfo: only a crash counts here.
+  abort="the run reported an error: $(grep -A 2 '<RunInfo [^>]*outcome="Error"' "$trx" | grep -iE 'crash|aborted|exited unexpectedly|unhandled exception' | sed -n 's/.*<Text>\(.*\)/\1/p; t; s/^[[:space:]]*//p' | head -n 1 | cut -c 1-300)"
 elif [ -f "$trx" ] && grep -q '<ResultSummary outcome="Aborted"' "$trx"; then
   abort="the test run was aborted (TRX outcome Aborted)"
 fi
