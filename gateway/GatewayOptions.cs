@@ -50,6 +50,9 @@ public sealed class GatewayOptions
     /// <summary>SHA-256 (hex) of the admin API's bearer token; empty: the admin API is disabled.</summary>
     public string? AdminTokenSha256 { get; set; }
 
+    /// <summary>Host names accepted on the admin and dashboard listeners besides IP literals and localhost (DNS rebinding).</summary>
+    public List<string> AdminHosts { get; set; } = [];
+
     /// <summary>How long the gateway waits for a backend's response head before answering 504.</summary>
     public TimeSpan ResponseTimeout { get; set; } = TimeSpan.FromSeconds(100);
 

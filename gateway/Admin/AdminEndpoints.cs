@@ -26,12 +26,17 @@ public sealed class AdminEndpoints(
     RoutingSubscriber subscriber,
     IHostApplicationLifetime lifetime,
     ConnectionRegistry registry,
-    AdminAuthorizer authorizer)
+    AdminAuthorizer authorizer,
+    Microsoft.Extensions.Options.IOptionsMonitor<GatewayOptions> options)
 {
     private readonly IAdminEndpoint[] _endpoints = [.. endpoints.OrderByDescending(e => e.Path.Length)];
 
     public Task HandleAsync(HttpContext context)
     {
+        if (AdminHostCheck.Check(context, options.CurrentValue.AdminHosts) is { } misdirected)
+        {
+            return misdirected.ExecuteAsync(context);
+        }
         string path = context.Request.Path.Value ?? "/";
         switch (path)
         {
