@@ -50,6 +50,12 @@ public sealed class GatewayOptions
     /// <summary>SHA-256 (hex) of the admin API's bearer token; empty: the admin API is disabled.</summary>
     public string? AdminTokenSha256 { get; set; }
 
+    /// <summary>Host names accepted on the admin and dashboard listeners besides IP literals and localhost (DNS rebinding).</summary>
+    public List<string> AdminHosts { get; set; } = [];
+
+    /// <summary>Failed admin token attempts allowed per source address per minute; beyond, 429 until the minute ends. 0: no limit.</summary>
+    public int AdminFailuresPerMinute { get; set; } = 10;
+
     /// <summary>How long the gateway waits for a backend's response head before answering 504.</summary>
     public TimeSpan ResponseTimeout { get; set; } = TimeSpan.FromSeconds(100);
 

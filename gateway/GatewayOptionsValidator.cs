@@ -15,6 +15,10 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
                 failures.Add($"Gateway:{key} '{url}' is not an absolute URL; set it like http://127.0.0.1:8080");
             }
         }
+        if (o.AdminFailuresPerMinute < 0)
+        {
+            failures.Add($"Gateway:AdminFailuresPerMinute {o.AdminFailuresPerMinute} must be 0 (no limit) or more, e.g. 10");
+        }
         if (o.RequestGrains.Trim().ToLowerInvariant() is not ("always" or "on-demand" or "off"))
         {
             failures.Add($"Gateway:RequestGrains '{o.RequestGrains}' is not one of always, on-demand, off");

@@ -1,3 +1,6 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Net;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.AspNetCore.Http;
@@ -8,8 +11,61 @@ namespace OrleansTunnel.Gateway.Admin;
 /// <summary>Checks the admin API's bearer token (Gateway:AdminTokenSha256) in constant time.</summary>
 public sealed class AdminAuthorizer(IOptionsMonitor<GatewayOptions> options)
 {
-    /// <summary>Null when allowed; otherwise the 401/403 answer to give.</summary>
+    /// <summary>Most source addresses whose failures are tracked at once (a bound on the memory an attacker can make us spend).</summary>
+    private const int MaxTrackedSources = 10_000;
+
+    private readonly ConcurrentDictionary<IPAddress, (long WindowStart, int Failures)> _failures = new();
+    private readonly TimeProvider _time = TimeProvider.System;
+
+    /// <summary>Null when allowed; otherwise the 401/403/429 answer to give.</summary>
     public IResult? Check(HttpContext context)
+    {
+        var source = context.Connection.RemoteIpAddress ?? IPAddress.None;
+        long now = _time.GetTimestamp();
+        int limit = options.CurrentValue.AdminFailuresPerMinute;
+        if (limit > 0 && _failures.TryGetValue(source, out var entry))
+        {
+            var age = _time.GetElapsedTime(entry.WindowStart, now);
+            if (age >= TimeSpan.FromMinutes(1))
+            {
+                _failures.TryRemove(KeyValuePair.Create(source, entry));
+            }
+            else if (entry.Failures >= limit)
+            {
+                int retry = (int)Math.Ceiling((TimeSpan.FromMinutes(1) - age).TotalSeconds);
+                context.Response.Headers.RetryAfter = Math.Max(1, retry).ToString(CultureInfo.InvariantCulture);
+                return Results.Text("otun admin: too many failed admin token attempts from this address; retry later\n", statusCode: StatusCodes.Status429TooManyRequests);
+            }
+        }
+        var result = Verify(context);
+        if (result is not null && limit > 0)
+        {
+            _failures.AddOrUpdate(source, (now, 1), (_, e) => (e.WindowStart, e.Failures + 1));
+            if (_failures.Count > MaxTrackedSources)
+            {
+                Prune(now);
+            }
+        }
+        return result;
+    }
+
+    /// <summary>Drops windows that ended; if the table is still full (failures from very many addresses), starts it afresh.</summary>
+    private void Prune(long now)
+    {
+        foreach (var (address, entry) in _failures)
+        {
+            if (_time.GetElapsedTime(entry.WindowStart, now) >= TimeSpan.FromMinutes(1))
+            {
+                _failures.TryRemove(KeyValuePair.Create(address, entry));
+            }
+        }
+        if (_failures.Count > MaxTrackedSources)
+        {
+            _failures.Clear();
+        }
+    }
+
+    private IResult? Verify(HttpContext context)
     {
         var expectedHex = options.CurrentValue.AdminTokenSha256;
         if (string.IsNullOrEmpty(expectedHex))

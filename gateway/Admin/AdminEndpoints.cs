@@ -27,12 +27,17 @@ public sealed class AdminEndpoints(
     IHostApplicationLifetime lifetime,
     ConnectionRegistry registry,
     AdminAuthorizer authorizer,
-    Inspector.InspectorSessions inspector)
+    Inspector.InspectorSessions inspector,
+    Microsoft.Extensions.Options.IOptionsMonitor<GatewayOptions> options)
 {
     private readonly IAdminEndpoint[] _endpoints = [.. endpoints.OrderByDescending(e => e.Path.Length)];
 
     public Task HandleAsync(HttpContext context)
     {
+        if (AdminHostCheck.Check(context, options.CurrentValue.AdminHosts) is { } misdirected)
+        {
+            return misdirected.ExecuteAsync(context);
+        }
         string path = context.Request.Path.Value ?? "/";
         switch (path)
         {
