@@ -108,10 +108,9 @@ public sealed partial class InspectorEndpoint(
         context.Response.StatusCode = StatusCodes.Status303SeeOther;
     }
 
-    private static Task LogoutAsync(HttpContext context)
+    private Task LogoutAsync(HttpContext context)
     {
-        var sessions = context.RequestServices.GetService(typeof(InspectorSessions)) as InspectorSessions;
-        sessions?.End(context);
+        sessions.End(context);
         context.Response.Cookies.Delete(InspectorSessions.Cookie, new CookieOptions { Path = "/" });
         context.Response.Redirect("/inspect/", permanent: false);
         context.Response.StatusCode = StatusCodes.Status303SeeOther;
