@@ -18,6 +18,7 @@ public sealed record RequestView(
     string? Path,
     string? Protocol,
     DateTimeOffset? OpenedAt,
+    double? QueuedMs,
     DateTimeOffset? HeadSentAt,
     DateTimeOffset? ResponseHeadAt,
     DateTimeOffset? EndedAt,
@@ -43,7 +44,7 @@ public sealed record RequestView(
         return new RequestView(
             s.RequestId, s.State.ToString().ToLowerInvariant(), s.Source, s.Note,
             open?.GatewayId, open?.AgentId, open?.SessionId, open?.ViaGatewayId, open?.Service, open?.Method, open?.Authority, open?.Path, open?.Protocol,
-            open?.OpenedAt, progress?.HeadSentAt, progress?.ResponseHeadAt ?? s.ResponseStartedAt, ended,
+            open?.OpenedAt, progress?.QueuedMs, progress?.HeadSentAt, progress?.ResponseHeadAt ?? s.ResponseStartedAt, ended,
             open is null ? null : ((ended ?? DateTimeOffset.UtcNow) - open.OpenedAt).TotalMilliseconds,
             outcome?.Status is > 0 ? outcome.Status : progress?.Status is > 0 ? progress.Status : null,
             Math.Max(progress?.BytesIn ?? 0, outcome?.BytesIn ?? 0), Math.Max(progress?.BytesOut ?? 0, outcome?.BytesOut ?? 0),

@@ -113,7 +113,7 @@ public sealed class IngressForwarder(
         var activity = telemetry.StartRequest(context, route.Service);
         try
         {
-            await InvokeRoutedAsync(context, o, host, path, route);
+            await InvokeRoutedAsync(context, o, host, path, route, started);
         }
         finally
         {
@@ -121,7 +121,7 @@ public sealed class IngressForwarder(
         }
     }
 
-    private async Task InvokeRoutedAsync(HttpContext context, GatewayOptions o, string host, string path, Route route)
+    private async Task InvokeRoutedAsync(HttpContext context, GatewayOptions o, string host, string path, Route route, long routedAt)
     {
         OrleansTunnel.Gateway.Cluster.DispatchTarget? target;
         try
@@ -169,7 +169,7 @@ public sealed class IngressForwarder(
                 await RejectAsync(context, o, $"no agent is connected for service '{route.Service}'", GatewayTelemetry.Limits.NoAgent, route.Service);
                 return;
             }
-            await exchange.ForwardAsync(context, o, route, host, path, target, stream);
+            await exchange.ForwardAsync(context, o, route, host, path, target, stream, routedAt);
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {

@@ -26,7 +26,7 @@ public sealed class TunnelExchange(RequestTracker tracker, ResponseRelay relay, 
     /// <summary>Requests whose head was sent to an agent since start (what agents could have seen).</summary>
     public long Forwarded => Interlocked.Read(ref _forwarded);
 
-    public async Task ForwardAsync(HttpContext context, GatewayOptions o, OrleansTunnel.Grains.Route route, string host, string path, DispatchTarget target, MuxStream stream)
+    public async Task ForwardAsync(HttpContext context, GatewayOptions o, OrleansTunnel.Grains.Route route, string host, string path, DispatchTarget target, MuxStream stream, long routedAt)
     {
         string service = route.Service;
         var request = context.Request;
@@ -34,6 +34,8 @@ public sealed class TunnelExchange(RequestTracker tracker, ResponseRelay relay, 
         var timeout = kind == VisitorKind.Grpc && GrpcStatus.ParseTimeout(request.Headers["grpc-timeout"]) is { } deadline && deadline < o.ResponseTimeout
             ? deadline : o.ResponseTimeout;
         var entry = tracker.Open(context, stream, service, host, path, target, timeout, kind);
+        // Time spent before the stream opened (choosing an agent, waiting for a permit): "queued".
+        entry.QueuedTicks = Stopwatch.GetTimestamp() - routedAt;
         context.Response.Headers[RequestIdHeader] = entry.Id;
         var activity = GatewayTelemetry.CurrentRequestActivity;
         if (activity is not null)

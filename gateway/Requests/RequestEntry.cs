@@ -60,6 +60,8 @@ public sealed class RequestEntry
     public MuxStream? Stream { get; private set; }
 
     // ---- progress, written by the request's task ----
+    /// <summary>Stopwatch ticks between the route match and the stream's opening (agent choice, permit wait).</summary>
+    public long QueuedTicks { get; set; }
     public long HeadSentTicks { get; set; }
     public long ResponseHeadTicks { get; set; }
     public long LastByteTicks { get; private set; }
@@ -199,7 +201,8 @@ public sealed class RequestEntry
     {
         var final = Final;
         var state = final != RequestState.None ? final : ResponseHeadTicks != 0 ? RequestState.Streaming : RequestState.Open;
-        var progress = new RequestProgress(At(HeadSentTicks), At(ResponseHeadTicks), final != RequestState.None ? EndedAt : null, Status, BytesIn, BytesOut);
+        var progress = new RequestProgress(At(HeadSentTicks), At(ResponseHeadTicks), final != RequestState.None ? EndedAt : null, Status, BytesIn, BytesOut,
+            System.Diagnostics.Stopwatch.GetElapsedTime(0, QueuedTicks).TotalMilliseconds);
         return new RequestSnapshot(Id, state, Open(gatewayId, incarnation), final != RequestState.None ? Outcome(gatewayId, incarnation) : null,
             At(ResponseHeadTicks), 0, progress, "gateway", CancelledBy is not null && final == RequestState.None ? "being cancelled: " + CancelledBy : null,
             Volatile.Read(ref GrainState) == 1 || (final != RequestState.None && GrainState == 2 && _hadGrain),

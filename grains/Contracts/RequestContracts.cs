@@ -58,7 +58,8 @@ public sealed record RequestProgress(
     [property: Id(2)] DateTimeOffset? LastByteAt,
     [property: Id(3)] int Status,
     [property: Id(4)] long BytesIn,
-    [property: Id(5)] long BytesOut);
+    [property: Id(5)] long BytesOut,
+    [property: Id(6)] double QueuedMs = 0);
 
 /// <summary>The request's record as tools see it.</summary>
 /// <param name="Source">Who answered: "gateway" (the owning gateway's journal, fresh), "grain" (the grain's record only) or "none".</param>
