@@ -205,7 +205,7 @@ public sealed class RequestEntry
             System.Diagnostics.Stopwatch.GetElapsedTime(0, QueuedTicks).TotalMilliseconds);
         return new RequestSnapshot(Id, state, Open(gatewayId, incarnation), final != RequestState.None ? Outcome(gatewayId, incarnation) : null,
             At(ResponseHeadTicks), 0, progress, "gateway", CancelledBy is not null && final == RequestState.None ? "being cancelled: " + CancelledBy : null,
-            Volatile.Read(ref GrainState) == 1 || (final != RequestState.None && GrainState == 2 && _hadGrain),
+            Volatile.Read(ref GrainState) == 1 || _hadGrain,
             RequestHeaders, ResponseHeaders, Target, ReplayOf, RequestBody, ResponseBody);
     }
 
