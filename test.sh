@@ -7,7 +7,7 @@ cd "$root"
 
 # Debian packages the tests (and benchmarks) use; installed only when absent.
 missing=()
-for tool in redis-server:redis-server unzip:unzip npm:npm chromium:chromium; do
+for tool in redis-server:redis-server nginx:nginx-light unzip:unzip npm:npm chromium:chromium; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
 # The chart tests parse rendered manifests with python3's yaml module; the HTTP/2 attack tests use

@@ -88,13 +88,20 @@ public sealed partial class BackendForwarder : IDisposable
             _telemetry.EndRequest(head.Service, AgentTelemetry.ResetName(ResetCode.UnknownService), started, activity);
             return;
         }
+        var (target, targetProblem) = BackendTarget.Build(backend.BaseUri, head.PathAndQuery);
+        if (target is null)
+        {
+            stream.Reset(ResetCode.BadRequest, targetProblem!);
+            _telemetry.EndRequest(head.Service, AgentTelemetry.ResetName(ResetCode.BadRequest), started, activity);
+            return;
+        }
         var cancel = stream.Aborted;
         HttpResponseMessage? response = null;
         bool webSocket = head.Protocol == OrleansTunnel.Protocol.V1.Protocol.Websocket;
         string outcome = AgentTelemetry.ResetName(ResetCode.Internal);
         try
         {
-            using var request = BuildRequest(backend, head, stream, webSocket);
+            using var request = BuildRequest(backend, target, head, stream, webSocket);
             if (activity is not null)
             {
                 // The backend's parent is the agent's span: the gateway's traceparent is replaced.
@@ -374,11 +381,9 @@ public sealed partial class BackendForwarder : IDisposable
         return total;
     }
 
-    private static HttpRequestMessage BuildRequest(Backend backend, RequestHead head, MuxStream stream, bool webSocket)
+    private static HttpRequestMessage BuildRequest(Backend backend, Uri uri, RequestHead head, MuxStream stream, bool webSocket)
     {
-        // The path and query go to the backend exactly as the visitor sent them.
-        var target = backend.BaseUri.GetLeftPart(UriPartial.Authority) + backend.BaseUri.AbsolutePath.TrimEnd('/') + head.PathAndQuery;
-        var uri = new Uri(target, new UriCreationOptions { DangerousDisablePathAndQueryCanonicalization = true });
+        // The path and query go to the backend exactly as the visitor sent them (BackendTarget checked them).
         var request = new HttpRequestMessage(new HttpMethod(head.Method), uri)
         {
             Version = backend.Version,

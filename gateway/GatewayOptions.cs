@@ -312,6 +312,13 @@ public sealed class RouteOptions
 
     /// <summary>Visitor networks allowed on this route (IPs or CIDRs, e.g. "10.0.0.0/8"); empty: any. Others get 403.</summary>
     public List<string> AllowedNetworks { get; set; } = [];
+
+    /// <summary>
+    /// "Canonical" (default): targets a backend could read differently from the gateway (<c>//</c>, dot
+    /// segments raw or encoded, %2F, %5C, <c>\</c>, <c>;</c>, NUL, double encodings) get 400. "Raw": such
+    /// targets are forwarded byte for byte, unless a route of the same host checks access or networks.
+    /// </summary>
+    public string? PathMode { get; set; }
 }
 
 /// <summary>When requests get a RequestGrain (Gateway:RequestGrains).</summary>

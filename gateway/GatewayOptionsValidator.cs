@@ -153,7 +153,7 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             {
                 failures.Add($"Gateway:Routes:{i}:Capture:MaxBytes {r.Capture.MaxBytes} must be between 1 and 1048576");
             }
-            if (RouteProblem(r.MaxRequestBodySize, r.Access, r.CredentialSha256, r.AllowedNetworks) is { } problem)
+            if (RouteProblem(r.MaxRequestBodySize, r.Access, r.CredentialSha256, r.AllowedNetworks, r.PathMode) is { } problem)
             {
                 failures.Add($"Gateway:Routes:{i}: {problem}");
             }
@@ -162,8 +162,12 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
     }
 
     /// <summary>What is wrong with a route's visitor-side settings (shared with the admin API), or null.</summary>
-    public static string? RouteProblem(long? maxRequestBodySize, string? access, string? credentialSha256, IEnumerable<string>? allowedNetworks)
+    public static string? RouteProblem(long? maxRequestBodySize, string? access, string? credentialSha256, IEnumerable<string>? allowedNetworks, string? pathMode)
     {
+        if (OrleansTunnel.Protocol.CanonicalPath.Mode(pathMode) is null)
+        {
+            return $"PathMode '{pathMode}' must be Canonical or Raw";
+        }
         if (maxRequestBodySize < 0)
         {
             return "MaxRequestBodySize may not be negative";

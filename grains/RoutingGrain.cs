@@ -256,12 +256,14 @@ public sealed partial class RoutingGrain(
     private static bool SameKey(Route route, string host, string? pathPrefix) =>
         string.Equals(route.Host, host, StringComparison.Ordinal) && string.Equals(route.PathPrefix, pathPrefix, StringComparison.Ordinal);
 
-    /// <summary>Lower-cases the host and drops a trailing slash of the prefix, so equal rules compare equal.</summary>
+    /// <summary>Lower-cases the host, drops a trailing slash of the prefix and names the path mode one way, so equal rules compare equal.</summary>
     public static Route Normalize(Route route)
     {
         string host = route.Host.Trim().TrimEnd('.').ToLowerInvariant();
         string? prefix = string.IsNullOrWhiteSpace(route.PathPrefix) || route.PathPrefix == "/" ? null : "/" + route.PathPrefix.Trim().Trim('/');
-        return route with { Host = host, PathPrefix = prefix, Service = route.Service.Trim() };
+        // Canonical is the default and is stored as null; "raw" is the only other mode.
+        string? pathMode = string.Equals(route.PathMode?.Trim(), "raw", StringComparison.OrdinalIgnoreCase) ? "raw" : null;
+        return route with { Host = host, PathPrefix = prefix, Service = route.Service.Trim(), PathMode = pathMode };
     }
 }
 

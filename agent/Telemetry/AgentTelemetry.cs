@@ -122,6 +122,7 @@ public sealed class AgentTelemetry
         ResetCode.Cancelled => "cancelled",
         ResetCode.Refused => "refused",
         ResetCode.ProtocolError => "protocol_error",
+        ResetCode.BadRequest => "bad_request",
         _ => "internal",
     };
 }

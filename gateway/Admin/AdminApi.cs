@@ -156,7 +156,7 @@ public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, Request
 
     private sealed record RouteBody(string? Host, string? PathPrefix, string? Service, long? MaxRequestBodySize = null,
         string? Access = null, string? Credential = null, string? CredentialSha256 = null, string[]? AllowedNetworks = null,
-        RouteCaptureOptions? Capture = null);
+        RouteCaptureOptions? Capture = null, string? PathMode = null);
 
     private async Task<IResult> UpsertRouteAsync(HttpRequest request)
     {
@@ -175,12 +175,12 @@ public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, Request
         {
             return Results.Text("otun admin: capture.maxBytes must be between 1 and 1048576\n", statusCode: 400);
         }
-        if (GatewayOptionsValidator.RouteProblem(body.MaxRequestBodySize, body.Access, hash, body.AllowedNetworks) is { } problem)
+        if (GatewayOptionsValidator.RouteProblem(body.MaxRequestBodySize, body.Access, hash, body.AllowedNetworks, body.PathMode) is { } problem)
         {
             return Results.Text($"otun admin: {problem}\n", statusCode: 400);
         }
         var route = new Route(body.Host, body.PathPrefix, body.Service, body.MaxRequestBodySize, body.Access, hash,
-            body.AllowedNetworks is { Length: > 0 } ? body.AllowedNetworks : null, body.Capture?.Bytes ?? 0);
+            body.AllowedNetworks is { Length: > 0 } ? body.AllowedNetworks : null, body.Capture?.Bytes ?? 0, body.PathMode);
         await Routing.UpsertRoute(route);
         // The answer never echoes the credential's hash.
         return Results.Json(RoutingGrain.Normalize(route) with { CredentialSha256 = null }, Json);

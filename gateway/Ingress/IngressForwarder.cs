@@ -79,6 +79,21 @@ public sealed class IngressForwarder(
             await GatewayErrors.WriteAsync(context, StatusCodes.Status404NotFound, $"no route for host '{host}'");
             return;
         }
+        // Routing, access and the backend must read one and the same path.
+        if (CanonicalPath.Problem(CanonicalPath.PathOf(context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? path)) is { } nonCanonical)
+        {
+            string? refusal = route.PathMode != CanonicalPath.Raw
+                ? $"the request target is not canonical: {nonCanonical}; send the path without it"
+                : routing.Current.Routes.HostChecksAccess(host)
+                    ? $"the request target is not canonical ({nonCanonical}) and host '{host}' has routes that check access, which cannot be decided on such a path"
+                    : null;
+            if (refusal is not null)
+            {
+                telemetry.Refused("non-canonical-path");
+                await RefuseAsync(context, StatusCodes.Status400BadRequest, refusal, closeConnection: false);
+                return;
+            }
+        }
         // Access is decided on the route that routing matched (same normalised host and path).
         var access = VisitorAccess.Check(context, route);
         if (!access.Allowed)

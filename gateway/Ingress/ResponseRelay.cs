@@ -181,6 +181,7 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
             ResetCode.BackendTimeout => (StatusCodes.Status504GatewayTimeout, $"the backend timed out: {reset.Reason}"),
             ResetCode.Refused => (StatusCodes.Status503ServiceUnavailable, $"the agent refused the request: {reset.Reason}"),
             ResetCode.UnknownService => (StatusCodes.Status502BadGateway, $"the agent does not serve this service: {reset.Reason}"),
+            ResetCode.BadRequest => (StatusCodes.Status400BadRequest, $"the agent refused the request: {reset.Reason}"),
             ResetCode.Cancelled when context.RequestAborted.IsCancellationRequested => (0, ""),
             _ => (StatusCodes.Status502BadGateway, $"the agent was lost before it answered: {reset?.Reason ?? "the stream ended"}"),
         };

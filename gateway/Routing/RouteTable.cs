@@ -45,6 +45,22 @@ public sealed class RouteTable
         return null;
     }
 
+    /// <summary>
+    /// True when a route that can serve <paramref name="host"/> demands a credential or limits networks:
+    /// on such a host a target the gateway cannot read canonically may not be forwarded, whatever route matched.
+    /// </summary>
+    public bool HostChecksAccess(string host)
+    {
+        if (_exact.TryGetValue(host, out var routes) && routes.Any(Guarded))
+        {
+            return true;
+        }
+        return _wildcards.Any(w => host.Length > w.Suffix.Length && host.EndsWith(w.Suffix, StringComparison.Ordinal) && w.Routes.Any(Guarded));
+    }
+
+    private static bool Guarded(Route route) =>
+        (route.Access is not null && !route.Access.Equals("none", StringComparison.OrdinalIgnoreCase)) || route.AllowedNetworks is { Length: > 0 };
+
     private static Route[] Order(IEnumerable<Route> routes) => [.. routes.OrderByDescending(r => r.PathPrefix?.Length ?? 0)];
 
     private static bool IsSegmentEnd(string path, int at) =>

@@ -42,6 +42,7 @@ public sealed class GatewayTelemetry
     private readonly Counter<long> _rejections;
     private readonly Counter<long> _permitsLeased;
     private readonly Counter<long> _connects;
+    private readonly Counter<long> _refusals;
 
     public GatewayTelemetry(IMeterFactory meterFactory, IServiceProvider services)
     {
@@ -54,6 +55,7 @@ public sealed class GatewayTelemetry
         _rejections = meter.CreateCounter<long>("otun.gateway.rejections", description: "Requests refused with 503 by a limit or for lack of an agent, by limit.");
         _permitsLeased = meter.CreateCounter<long>("otun.gateway.permits.leased", description: "Permits granted to this gateway by agents' backpressure grains.");
         _connects = meter.CreateCounter<long>("otun.gateway.agent.connects", description: "Agent tunnel sessions accepted (first connects and reconnects).");
+        _refusals = meter.CreateCounter<long>("otun.gateway.refusals", description: "Visitor requests refused with a 4xx before any agent saw them because they broke a rule, by rule.");
 
         // Observed values are read from the live components at collection time (resolved lazily: they depend on this class).
         var forwarder = new Lazy<IngressForwarder>(services.GetRequiredService<IngressForwarder>);
@@ -185,6 +187,15 @@ public sealed class GatewayTelemetry
         string protocol = VisitorProtocol.Name(kind);
         _io.Add(bytesIn, new KeyValuePair<string, object?>("service", service), new KeyValuePair<string, object?>("protocol", protocol), new KeyValuePair<string, object?>("direction", "in"));
         _io.Add(bytesOut, new KeyValuePair<string, object?>("service", service), new KeyValuePair<string, object?>("protocol", protocol), new KeyValuePair<string, object?>("direction", "out"));
+    }
+
+    /// <summary>A visitor request refused because it broke <paramref name="rule"/> (a fixed name, never visitor input).</summary>
+    public void Refused(string rule)
+    {
+        if (_refusals.Enabled)
+        {
+            _refusals.Add(1, new KeyValuePair<string, object?>("rule", rule));
+        }
     }
 
     /// <summary>A request refused with 503; <paramref name="limit"/> is one of <see cref="Limits"/>.</summary>

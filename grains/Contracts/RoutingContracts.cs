@@ -9,7 +9,9 @@ namespace OrleansTunnel.Grains;
 /// <see cref="Access"/> ("basic" or "bearer") with <see cref="CredentialSha256"/> (SHA-256 hex of
 /// "user:password" or of the token) demands a credential; <see cref="AllowedNetworks"/> (CIDRs) limits
 /// the visitor addresses. <see cref="CaptureBodyBytes"/> &gt; 0 keeps the first that many bytes of each
-/// request and response body for the request inspector (never of WebSockets).
+/// request and response body for the request inspector (never of WebSockets). <see cref="PathMode"/>:
+/// null or "canonical" refuses request targets a backend could read differently from the gateway
+/// (empty or dot segments, encoded slashes, ';'); "raw" forwards them byte for byte.
 /// </remarks>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.Route")]
 public sealed record Route(
@@ -20,7 +22,8 @@ public sealed record Route(
     [property: Id(4)] string? Access = null,
     [property: Id(5)] string? CredentialSha256 = null,
     [property: Id(6)] string[]? AllowedNetworks = null,
-    [property: Id(7)] int CaptureBodyBytes = 0);
+    [property: Id(7)] int CaptureBodyBytes = 0,
+    [property: Id(8)] string? PathMode = null);
 
 /// <summary>One place a service is served from: an agent's session on a gateway.</summary>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.ServiceEndpoint")]

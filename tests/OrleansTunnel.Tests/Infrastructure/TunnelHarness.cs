@@ -51,7 +51,7 @@ public sealed class PeerGateway(string gatewayId) : IAsyncDisposable
 /// The whole path on loopback with real components: a Kestrel backend, a gateway hosting an Orleans
 /// silo, and an agent that dials the gateway's tunnel endpoint over gRPC.
 /// Routes: 127.0.0.1 and backend.test -> "backend"; refused.test -> "refused" (a closed port);
-/// orphan.test -> "orphan" (no agent serves it).
+/// orphan.test -> "orphan" (no agent serves it); raw.backend.test -> "backend" with PathMode Raw.
 /// </summary>
 public sealed class TunnelHarness : IAsyncDisposable
 {
@@ -204,6 +204,9 @@ public sealed class TunnelHarness : IAsyncDisposable
             ["Gateway:Routes:4:Service"] = "grpc",
             ["Gateway:Routes:5:Host"] = "grpc.test",
             ["Gateway:Routes:5:Service"] = "grpc",
+            ["Gateway:Routes:19:Host"] = "raw.backend.test",
+            ["Gateway:Routes:19:Service"] = "backend",
+            ["Gateway:Routes:19:PathMode"] = "Raw",
             ["Gateway:Routes:9:Host"] = "other.test",
             ["Gateway:Routes:9:Service"] = "other",
             ["Gateway:Routes:6:Host"] = "tls-untrusted.test",
