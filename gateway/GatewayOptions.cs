@@ -126,6 +126,18 @@ public sealed class GatewayOptions
     /// </summary>
     public long MaxTunnelBufferBytes { get; set; } = 1L << 30;
 
+    /// <summary>Most services one hello may offer; more: the hello is refused (INVALID_ARGUMENT). Default 64.</summary>
+    public int MaxHelloServices { get; set; } = 64;
+
+    /// <summary>Connection slots an agent may use (its hello's slot must be below this). Default 16.</summary>
+    public int MaxAgentSlots { get; set; } = 16;
+
+    /// <summary>
+    /// How far an agent's epoch (its clock, Unix ms) may run ahead of this gateway's clock. A later epoch is
+    /// refused: it would supersede every future session of its slot. Default 5 minutes.
+    /// </summary>
+    public TimeSpan EpochClockSkew { get; set; } = TimeSpan.FromMinutes(5);
+
     /// <summary>
     /// Most request headers a visitor may send (HTTP/1.1 and HTTP/2; Kestrel's MaxRequestHeaderCount).
     /// Over it: 431 Request Header Fields Too Large and the connection is closed. Default 100.

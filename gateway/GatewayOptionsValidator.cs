@@ -87,6 +87,14 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         {
             failures.Add("Gateway:QueueTimeout and Gateway:MaxQueuedPerAgent may not be negative");
         }
+        if (o.MaxHelloServices < 1 || o.MaxAgentSlots < 1)
+        {
+            failures.Add($"Gateway:MaxHelloServices ({o.MaxHelloServices}) and Gateway:MaxAgentSlots ({o.MaxAgentSlots}) must be at least 1");
+        }
+        if (o.EpochClockSkew < TimeSpan.Zero)
+        {
+            failures.Add($"Gateway:EpochClockSkew ({o.EpochClockSkew}) may not be negative");
+        }
         if (o.MaxInFlight < 1 || o.MaxTunnelBufferBytes < o.ReceiveWindow)
         {
             failures.Add("Gateway:MaxInFlight must be at least 1 and Gateway:MaxTunnelBufferBytes at least Gateway:ReceiveWindow");

@@ -40,6 +40,12 @@ public sealed partial class TunnelService(
             throw new RpcException(new Status(StatusCode.ResourceExhausted, $"too many tunnel handshakes from {source}; retry later"));
         }
         var hello = await ReadHelloAsync(requestStream, o.HelloTimeout, context.CancellationToken);
+        if (HelloCheck.ShapeProblem(hello, o) is { } shape)
+        {
+            // Nothing the dialler chose is logged: it may be megabytes long or forged.
+            LogRefused(logger, "?", peer, "malformed hello: " + shape);
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "malformed hello: " + shape));
+        }
         if (drain.Draining)
         {
             throw new RpcException(new Status(StatusCode.Unavailable, "this gateway is shutting down; dial another"));
@@ -89,6 +95,11 @@ public sealed partial class TunnelService(
         if (hello.InitialWindow is < 1024 or > 64 * 1024 * 1024)
         {
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"initial_window {hello.InitialWindow} is outside 1 KiB..64 MiB"));
+        }
+        if (HelloCheck.EpochProblem(hello.Epoch, o, DateTimeOffset.UtcNow) is { } epochProblem)
+        {
+            LogRefused(logger, hello.AgentId, peer, epochProblem);
+            throw new RpcException(new Status(StatusCode.InvalidArgument, epochProblem));
         }
 
         var session = new AgentSession(
@@ -187,6 +198,14 @@ public sealed partial class TunnelService(
             throw new RpcException(new Status(StatusCode.ResourceExhausted, $"too many tunnel handshakes from {source}; retry later"));
         }
         var hello = await ReadHelloAsync(requestStream, o.HelloTimeout, context.CancellationToken);
+        if (HelloCheck.NameProblem(hello.AgentId) is { } idProblem)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "malformed peer hello: the gateway id " + idProblem));
+        }
+        if (hello.Token.Length > HelloCheck.MaxTokenLength)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"malformed peer hello: the secret is longer than {HelloCheck.MaxTokenLength} characters"));
+        }
         if (drain.Draining)
         {
             throw new RpcException(new Status(StatusCode.Unavailable, "this gateway is shutting down"));
