@@ -237,6 +237,32 @@ public sealed class GatewayOptions
     public List<string> TrustedProxies { get; set; } = [];
 
     /// <summary>
+    /// Client-address and original-URL headers a visitor sent that are forwarded anyway (by default the
+    /// gateway removes X-Real-IP, True-Client-IP, X-Client-IP, CF-Connecting-IP, Fastly-Client-IP,
+    /// X-Cluster-Client-IP, X-Forwarded-Port, X-Forwarded-Prefix, X-Forwarded-Server, X-Original-URL,
+    /// X-Rewrite-URL and X-Original-Forwarded-For, which a backend may trust). Default: none.
+    /// </summary>
+    public List<string> KeepClientHeaders { get; set; } = [];
+
+    private (List<string> Source, HashSet<string> Set)? _keepClientHeaders;
+
+    /// <summary><see cref="KeepClientHeaders"/> as a case-insensitive set (built once per list).</summary>
+    internal HashSet<string> KeepClientHeadersSet
+    {
+        get
+        {
+            var cached = _keepClientHeaders;
+            if (cached is { } c && ReferenceEquals(c.Source, KeepClientHeaders))
+            {
+                return c.Set;
+            }
+            var set = new HashSet<string>(KeepClientHeaders, StringComparer.OrdinalIgnoreCase);
+            _keepClientHeaders = (KeepClientHeaders, set);
+            return set;
+        }
+    }
+
+    /// <summary>
     /// Tunnel URL other gateways and agents dial to reach this gateway (published in the cluster's
     /// gateway directory and sent to agents in the welcome). Default: <see cref="Tunnel"/> with its bound
     /// port; when that listens on a wildcard address (0.0.0.0) nothing is published unless this is set

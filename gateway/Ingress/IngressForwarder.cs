@@ -23,6 +23,7 @@ public sealed class IngressForwarder(
     TunnelExchange exchange,
     ResponseRelay relay,
     PermitPool permits,
+    TrustedProxies trustedProxies,
     GatewayTelemetry telemetry,
     IOptionsMonitor<GatewayOptions> options)
 {
@@ -95,7 +96,7 @@ public sealed class IngressForwarder(
             }
         }
         // Access is decided on the route that routing matched (same normalised host and path).
-        var access = VisitorAccess.Check(context, route);
+        var access = VisitorAccess.Check(context, route, trustedProxies, o);
         if (!access.Allowed)
         {
             if (access.Challenge is not null)

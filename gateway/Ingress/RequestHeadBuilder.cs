@@ -13,7 +13,18 @@ namespace OrleansTunnel.Gateway.Ingress;
 /// </summary>
 internal static class RequestHeadBuilder
 {
-    public static RequestHead Build(HttpContext context, string requestId, string service, string host, bool hasBody, TimeSpan timeout, VisitorKind kind, bool trustedPeer)
+    /// <summary>
+    /// Headers some backends take as the client's address or the original URL; a visitor can set any of
+    /// them, so they are removed unless named in Gateway:KeepClientHeaders. (X-Forwarded-For, -Proto,
+    /// -Host and Forwarded are handled apart: replaced by what the gateway saw, or kept from a trusted proxy.)
+    /// </summary>
+    public static readonly HashSet<string> ClientAddressHeaders = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "X-Real-IP", "True-Client-IP", "X-Client-IP", "CF-Connecting-IP", "Fastly-Client-IP", "X-Cluster-Client-IP",
+        "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Server", "X-Original-URL", "X-Rewrite-URL", "X-Original-Forwarded-For",
+    };
+
+    public static RequestHead Build(HttpContext context, string requestId, string service, string host, bool hasBody, TimeSpan timeout, VisitorKind kind, bool trustedPeer, HashSet<string> keep)
     {
         var request = context.Request;
         var rawTarget = context.Features.Get<IHttpRequestFeature>()?.RawTarget;
@@ -49,6 +60,7 @@ internal static class RequestHeadBuilder
         foreach (var (name, values) in headers)
         {
             if (name.StartsWith(':') || (IsForwardingHeader(name) && !trustedPeer) || name.Equals("Host", StringComparison.OrdinalIgnoreCase)
+                || (ClientAddressHeaders.Contains(name) && !keep.Contains(name))
                 || ReplayMarker.IsMarker(name)
                 || (trustedPeer && name.Equals("X-Forwarded-For", StringComparison.OrdinalIgnoreCase)))
             {

@@ -174,11 +174,14 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
     private async Task FailBeforeHeadAsync(HttpContext context, RequestEntry entry, Reset? reset)
     {
         int? grpcCode = null;
+        // Reasons that name backend addresses or agent internals go to the request's record (the inspector,
+        // GET /api/requests/ID) only; the visitor gets the kind of failure.
         var (status, message) = reset?.Code switch
         {
             _ when entry.CancelledBy is { } by => (StatusCodes.Status503ServiceUnavailable, $"the request was cancelled by an operator: {by}"),
-            ResetCode.BackendUnavailable => (StatusCodes.Status502BadGateway, $"the backend refused or reset the connection: {reset.Reason}"),
-            ResetCode.BackendTimeout => (StatusCodes.Status504GatewayTimeout, $"the backend timed out: {reset.Reason}"),
+            ResetCode.BackendUnavailable => (StatusCodes.Status502BadGateway, "the backend refused or reset the connection"),
+            ResetCode.BackendTimeout => (StatusCodes.Status504GatewayTimeout, "the backend timed out"),
+            ResetCode.Internal => (StatusCodes.Status502BadGateway, "the agent failed to forward the request"),
             ResetCode.Refused => (StatusCodes.Status503ServiceUnavailable, $"the agent refused the request: {reset.Reason}"),
             ResetCode.UnknownService => (StatusCodes.Status502BadGateway, $"the agent does not serve this service: {reset.Reason}"),
             ResetCode.BadRequest => (StatusCodes.Status400BadRequest, $"the agent refused the request: {reset.Reason}"),
@@ -197,7 +200,9 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
         }
         else
         {
-            entry.Failure = message;
+            entry.Failure = reset?.Code is ResetCode.BackendUnavailable or ResetCode.BackendTimeout or ResetCode.Internal
+                ? $"{message}: {reset.Reason}"
+                : message;
         }
         if (status == StatusCodes.Status503ServiceUnavailable && entry.CancelledBy is null)
         {
@@ -221,7 +226,9 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
         }
         foreach (var h in head.Headers)
         {
-            if (HopByHop.ShouldDrop(h.Name, h.Value, connectionNamed) || h.Name.StartsWith(':'))
+            // The request id is the gateway's own header: an agent cannot add a second one.
+            if (HopByHop.ShouldDrop(h.Name, h.Value, connectionNamed) || h.Name.StartsWith(':')
+                || h.Name.Equals(TunnelExchange.RequestIdHeader, StringComparison.OrdinalIgnoreCase))
             {
                 continue;
             }

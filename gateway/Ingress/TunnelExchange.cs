@@ -53,7 +53,7 @@ public sealed class TunnelExchange(RequestTracker tracker, ResponseRelay relay, 
             rate.MinDataRate = null;
         }
         bool hasBody = kind is not (VisitorKind.WebSocketHttp1 or VisitorKind.WebSocketHttp2) && HasBody(request);
-        var head = RequestHeadBuilder.Build(context, entry.Id, service, host, hasBody, timeout, kind, trustedProxies.Contains(context, o));
+        var head = RequestHeadBuilder.Build(context, entry.Id, service, host, hasBody, timeout, kind, trustedProxies.Contains(context, o), o.KeepClientHeadersSet);
         if (activity is not null)
         {
             // The agent's span is a child of this one: the visitor's traceparent is replaced by the gateway's.

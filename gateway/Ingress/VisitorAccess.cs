@@ -85,12 +85,12 @@ public static class VisitorAccess
     /// Checks the visitor against the route's allow-list and credential. On success with a credential,
     /// the Authorization header is removed so the backend never sees the tunnel's credential.
     /// </summary>
-    public static Decision Check(HttpContext context, Route route)
+    public static Decision Check(HttpContext context, Route route, TrustedProxies proxies, GatewayOptions options)
     {
         if (route.AllowedNetworks is { Length: > 0 } texts)
         {
             var networks = AllowedCache.GetValue(route, r => ParseNetworks(r.AllowedNetworks));
-            if (!Contains(networks, context.Connection.RemoteIpAddress))
+            if (!Contains(networks, proxies.VisitorAddress(context, options)))
             {
                 return new Decision(StatusCodes.Status403Forbidden, "your address is not allowed on this route", null);
             }

@@ -124,6 +124,8 @@ public sealed class ForwardingTests(SharedHarness fixture)
         Assert.Empty(response.Values("Keep-Alive"));
         Assert.Empty(response.Values("Proxy-Authenticate"));
         Assert.Empty(response.Values("X-Hop"));
+        var id = Assert.Single(response.Values("X-Tunnel-Request-Id"));
+        Assert.NotEqual("forged-by-backend", id);
     }
 
     [Fact]

@@ -103,6 +103,8 @@ public sealed class TestBackend : IAsyncDisposable
             c.Response.Headers.Append("Proxy-Authenticate", "Basic");
             c.Response.Headers.Append("Connection", "X-Hop");
             c.Response.Headers.Append("X-Hop", "secret");
+            // The gateway's own header: an agent or backend must not be able to add a second one.
+            c.Response.Headers.Append("X-Tunnel-Request-Id", "forged-by-backend");
             return Results.Text("ok");
         });
         app.MapPost("/raw.Probe/TrailersOnly", (HttpContext c) =>

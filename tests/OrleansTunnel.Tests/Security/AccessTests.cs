@@ -166,4 +166,16 @@ public sealed class AccessTests(AccessHarness fixture) : IClassFixture<AccessHar
         Assert.Contains("api-auth.test", listed);
         Assert.DoesNotContain(VisitorAccess.Hash("runtime-token"), listed);
     }
+
+    [Fact]
+    public async Task AllowList_IgnoresXForwardedFor_FromAPeerThatIsNotATrustedProxy()
+    {
+        // deny.test allows only 10.0.0.0/8; no Gateway:TrustedProxies here, so the header proves nothing.
+        var request = new HttpRequestMessage(HttpMethod.Get, H.Url("/echo"));
+        request.Headers.Host = "deny.test";
+        request.Headers.TryAddWithoutValidation("X-Forwarded-For", "10.1.2.3");
+        request.Headers.TryAddWithoutValidation("X-Real-IP", "10.1.2.3");
+        using var response = await H.Client.SendAsync(request);
+        Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+    }
 }
