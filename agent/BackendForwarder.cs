@@ -127,8 +127,16 @@ public sealed partial class BackendForwarder : IDisposable
                 return;
             }
 
-            if (webSocket && response.StatusCode == HttpStatusCode.SwitchingProtocols)
+            if (response.StatusCode == HttpStatusCode.SwitchingProtocols)
             {
+                // Only a real WebSocket switch becomes a byte pipe; any other 101 is refused.
+                if ((webSocket ? WebSocketHandshake.Problem(response) : "the backend answered 101 to a request that asked for no upgrade") is { } switchProblem)
+                {
+                    outcome = AgentTelemetry.ResetName(ResetCode.ProtocolError);
+                    LogBackendFailed(_logger, head.RequestId, backend.Name, switchProblem);
+                    stream.Reset(ResetCode.ProtocolError, switchProblem);
+                    return;
+                }
                 await RelayWebSocketAsync(stream, head, response, backend);
                 return;
             }

@@ -185,6 +185,7 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
             ResetCode.Refused => (StatusCodes.Status503ServiceUnavailable, $"the agent refused the request: {reset.Reason}"),
             ResetCode.UnknownService => (StatusCodes.Status502BadGateway, $"the agent does not serve this service: {reset.Reason}"),
             ResetCode.BadRequest => (StatusCodes.Status400BadRequest, $"the agent refused the request: {reset.Reason}"),
+            ResetCode.ProtocolError => (StatusCodes.Status502BadGateway, $"the backend's answer broke the protocol: {reset.Reason}"),
             ResetCode.Cancelled when context.RequestAborted.IsCancellationRequested => (0, ""),
             _ => (StatusCodes.Status502BadGateway, $"the agent was lost before it answered: {reset?.Reason ?? "the stream ended"}"),
         };

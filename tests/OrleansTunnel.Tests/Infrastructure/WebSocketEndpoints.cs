@@ -10,6 +10,34 @@ internal static class WebSocketEndpoints
 {
     public static void Map(IEndpointRouteBuilder app, Func<TestBackend> backend)
     {
+        // A backend path that answers 101 without switching to WebSocket (no or a wrong accept hash, or
+        // another protocol), then exposes a raw pipe: what a visitor must never get through the tunnel.
+        app.Map("/ws-fake-101", async (HttpContext c) =>
+        {
+            var upgrade = c.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpUpgradeFeature>();
+            if (upgrade is not { IsUpgradableRequest: true })
+            {
+                c.Response.StatusCode = 400;
+                return;
+            }
+            switch (c.Request.Query["kind"].ToString())
+            {
+                case "wrong-accept":
+                    c.Response.Headers.Upgrade = "websocket";
+                    c.Response.Headers["Sec-WebSocket-Accept"] = "AAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+                    break;
+                case "no-accept":
+                    c.Response.Headers.Upgrade = "websocket";
+                    break;
+                default:
+                    c.Response.Headers.Upgrade = "raw-pipe";
+                    break;
+            }
+            await using var pipe = await upgrade.UpgradeAsync();
+            await pipe.WriteAsync("RAW PIPE TO THE BACKEND\r\n"u8.ToArray());
+            await pipe.FlushAsync();
+            await Task.Delay(TimeSpan.FromSeconds(5), c.RequestAborted).ContinueWith(_ => { });
+        });
         // Echoes every message whole (type and boundaries kept), then echoes the visitor's close.
         app.Map("/ws", async (HttpContext c) =>
         {

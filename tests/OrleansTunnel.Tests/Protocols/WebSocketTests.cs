@@ -164,6 +164,33 @@ public sealed class WebSocketTests(SharedHarness fixture)
         Assert.Equal(HttpStatusCode.Forbidden, ws.HttpStatusCode);
     }
 
+    [Theory]
+    [InlineData("wrong-accept", false, "the backend answered 101 without the Sec-WebSocket-Accept of the key sent")]
+    [InlineData("no-accept", false, "the backend answered 101 without the Sec-WebSocket-Accept of the key sent")]
+    [InlineData("other-protocol", false, "the backend answered 101 without 'Upgrade: websocket'")]
+    [InlineData("wrong-accept", true, "the backend answered 101 without the Sec-WebSocket-Accept of the key sent")]
+    public async Task A101ThatDidNotSwitchToWebSocket_Is502_NoRawPipe(string kind, bool http2, string reason)
+    {
+        using var ws = new ClientWebSocket();
+        ws.Options.CollectHttpResponseDetails = true;
+        if (http2)
+        {
+            ws.Options.HttpVersion = HttpVersion.Version20;
+            ws.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
+        }
+        await Assert.ThrowsAsync<WebSocketException>(() => http2
+            ? ws.ConnectAsync(Ws($"/ws-fake-101?kind={kind}", true), new HttpMessageInvoker(TunnelHarness.TrustingHandler()), CancellationToken.None)
+            : ws.ConnectAsync(Ws($"/ws-fake-101?kind={kind}", false), CancellationToken.None));
+        Assert.Equal(HttpStatusCode.BadGateway, ws.HttpStatusCode);
+        // The raw HTTP/1.1 answer shows the message, and nothing of the backend's pipe.
+        var raw = await RawHttp.SendAsync(H.Ingress.Port,
+            $"GET /ws-fake-101?kind={kind} HTTP/1.1\r\nHost: backend.test\r\nConnection: Upgrade, close\r\nUpgrade: websocket\r\n" +
+            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", TimeSpan.FromSeconds(30));
+        Assert.Equal(502, raw.Status);
+        Assert.StartsWith($"otun: the backend's answer broke the protocol: {reason}", raw.Text);
+        Assert.DoesNotContain("RAW PIPE", raw.Text);
+    }
+
     [Fact]
     public async Task OtherUpgrades_AreNotHonoured()
     {
