@@ -53,6 +53,10 @@ public sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
             {
                 failures.Add($"Agent:Gateways entry '{g}' is not an http:// or https:// URL");
             }
+            else if (u.Scheme == "http" && !u.IsLoopback && !o.AllowCleartext)
+            {
+                failures.Add($"Agent:Gateways entry '{g}' is cleartext to a host other than loopback: the token and all traffic would cross the network unencrypted. Use https:// (the gateway's Gateway:TunnelCertificatePath) or set Agent:AllowCleartext=true");
+            }
         }
         if (o.Services.Count == 0)
         {

@@ -17,6 +17,13 @@ public sealed class AgentOptions
     /// <summary>Tunnel endpoints of gateways to dial (default: <see cref="DefaultGateway"/>).</summary>
     public List<string> Gateways { get; set; } = [];
 
+    /// <summary>
+    /// Allow http:// (cleartext) tunnels to hosts other than loopback. Default false: the token and every
+    /// request would cross the network unencrypted, so such a gateway URL is refused at start (configured)
+    /// or not dialled (announced by the cluster).
+    /// </summary>
+    public bool AllowCleartext { get; set; }
+
     /// <summary>Services this agent exposes: name and local URL (http://, h2c:// or https://).</summary>
     public List<AgentServiceOptions> Services { get; set; } = [];
 

@@ -26,7 +26,7 @@ public sealed partial class AgentWorker(
     private GatewayBook? _book;
 
     /// <summary>The gateways this agent knows (configured and announced by the cluster).</summary>
-    public GatewayBook Book => _book ??= new GatewayBook(options.Value.Gateways, options.Value.ReconnectMaxDelay * 5);
+    public GatewayBook Book => _book ??= new GatewayBook(options.Value.Gateways, options.Value.ReconnectMaxDelay * 5, options.Value.AllowCleartext);
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -135,7 +135,7 @@ public sealed partial class AgentWorker(
             _ = CloseWhenIdleAsync(mux);
         };
         Book.Connected(slot, gateway, welcome.GatewayId);
-        Book.Learn(welcome.Gateways);
+        LogRefusedAnnouncements(Book.Learn(welcome.Gateways), gateway);
         void MoveIfShared()
         {
             // Two of this agent's connections on one gateway while another is known: move this one
@@ -150,7 +150,7 @@ public sealed partial class AgentWorker(
         }
         mux.ConfigHandler = config =>
         {
-            Book.Learn(config.Gateways);
+            LogRefusedAnnouncements(Book.Learn(config.Gateways), gateway);
             MoveIfShared();
         };
         MoveIfShared();
@@ -167,6 +167,18 @@ public sealed partial class AgentWorker(
 
     // After go-away the gateway sends nothing new; close once in-flight requests finished.
     private static Task CloseWhenIdleAsync(MuxConnection mux) => MuxConnection.CloseWhenIdleAsync(mux, "the gateway asked the agent to go away");
+
+    private void LogRefusedAnnouncements(IReadOnlyList<string> refused, string gateway)
+    {
+        foreach (var why in refused)
+        {
+            LogAnnouncementRefused(logger, gateway, why);
+        }
+    }
+
+    [LoggerMessage(EventId = 710, EventName = "AnnouncedGatewayRefused", Level = LogLevel.Warning,
+        Message = "Gateway {Gateway} announced a tunnel URL this agent will not dial: {Why}. Check the gateways' Gateway:AdvertisedTunnel (or Agent:AllowCleartext).")]
+    private static partial void LogAnnouncementRefused(ILogger logger, string gateway, string why);
 
     private ulong NextEpoch()
     {

@@ -18,13 +18,42 @@ public sealed class GatewayBook
     // connection (agents outside the network of announced addresses would flap otherwise).
     private readonly HashSet<string> _unreachable = new(StringComparer.OrdinalIgnoreCase);
     private readonly long _failureMemoryMs;
+    private readonly bool _seedsUseTls;
+    private readonly bool _allowCleartext;
+    private readonly HashSet<string> _refused = new(StringComparer.OrdinalIgnoreCase);
 
     /// <param name="seeds">The configured gateways.</param>
     /// <param name="failureMemory">How long a URL that failed is avoided while others work (unless the cluster announces it anew).</param>
-    public GatewayBook(IEnumerable<string> seeds, TimeSpan failureMemory)
+    /// <param name="allowCleartext">Agent:AllowCleartext: whether http:// to a host other than loopback may be dialled.</param>
+    public GatewayBook(IEnumerable<string> seeds, TimeSpan failureMemory, bool allowCleartext = false)
     {
         _seeds = [.. seeds.Select(Normalize).Distinct(StringComparer.OrdinalIgnoreCase)];
         _failureMemoryMs = (long)failureMemory.TotalMilliseconds;
+        _seedsUseTls = _seeds.Any(s => s.StartsWith("https://", StringComparison.OrdinalIgnoreCase));
+        _allowCleartext = allowCleartext;
+    }
+
+    /// <summary>
+    /// Why an announced URL is not dialled, or null: it must be a bare http(s)://host:port; an agent
+    /// configured with an https:// gateway never learns a cleartext one (the token would travel in clear
+    /// to whoever the announcement names); cleartext to a host other than loopback needs Agent:AllowCleartext.
+    /// </summary>
+    public static string? LearnProblem(string url, bool seedsUseTls, bool allowCleartext)
+    {
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps)
+            || uri.UserInfo.Length > 0 || uri.PathAndQuery != "/" || uri.Fragment.Length > 0)
+        {
+            return "it is not a bare http(s)://host:port URL";
+        }
+        if (uri.Scheme == Uri.UriSchemeHttp && seedsUseTls)
+        {
+            return "it is cleartext while this agent's configured gateways use https://";
+        }
+        if (uri.Scheme == Uri.UriSchemeHttp && !allowCleartext && !uri.IsLoopback)
+        {
+            return "it is cleartext to a host other than loopback (set Agent:AllowCleartext=true to allow)";
+        }
+        return null;
     }
 
     /// <summary>Every gateway URL known now: configured first, then announced.</summary>
@@ -42,19 +71,39 @@ public sealed class GatewayBook
     /// <summary>Raised when the cluster announced a gateway list different from the last one.</summary>
     public event Action? Changed;
 
-    /// <summary>Replaces the announced gateways (an empty list is ignored: the cluster may not advertise).</summary>
-    public void Learn(IEnumerable<string> urls)
+    /// <summary>
+    /// Replaces the announced gateways (an empty list is ignored: the cluster may not advertise).
+    /// Returns the announced URLs refused for the first time, each with the reason (see <see cref="LearnProblem"/>).
+    /// </summary>
+    public IReadOnlyList<string> Learn(IEnumerable<string> urls)
     {
-        var next = urls.Where(u => !string.IsNullOrWhiteSpace(u)).Select(Normalize).Distinct(StringComparer.OrdinalIgnoreCase).Order(StringComparer.OrdinalIgnoreCase).ToArray();
+        var refused = new List<string>();
+        var next = urls.Where(u => !string.IsNullOrWhiteSpace(u)).Select(Normalize).Distinct(StringComparer.OrdinalIgnoreCase)
+            .Where(u =>
+            {
+                if (LearnProblem(u, _seedsUseTls, _allowCleartext) is not { } problem)
+                {
+                    return true;
+                }
+                lock (_gate)
+                {
+                    if (_refused.Count < 1024 && _refused.Add(u))
+                    {
+                        refused.Add($"{Printable(u)}: {problem}");
+                    }
+                }
+                return false;
+            })
+            .Order(StringComparer.OrdinalIgnoreCase).ToArray();
         if (next.Length == 0)
         {
-            return;
+            return refused;
         }
         lock (_gate)
         {
             if (next.SequenceEqual(_learned, StringComparer.OrdinalIgnoreCase))
             {
-                return;
+                return refused;
             }
             // A gateway the cluster announces anew (it rejoined) deserves another try.
             foreach (var url in next.Except(_learned, StringComparer.OrdinalIgnoreCase))
@@ -76,7 +125,11 @@ public sealed class GatewayBook
             }
         }
         Changed?.Invoke();
+        return refused;
     }
+
+    private static string Printable(string url) =>
+        url.Length <= 200 && url.All(c => c is > ' ' and <= '~') ? url : "(an announced URL that is not printable)";
 
     /// <summary>
     /// The URL a slot dials next, from its cursor on: the first that leads to no gateway another slot is
