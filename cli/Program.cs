@@ -142,6 +142,11 @@ namespace OrleansTunnel.Cli
             {
                 return 1;
             }
+            // The cluster settings as they apply (Redis password redacted), so an operator sees TLS is on.
+            var configuration = (Microsoft.Extensions.Configuration.IConfiguration)app.Services.GetService(typeof(Microsoft.Extensions.Configuration.IConfiguration))!;
+            var cluster = Microsoft.Extensions.Configuration.ConfigurationBinder.Get<OrleansTunnel.Silo.ClusterSettings>(
+                configuration.GetSection(OrleansTunnel.Silo.ClusterSettings.Section)) ?? new();
+            Console.WriteLine($"otun silo: {cluster}");
             Console.WriteLine($"otun silo: ready (pid {Environment.ProcessId})");
             await signal.WaitAsync(app);
             await StopAsync("silo", app);

@@ -61,6 +61,7 @@ public static class GatewayHosting
                 {
                     client.UseRedisClustering(o => o.ConfigurationOptions = ConfigurationOptions.Parse(cluster.Redis));
                 }
+                ClusterTls.Apply(client, cluster.Tls);
                 if (cluster.ResponseTimeout is { } responseTimeout)
                 {
                     client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = responseTimeout);

@@ -63,9 +63,12 @@ public sealed class ClusterSettings
     /// <summary>How often a gateway refreshes its list of silos from the membership table (Orleans GatewayOptions.GatewayListRefreshPeriod; default 60 s).</summary>
     public TimeSpan? GatewayListRefreshPeriod { get; set; }
 
+    /// <summary>Mutual TLS between silos and gateways (Cluster:Tls:CertificatePath, KeyPath, CaPath).</summary>
+    public ClusterTlsSettings Tls { get; set; } = new();
+
     /// <summary>Hides the Redis password from logs.</summary>
     public override string ToString() =>
-        $"cluster={ClusterId} service={ServiceId} clustering={(string.IsNullOrEmpty(Redis) ? "localhost" : "redis " + RedactRedis(Redis))}";
+        $"cluster={ClusterId} service={ServiceId} clustering={(string.IsNullOrEmpty(Redis) ? "localhost" : "redis " + RedactRedis(Redis))} tls={(Tls.Enabled ? "mutual" : "off")}";
 
     /// <summary>A connection string safe to log: password and user removed.</summary>
     public static string RedactRedis(string connection) =>

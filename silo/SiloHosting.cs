@@ -64,6 +64,7 @@ public static class SiloHosting
             {
                 silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = responseTimeout);
             }
+            ClusterTls.Apply(silo, settings.Tls);
             silo.AddTunnelDashboard(settings);
         });
         return builder;

@@ -126,10 +126,10 @@ public sealed class TunnelSideTests
     public async Task MutualTls_AdmitsOnlyAgentsWithACertificateNamingThem()
     {
         string dir = Directory.CreateTempSubdirectory("otun-mtls-").FullName;
-        var (caPem, caCert, caKey) = CreateCa();
+        var (caPem, caCert, caKey) = TestPki.CreateCa();
         File.WriteAllText(Path.Combine(dir, "ca.pem"), caPem);
-        WriteClientCertificate(dir, "good", TunnelHarness.AgentId, caCert, caKey);
-        WriteClientCertificate(dir, "impostor", TunnelHarness.OtherAgentId, caCert, caKey);
+        TestPki.WriteLeaf(dir, "good", TunnelHarness.AgentId, caCert, caKey);
+        TestPki.WriteLeaf(dir, "impostor", TunnelHarness.OtherAgentId, caCert, caKey);
 
         await using var h = await TunnelHarness.StartAsync(o =>
         {
@@ -166,26 +166,5 @@ public sealed class TunnelSideTests
             await bareCall.ResponseStream.MoveNext(CancellationToken.None);
         });
         Directory.Delete(dir, recursive: true);
-    }
-
-    private static (string Pem, X509Certificate2 Cert, ECDsa Key) CreateCa()
-    {
-        var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var request = new CertificateRequest("CN=otun test CA", key, HashAlgorithmName.SHA256);
-        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
-        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
-        var cert = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
-        return (cert.ExportCertificatePem(), cert, key);
-    }
-
-    private static void WriteClientCertificate(string dir, string name, string commonName, X509Certificate2 ca, ECDsa caKey)
-    {
-        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var request = new CertificateRequest($"CN={commonName}", key, HashAlgorithmName.SHA256);
-        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
-        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.2")], false));
-        using var signed = request.Create(ca.SubjectName, X509SignatureGenerator.CreateForECDsa(caKey), DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1), RandomNumberGenerator.GetBytes(8));
-        File.WriteAllText(Path.Combine(dir, name + ".pem"), signed.ExportCertificatePem());
-        File.WriteAllText(Path.Combine(dir, name + ".key"), key.ExportPkcs8PrivateKeyPem());
     }
 }
