@@ -107,14 +107,13 @@ public sealed partial class AgentWorker(
         {
             ProtocolVersion = MuxSettings.ProtocolVersion,
             AgentId = o.AgentId,
-            Token = o.Token,
             Epoch = epoch,
             Slot = slot,
             AgentVersion = typeof(AgentWorker).Assembly.GetName().Version?.ToString() ?? "0",
             InitialWindow = (uint)o.ReceiveWindow,
         };
         hello.Services.AddRange(forwarder.Offers);
-        var welcome = await TunnelDialer.HandshakeAsync(call, hello, o.DialTimeout, "this agent", stoppingToken);
+        var welcome = await TunnelDialer.HandshakeAsync(call, hello, o.Token, o.DialTimeout, "this agent", stoppingToken);
 
         var settings = new MuxSettings
         {

@@ -152,7 +152,8 @@ public sealed partial class BackendForwarder : IDisposable
         catch (Exception ex)
         {
             LogUnexpected(_logger, head.RequestId, ex);
-            stream.Reset(ResetCode.Internal, "the agent failed: " + ex.Message);
+            // The exception's text stays in the agent's log: it may name hosts and paths of the private network.
+            stream.Reset(ResetCode.Internal, $"the agent failed to forward the request ({ex.GetType().Name}; see the agent's log for request {head.RequestId})");
         }
         finally
         {

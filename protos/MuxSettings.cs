@@ -4,7 +4,7 @@ namespace OrleansTunnel.Protocol;
 public sealed record MuxSettings
 {
     /// <summary>Protocol version spoken by this build; a Hello with another version is refused.</summary>
-    public const uint ProtocolVersion = 1;
+    public const uint ProtocolVersion = 2;
 
     /// <summary>Hard ceiling of a Data frame's payload, fixed by the protocol.</summary>
     public const int MaxDataFrameCeiling = 64 * 1024;

@@ -37,19 +37,31 @@ public static class TunnelDialer
     }
 
     /// <summary>
-    /// Sends the hello (its only frame), waits up to <paramref name="timeout"/> for the welcome and checks
+    /// Reads the gateway's challenge, sends the hello (its only frame) with the proof of <paramref name="secret"/>
+    /// for that challenge, waits up to <paramref name="timeout"/> for the welcome and checks
     /// its protocol version. <paramref name="self"/> names this side in the mismatch message ("this agent").
     /// </summary>
-    public static async Task<Welcome> HandshakeAsync(AsyncDuplexStreamingCall<FrameBatch, FrameBatch> call, Hello hello, TimeSpan timeout, string self, CancellationToken cancellationToken)
+    public static async Task<Welcome> HandshakeAsync(AsyncDuplexStreamingCall<FrameBatch, FrameBatch> call, Hello hello, string secret, TimeSpan timeout, string self, CancellationToken cancellationToken)
     {
-        await call.RequestStream.WriteAsync(new FrameBatch { Frames = { new Frame { Hello = hello } } }, cancellationToken);
-        using (var dial = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        using var dial = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        dial.CancelAfter(timeout);
+        // The gateway speaks first: a nonce the hello's proof covers (the secret itself is never sent).
+        if (!await call.ResponseStream.MoveNext(dial.Token))
         {
-            dial.CancelAfter(timeout);
-            if (!await call.ResponseStream.MoveNext(dial.Token))
-            {
-                throw new IOException($"the gateway closed the tunnel before welcoming {self}");
-            }
+            throw new IOException($"the gateway closed the tunnel before challenging {self}");
+        }
+        var challenge = call.ResponseStream.Current;
+        if (challenge.Frames.Count != 1 || challenge.Frames[0].KindCase != Frame.KindOneofCase.Challenge
+            || challenge.Frames[0].Challenge.Nonce.Length != HelloProof.NonceLength)
+        {
+            throw new IOException($"the gateway's first message was not a challenge (a gateway older than protocol version {MuxSettings.ProtocolVersion}?); upgrade the older side");
+        }
+        hello.Token = "";
+        hello.Proof = Google.Protobuf.ByteString.CopyFrom(HelloProof.FromToken(secret, challenge.Frames[0].Challenge.Nonce.Span, hello));
+        await call.RequestStream.WriteAsync(new FrameBatch { Frames = { new Frame { Hello = hello } } }, cancellationToken);
+        if (!await call.ResponseStream.MoveNext(dial.Token))
+        {
+            throw new IOException($"the gateway closed the tunnel before welcoming {self}");
         }
         var first = call.ResponseStream.Current;
         if (first.Frames.Count != 1 || first.Frames[0].KindCase != Frame.KindOneofCase.Welcome)

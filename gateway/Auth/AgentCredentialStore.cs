@@ -21,6 +21,50 @@ public sealed class AgentCredentialStore(IOptionsMonitor<GatewayOptions> options
     /// <summary>Hex SHA-256 of a token, as configured in TokenSha256.</summary>
     public static string Hash(string token) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
 
+    /// <summary>
+    /// Checks a hello's proof (HelloProof) for the challenge <paramref name="nonce"/> against the agent's
+    /// stored SHA-256; on success <paramref name="tokenHash"/> is that hash (kept to re-check the live
+    /// session after a revocation).
+    /// </summary>
+    public CredentialCheck CheckProof(OrleansTunnel.Protocol.V1.Hello hello, ReadOnlySpan<byte> nonce, out byte[] tokenHash)
+    {
+        tokenHash = [];
+        if (string.IsNullOrEmpty(hello.AgentId))
+        {
+            return new(false, "the hello names no agent id", null);
+        }
+        if (hello.Token.Length > 0)
+        {
+            return new(false, $"agent '{hello.AgentId}' sent its token in the hello; this gateway takes only a proof (protocol version {OrleansTunnel.Protocol.MuxSettings.ProtocolVersion}): upgrade the agent, and rotate that token, which crossed the wire", null);
+        }
+        if (hello.Proof.Length == 0)
+        {
+            return new(false, $"agent '{hello.AgentId}' presented no token proof", null);
+        }
+        var (hash, services) = Find(hello.AgentId);
+        byte[] key = Decoy;
+        if (hash is { Length: 64 })
+        {
+            try
+            {
+                key = Convert.FromHexString(hash);
+            }
+            catch (FormatException)
+            {
+                key = Decoy;
+            }
+        }
+        // Computed even for unknown agents, so timing does not tell which agent ids exist.
+        var expected = OrleansTunnel.Protocol.HelloProof.FromKey(key, nonce, hello);
+        bool match = CryptographicOperations.FixedTimeEquals(hello.Proof.Span, expected) && services is not null;
+        if (!match)
+        {
+            return new(false, $"the token is not valid for agent '{hello.AgentId}'", null);
+        }
+        tokenHash = key;
+        return new(true, null, new HashSet<string>(services!, StringComparer.Ordinal));
+    }
+
     public CredentialCheck Check(string agentId, string? token)
     {
         if (string.IsNullOrEmpty(agentId))

@@ -221,11 +221,10 @@ public sealed class PeerLink : IAsyncDisposable
         {
             ProtocolVersion = MuxSettings.ProtocolVersion,
             AgentId = _identity.GatewayId,
-            Token = _identity.PeerSecret,
             Epoch = (ulong)_identity.Incarnation,
             InitialWindow = (uint)_options.ReceiveWindow,
         };
-        var welcome = await TunnelDialer.HandshakeAsync(call, hello, _options.HelloTimeout, "this gateway", _stop.Token);
+        var welcome = await TunnelDialer.HandshakeAsync(call, hello, _identity.PeerSecret, _options.HelloTimeout, "this gateway", _stop.Token);
         var settings = new MuxSettings
         {
             MaxDataFrame = Math.Min(_options.MaxDataFrame, MuxSettings.MaxDataFrameCeiling),

@@ -181,7 +181,6 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
             _ when entry.CancelledBy is { } by => (StatusCodes.Status503ServiceUnavailable, $"the request was cancelled by an operator: {by}"),
             ResetCode.BackendUnavailable => (StatusCodes.Status502BadGateway, "the backend refused or reset the connection"),
             ResetCode.BackendTimeout => (StatusCodes.Status504GatewayTimeout, "the backend timed out"),
-            ResetCode.Internal => (StatusCodes.Status502BadGateway, "the agent failed to forward the request"),
             ResetCode.Refused => (StatusCodes.Status503ServiceUnavailable, $"the agent refused the request: {reset.Reason}"),
             ResetCode.UnknownService => (StatusCodes.Status502BadGateway, $"the agent does not serve this service: {reset.Reason}"),
             ResetCode.BadRequest => (StatusCodes.Status400BadRequest, $"the agent refused the request: {reset.Reason}"),
@@ -201,7 +200,7 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
         }
         else
         {
-            entry.Failure = reset?.Code is ResetCode.BackendUnavailable or ResetCode.BackendTimeout or ResetCode.Internal
+            entry.Failure = reset?.Code is ResetCode.BackendUnavailable or ResetCode.BackendTimeout
                 ? $"{message}: {reset.Reason}"
                 : message;
         }

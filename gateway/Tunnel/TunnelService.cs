@@ -39,6 +39,8 @@ public sealed partial class TunnelService(
             LogRefused(logger, "?", peer, "handshake rate limit");
             throw new RpcException(new Status(StatusCode.ResourceExhausted, $"too many tunnel handshakes from {source}; retry later"));
         }
+        var nonce = HelloProof.NewNonce();
+        await responseStream.WriteAsync(new FrameBatch { Frames = { new Frame { Challenge = new Challenge { Nonce = Google.Protobuf.ByteString.CopyFrom(nonce) } } } });
         var hello = await ReadHelloAsync(requestStream, o.HelloTimeout, context.CancellationToken);
         if (HelloCheck.ShapeProblem(hello, o) is { } shape)
         {
@@ -58,8 +60,7 @@ public sealed partial class TunnelService(
                 $"protocol version mismatch: the agent speaks version {hello.ProtocolVersion}, this gateway speaks version {MuxSettings.ProtocolVersion}; upgrade the older side"));
         }
 
-        var tokenHash = string.IsNullOrEmpty(hello.Token) ? [] : System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(hello.Token));
-        var check = credentials.Check(hello.AgentId, hello.Token);
+        var check = credentials.CheckProof(hello, nonce, out var tokenHash);
         if (!check.Ok)
         {
             LogRefused(logger, hello.AgentId, peer, check.Failure!);
@@ -197,6 +198,8 @@ public sealed partial class TunnelService(
         {
             throw new RpcException(new Status(StatusCode.ResourceExhausted, $"too many tunnel handshakes from {source}; retry later"));
         }
+        var nonce = HelloProof.NewNonce();
+        await responseStream.WriteAsync(new FrameBatch { Frames = { new Frame { Challenge = new Challenge { Nonce = Google.Protobuf.ByteString.CopyFrom(nonce) } } } });
         var hello = await ReadHelloAsync(requestStream, o.HelloTimeout, context.CancellationToken);
         if (HelloCheck.NameProblem(hello.AgentId) is { } idProblem)
         {
@@ -215,7 +218,7 @@ public sealed partial class TunnelService(
             throw new RpcException(new Status(StatusCode.FailedPrecondition,
                 $"protocol version mismatch: the dialling gateway speaks version {hello.ProtocolVersion}, this gateway speaks version {MuxSettings.ProtocolVersion}"));
         }
-        if (!await PeerKnownAsync(hello))
+        if (!await PeerKnownAsync(hello, nonce))
         {
             LogPeerRefused(logger, hello.AgentId, peer);
             throw new RpcException(new Status(StatusCode.Unauthenticated, $"'{hello.AgentId}' is not a live gateway of this cluster, or its peer secret does not match the directory"));
@@ -285,11 +288,12 @@ public sealed partial class TunnelService(
         MaxConcurrentStreams = o.MaxStreamsPerConnection,
     };
 
-    private async Task<bool> PeerKnownAsync(Hello hello)
+    private async Task<bool> PeerKnownAsync(Hello hello, byte[] nonce)
     {
-        var hash = AgentCredentialStore.Hash(hello.Token ?? "");
-        bool Known() => routing.Current.Snapshot.Gateways.Any(g => g.GatewayId == hello.AgentId && g.GatewayId != identity.GatewayId
-            && System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(System.Text.Encoding.ASCII.GetBytes(g.PeerSecretSha256), System.Text.Encoding.ASCII.GetBytes(hash)));
+        // The dialling gateway proves its peer secret for this nonce, keyed by the SHA-256 the directory holds.
+        bool Proves(GatewayInfo g) => g.PeerSecretSha256 is { Length: 64 } hex && hex.All(Uri.IsHexDigit) && hello.Token.Length == 0
+            && System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(HelloProof.FromKey(Convert.FromHexString(hex), nonce, hello), hello.Proof.Span);
+        bool Known() => routing.Current.Snapshot.Gateways.Any(g => g.GatewayId == hello.AgentId && g.GatewayId != identity.GatewayId && Proves(g));
         if (Known())
         {
             return true;

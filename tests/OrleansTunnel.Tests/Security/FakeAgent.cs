@@ -23,31 +23,17 @@ internal sealed class FakeAgent : IAsyncDisposable
     {
         var channel = GrpcChannel.ForAddress(h.TunnelUrl);
         var call = new Tunnel.TunnelClient(channel).Connect();
-        await call.RequestStream.WriteAsync(new FrameBatch
+        var hello = new Hello
         {
-            Frames =
-            {
-                new Frame
-                {
-                    Hello = new Hello
-                    {
-                        ProtocolVersion = MuxSettings.ProtocolVersion,
-                        AgentId = TunnelHarness.OtherAgentId,
-                        Token = h.OtherAgentToken,
-                        InitialWindow = 262144,
-                        Epoch = (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
-                        Services = { new ServiceOffer { Name = service, Scheme = "http" } },
-                    },
-                },
-            },
-        });
-        var agent = new FakeAgent(channel, call);
-        var welcome = await agent.NextAsync();
-        if (welcome.KindCase != Frame.KindOneofCase.Welcome)
-        {
-            throw new InvalidOperationException("no welcome: " + welcome);
-        }
-        return agent;
+            ProtocolVersion = MuxSettings.ProtocolVersion,
+            AgentId = TunnelHarness.OtherAgentId,
+            InitialWindow = 262144,
+            Epoch = (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+            Services = { new ServiceOffer { Name = service, Scheme = "http" } },
+        };
+        // The honest handshake (challenge, proof, welcome); what follows is hand-made.
+        await TunnelDialer.HandshakeAsync(call, hello, h.OtherAgentToken, TimeSpan.FromSeconds(30), "the fake agent", CancellationToken.None);
+        return new FakeAgent(channel, call);
     }
 
     /// <summary>The next frame the gateway sent (pings answered on the way).</summary>

@@ -29,6 +29,12 @@ public sealed class HelloBoundsTests(HelloBoundsHarness fixture) : IClassFixture
     {
         using var channel = GrpcChannel.ForAddress(H.TunnelUrl, new GrpcChannelOptions { MaxSendMessageSize = 8 * 1024 * 1024 });
         using var call = new Tunnel.TunnelClient(channel).Connect();
+        Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None));
+        var nonce = call.ResponseStream.Current.Frames[0].Challenge.Nonce.Span;
+        if (hello.Proof.IsEmpty)
+        {
+            hello.Proof = Google.Protobuf.ByteString.CopyFrom(HelloProof.FromToken(H.AgentToken, nonce, hello));
+        }
         await call.RequestStream.WriteAsync(new FrameBatch { Frames = { new Frame { Hello = hello } } });
         return await Assert.ThrowsAsync<RpcException>(async () =>
         {
@@ -42,7 +48,6 @@ public sealed class HelloBoundsTests(HelloBoundsHarness fixture) : IClassFixture
     {
         ProtocolVersion = MuxSettings.ProtocolVersion,
         AgentId = TunnelHarness.AgentId,
-        Token = H.AgentToken,
         InitialWindow = 262144,
         Slot = 7,
         Epoch = 1,
@@ -56,6 +61,7 @@ public sealed class HelloBoundsTests(HelloBoundsHarness fixture) : IClassFixture
         { "id-newline", "malformed hello: agent_id holds a character outside visible ASCII (no spaces or control characters)" },
         { "id-empty", "malformed hello: agent_id is empty" },
         { "token-long", "malformed hello: the token is longer than 4096 characters" },
+        { "proof-long", "malformed hello: the proof is 1024 bytes, not 32" },
         { "services-65", "malformed hello: the hello offers 65 services; at most 64 (Gateway:MaxHelloServices)" },
         { "service-name-long", "malformed hello: a service name is longer than 128 characters" },
         { "slot-16", "malformed hello: slot 16 is not below Gateway:MaxAgentSlots (16)" },
@@ -73,6 +79,7 @@ public sealed class HelloBoundsTests(HelloBoundsHarness fixture) : IClassFixture
             case "id-newline": hello.AgentId = "test-agent\nforged log line"; break;
             case "id-empty": hello.AgentId = ""; break;
             case "token-long": hello.Token = new string('t', 5000); break;
+            case "proof-long": hello.Proof = Google.Protobuf.ByteString.CopyFrom(new byte[1024]); break;
             case "services-65":
                 for (int i = 0; i < 64; i++)
                 {
@@ -100,6 +107,7 @@ public sealed class HelloBoundsTests(HelloBoundsHarness fixture) : IClassFixture
         Assert.EndsWith("); check the agent's clock", ex.Status.Detail);
         // An hour ahead is refused too (the default skew is 5 minutes); the real agent still serves.
         hello.Epoch = (ulong)DateTimeOffset.UtcNow.AddHours(1).ToUnixTimeMilliseconds();
+        hello.Proof = Google.Protobuf.ByteString.Empty; // proven afresh for the next connection's challenge
         Assert.Equal(StatusCode.InvalidArgument, (await RefusedAsync(hello)).StatusCode);
         using var response = await H.Client.GetAsync(H.Url("/hello"));
         Assert.Equal("hello", await response.Content.ReadAsStringAsync());

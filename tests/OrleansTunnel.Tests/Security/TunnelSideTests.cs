@@ -93,7 +93,10 @@ public sealed class TunnelSideTests
             try
             {
                 await call.RequestStream.WriteAsync(new FrameBatch { Frames = { new Frame { Hello = new Hello { ProtocolVersion = MuxSettings.ProtocolVersion, AgentId = "flood", Token = "x" } } } });
-                await call.ResponseStream.MoveNext(CancellationToken.None);
+                // A handshake past the limiter gets its challenge, then the refusal of this hello.
+                while (await call.ResponseStream.MoveNext(CancellationToken.None))
+                {
+                }
             }
             catch (RpcException ex) when (ex.StatusCode == StatusCode.ResourceExhausted)
             {
@@ -150,8 +153,8 @@ public sealed class TunnelSideTests
         handler.SslOptions.ClientCertificates = [impostor];
         using var channel = GrpcChannel.ForAddress(h.TunnelUrl, new GrpcChannelOptions { HttpHandler = handler });
         using var call = new Tunnel.TunnelClient(channel).Connect();
-        await call.RequestStream.WriteAsync(new FrameBatch { Frames = { new Frame { Hello = new Hello { ProtocolVersion = MuxSettings.ProtocolVersion, AgentId = TunnelHarness.AgentId, Token = h.AgentToken, InitialWindow = 65536, Services = { new ServiceOffer { Name = "backend" } } } } } });
-        var ex = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext(CancellationToken.None));
+        var hello = new Hello { ProtocolVersion = MuxSettings.ProtocolVersion, AgentId = TunnelHarness.AgentId, InitialWindow = 65536, Services = { new ServiceOffer { Name = "backend" } } };
+        var ex = await Assert.ThrowsAsync<RpcException>(() => TunnelDialer.HandshakeAsync(call, hello, h.AgentToken, TimeSpan.FromSeconds(30), "the impostor", CancellationToken.None));
         Assert.Equal(StatusCode.PermissionDenied, ex.StatusCode);
         Assert.Equal($"the client certificate ('{TunnelHarness.OtherAgentId}') does not name agent '{TunnelHarness.AgentId}'", ex.Status.Detail);
 
