@@ -100,6 +100,7 @@ public static class GatewayHosting
         builder.Services.AddSingleton<TunnelExchange>();
         builder.Services.AddSingleton<IngressForwarder>();
         builder.Services.AddSingleton<AdminAuthorizer>();
+        builder.Services.AddSingleton<AdminAudit>();
         builder.Services.AddSingleton<AdminEndpoints>();
         builder.Services.AddSingleton<RequestListing>();
         builder.Services.AddSingleton<RequestReplayer>();

@@ -50,6 +50,16 @@ public sealed class GatewayOptions
     /// <summary>SHA-256 (hex) of the admin API's bearer token; empty: the admin API is disabled.</summary>
     public string? AdminTokenSha256 { get; set; }
 
+    /// <summary>
+    /// More admin tokens, each with a name (shown in the audit log), the SHA-256 of the token and a scope:
+    /// "read" (GET and HEAD only: listings, lookups, the inspector's views) or "full" (default). Remove an
+    /// entry to revoke that token; Gateway:AdminTokenSha256 is a full token named "admin".
+    /// </summary>
+    public List<AdminTokenOptions> AdminTokens { get; set; } = [];
+
+    /// <summary>File the admin API appends one JSON line to per change (who, from where, what, status); empty: the log only.</summary>
+    public string? AuditLogPath { get; set; }
+
     /// <summary>Host names accepted on the admin and dashboard listeners besides IP literals and localhost (DNS rebinding).</summary>
     public List<string> AdminHosts { get; set; } = [];
 
@@ -322,6 +332,13 @@ public sealed class AgentCredentialOptions
     /// <summary>Lower-case hex SHA-256 of the token (<c>otun hash-token</c> prints it).</summary>
     public string TokenSha256 { get; set; } = "";
 
+    /// <summary>
+    /// A second accepted hash, for rotation without downtime: put the new token's hash here, move the
+    /// agent to the new token, then make it TokenSha256 and clear this (sessions on a hash no longer
+    /// configured are closed at the next configuration reload or revocation check).
+    /// </summary>
+    public string? NextTokenSha256 { get; set; }
+
     /// <summary>Services this agent may serve; "*" allows any.</summary>
     public List<string> Services { get; set; } = [];
 }
@@ -378,4 +395,24 @@ public sealed class RouteCaptureOptions
 
     /// <summary>The route's capture size: 0 when off.</summary>
     public int Bytes => Bodies ? MaxBytes : 0;
+}
+
+/// <summary>One admin API token (Gateway:AdminTokens).</summary>
+public sealed class AdminTokenOptions
+{
+    /// <summary>Who or what holds the token; written to the audit log with every change it makes.</summary>
+    public string Name { get; set; } = "";
+
+    /// <summary>Lower-case hex SHA-256 of the token (otun hash-token prints it).</summary>
+    public string Sha256 { get; set; } = "";
+
+    /// <summary>"read" (GET/HEAD only) or "full".</summary>
+    public string Scope { get; set; } = AdminScopes.Full;
+}
+
+/// <summary>Admin token scopes.</summary>
+public static class AdminScopes
+{
+    public const string Read = "read";
+    public const string Full = "full";
 }

@@ -87,6 +87,22 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         {
             failures.Add("Gateway:QueueTimeout and Gateway:MaxQueuedPerAgent may not be negative");
         }
+        for (int i = 0; i < o.AdminTokens.Count; i++)
+        {
+            var t = o.AdminTokens[i];
+            if (Tunnel.HelloCheck.NameProblem(t.Name) is { } nameProblem)
+            {
+                failures.Add($"Gateway:AdminTokens:{i}:Name {nameProblem}");
+            }
+            if (t.Sha256 is not { Length: 64 } || !t.Sha256.All(Uri.IsHexDigit))
+            {
+                failures.Add($"Gateway:AdminTokens:{i}:Sha256 must be 64 hex digits (otun hash-token prints it)");
+            }
+            if (t.Scope is not (AdminScopes.Read or AdminScopes.Full))
+            {
+                failures.Add($"Gateway:AdminTokens:{i}:Scope '{t.Scope}' must be read or full");
+            }
+        }
         if (o.MaxHelloServices < 1 || o.MaxAgentSlots < 1)
         {
             failures.Add($"Gateway:MaxHelloServices ({o.MaxHelloServices}) and Gateway:MaxAgentSlots ({o.MaxAgentSlots}) must be at least 1");

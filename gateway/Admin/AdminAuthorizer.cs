@@ -8,7 +8,10 @@ using Microsoft.Extensions.Options;
 
 namespace OrleansTunnel.Gateway.Admin;
 
-/// <summary>Checks the admin API's bearer token (Gateway:AdminTokenSha256) in constant time.</summary>
+/// <summary>Who made an admin call: the token's name and scope.</summary>
+public sealed record AdminPrincipal(string Name, string Scope);
+
+/// <summary>Checks the admin API's bearer tokens (Gateway:AdminTokenSha256, Gateway:AdminTokens) in constant time.</summary>
 public sealed class AdminAuthorizer(IOptionsMonitor<GatewayOptions> options)
 {
     /// <summary>Most source addresses whose failures are tracked at once (a bound on the memory an attacker can make us spend).</summary>
@@ -17,9 +20,10 @@ public sealed class AdminAuthorizer(IOptionsMonitor<GatewayOptions> options)
     private readonly ConcurrentDictionary<IPAddress, (long WindowStart, int Failures)> _failures = new();
     private readonly TimeProvider _time = TimeProvider.System;
 
-    /// <summary>Null when allowed; otherwise the 401/403/429 answer to give.</summary>
-    public IResult? Check(HttpContext context)
+    /// <summary>Null when allowed (then <paramref name="principal"/> names the token); otherwise the 401/403/429 answer to give.</summary>
+    public IResult? Check(HttpContext context, out AdminPrincipal? principal)
     {
+        principal = null;
         var source = context.Connection.RemoteIpAddress ?? IPAddress.None;
         long now = _time.GetTimestamp();
         int limit = options.CurrentValue.AdminFailuresPerMinute;
@@ -37,7 +41,7 @@ public sealed class AdminAuthorizer(IOptionsMonitor<GatewayOptions> options)
                 return Results.Text("otun admin: too many failed admin token attempts from this address; retry later\n", statusCode: StatusCodes.Status429TooManyRequests);
             }
         }
-        var result = Verify(context);
+        var result = Verify(context, out principal);
         if (result is not null && limit > 0)
         {
             _failures.AddOrUpdate(source, (now, 1), (_, e) => (e.WindowStart, e.Failures + 1));
@@ -65,12 +69,13 @@ public sealed class AdminAuthorizer(IOptionsMonitor<GatewayOptions> options)
         }
     }
 
-    private IResult? Verify(HttpContext context)
+    private IResult? Verify(HttpContext context, out AdminPrincipal? principal)
     {
-        var expectedHex = options.CurrentValue.AdminTokenSha256;
-        if (string.IsNullOrEmpty(expectedHex))
+        principal = null;
+        var o = options.CurrentValue;
+        if (string.IsNullOrEmpty(o.AdminTokenSha256) && o.AdminTokens.Count == 0)
         {
-            return Results.Text("otun admin: the admin API is disabled; set Gateway:AdminTokenSha256 (otun hash-token prints it)\n", statusCode: StatusCodes.Status403Forbidden);
+            return Results.Text("otun admin: the admin API is disabled; set Gateway:AdminTokenSha256 or Gateway:AdminTokens (otun hash-token prints a hash)\n", statusCode: StatusCodes.Status403Forbidden);
         }
         string header = context.Request.Headers.Authorization.ToString();
         if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) || header.Length <= 7)
@@ -79,20 +84,31 @@ public sealed class AdminAuthorizer(IOptionsMonitor<GatewayOptions> options)
             return Results.Text("otun admin: missing bearer token\n", statusCode: StatusCodes.Status401Unauthorized);
         }
         var presented = SHA256.HashData(Encoding.UTF8.GetBytes(header[7..].Trim()));
-        byte[] expected;
-        try
+        // Every configured token is compared (constant time each), so timing tells nothing about which matched.
+        foreach (var (name, hex, scope) in Tokens(o))
         {
-            expected = Convert.FromHexString(expectedHex);
+            if (hex is { Length: 64 } && hex.All(Uri.IsHexDigit) && CryptographicOperations.FixedTimeEquals(presented, Convert.FromHexString(hex)))
+            {
+                principal ??= new AdminPrincipal(name, scope);
+            }
         }
-        catch (FormatException)
-        {
-            return Results.Text("otun admin: Gateway:AdminTokenSha256 is not hex\n", statusCode: StatusCodes.Status500InternalServerError);
-        }
-        if (!CryptographicOperations.FixedTimeEquals(presented, expected))
+        if (principal is null)
         {
             context.Response.Headers.WWWAuthenticate = "Bearer error=\"invalid_token\"";
             return Results.Text("otun admin: invalid admin token\n", statusCode: StatusCodes.Status401Unauthorized);
         }
         return null;
+    }
+
+    private static IEnumerable<(string Name, string? Sha256, string Scope)> Tokens(GatewayOptions o)
+    {
+        if (!string.IsNullOrEmpty(o.AdminTokenSha256))
+        {
+            yield return ("admin", o.AdminTokenSha256, AdminScopes.Full);
+        }
+        foreach (var t in o.AdminTokens)
+        {
+            yield return (t.Name, t.Sha256, t.Scope);
+        }
     }
 }

@@ -27,6 +27,7 @@ public sealed class AdminEndpoints(
     IHostApplicationLifetime lifetime,
     ConnectionRegistry registry,
     AdminAuthorizer authorizer,
+    AdminAudit audit,
     Inspector.InspectorSessions inspector,
     Microsoft.Extensions.Options.IOptionsMonitor<GatewayOptions> options)
 {
@@ -70,11 +71,16 @@ public sealed class AdminEndpoints(
             if (path == endpoint.Path || (endpoint.Path.EndsWith('/') && path.StartsWith(endpoint.Path, StringComparison.Ordinal)))
             {
                 // The inspector page's session (cookie) stands in for the bearer token.
-                if (endpoint.RequiresToken && !inspector.Allows(context) && authorizer.Check(context) is { } failure)
+                if (!endpoint.RequiresToken)
+                {
+                    return endpoint.HandleAsync(context);
+                }
+                AdminPrincipal? who = null;
+                if (!inspector.Allows(context, out who) && authorizer.Check(context, out who) is { } failure)
                 {
                     return failure.ExecuteAsync(context);
                 }
-                return endpoint.HandleAsync(context);
+                return AdminAudit.IsChange(context.Request) ? audit.ChangeAsync(context, who!, endpoint) : endpoint.HandleAsync(context);
             }
         }
         return Results.Text("otun admin: unknown path\n", statusCode: 404).ExecuteAsync(context);

@@ -16,15 +16,16 @@ public readonly record struct CredentialCheck(bool Ok, string? Failure, IReadOnl
 /// </summary>
 public sealed class AgentCredentialStore(IOptionsMonitor<GatewayOptions> options, Routing.RoutingCache routing)
 {
-    private static readonly byte[] Decoy = SHA256.HashData("decoy"u8);
+    // Random per process: no token hashes to it, so comparing against it (unknown agents, no second hash) never matches.
+    private static readonly byte[] Decoy = RandomNumberGenerator.GetBytes(32);
 
     /// <summary>Hex SHA-256 of a token, as configured in TokenSha256.</summary>
     public static string Hash(string token) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
 
     /// <summary>
     /// Checks a hello's proof (HelloProof) for the challenge <paramref name="nonce"/> against the agent's
-    /// stored SHA-256; on success <paramref name="tokenHash"/> is that hash (kept to re-check the live
-    /// session after a revocation).
+    /// stored SHA-256 hashes (two during a rotation); on success <paramref name="tokenHash"/> is the hash that
+    /// matched (kept to re-check the live session after a revocation).
     /// </summary>
     public CredentialCheck CheckProof(OrleansTunnel.Protocol.V1.Hello hello, ReadOnlySpan<byte> nonce, out byte[] tokenHash)
     {
@@ -41,28 +42,23 @@ public sealed class AgentCredentialStore(IOptionsMonitor<GatewayOptions> options
         {
             return new(false, $"agent '{hello.AgentId}' presented no token proof", null);
         }
-        var (hash, services) = Find(hello.AgentId);
-        byte[] key = Decoy;
-        if (hash is { Length: 64 })
+        var (keys, services) = Find(hello.AgentId);
+        bool match = false;
+        // Both keys are always tried (a decoy for unknown agents), so timing tells nothing about ids or rotations.
+        foreach (var key in keys)
         {
-            try
+            if (CryptographicOperations.FixedTimeEquals(hello.Proof.Span, OrleansTunnel.Protocol.HelloProof.FromKey(key, nonce, hello)) && !match)
             {
-                key = Convert.FromHexString(hash);
-            }
-            catch (FormatException)
-            {
-                key = Decoy;
+                match = true;
+                tokenHash = key;
             }
         }
-        // Computed even for unknown agents, so timing does not tell which agent ids exist.
-        var expected = OrleansTunnel.Protocol.HelloProof.FromKey(key, nonce, hello);
-        bool match = CryptographicOperations.FixedTimeEquals(hello.Proof.Span, expected) && services is not null;
-        if (!match)
+        if (!match || services is null)
         {
+            tokenHash = [];
             return new(false, $"the token is not valid for agent '{hello.AgentId}'", null);
         }
-        tokenHash = key;
-        return new(true, null, new HashSet<string>(services!, StringComparer.Ordinal));
+        return new(true, null, new HashSet<string>(services, StringComparer.Ordinal));
     }
 
     public CredentialCheck Check(string agentId, string? token)
@@ -82,36 +78,37 @@ public sealed class AgentCredentialStore(IOptionsMonitor<GatewayOptions> options
     public CredentialCheck CheckHash(string agentId, byte[] presented)
     {
         // Configured credentials first, then the ones managed at runtime through the admin API.
-        var (hash, services) = Find(agentId);
-        byte[] expected = Decoy;
-        if (hash is { Length: 64 })
+        var (keys, services) = Find(agentId);
+        bool match = false;
+        foreach (var key in keys)
         {
-            try
-            {
-                expected = Convert.FromHexString(hash);
-            }
-            catch (FormatException)
-            {
-                expected = Decoy;
-            }
+            match |= CryptographicOperations.FixedTimeEquals(presented, key);
         }
-        // Compare even for unknown agents, so timing does not tell which agent ids exist.
-        bool match = CryptographicOperations.FixedTimeEquals(presented, expected) && services is not null;
-        if (!match)
+        if (!match || services is null)
         {
             return new(false, $"the token is not valid for agent '{agentId}'", null);
         }
-        return new(true, null, new HashSet<string>(services!, StringComparer.Ordinal));
+        return new(true, null, new HashSet<string>(services, StringComparer.Ordinal));
     }
 
-    private (string? Hash, IEnumerable<string>? Services) Find(string agentId)
+    /// <summary>The agent's accepted token hashes (always two: decoys fill in) and its services (null: unknown agent).</summary>
+    private (byte[][] Keys, IEnumerable<string>? Services) Find(string agentId)
     {
         var configured = options.CurrentValue.Agents.FirstOrDefault(a => string.Equals(a.Id, agentId, StringComparison.Ordinal));
         if (configured is not null)
         {
-            return (configured.TokenSha256, configured.Services);
+            return ([Key(configured.TokenSha256), Key(configured.NextTokenSha256)], configured.Services);
         }
         var managed = routing.Current.Snapshot.Credentials.FirstOrDefault(c => string.Equals(c.AgentId, agentId, StringComparison.Ordinal));
-        return managed is null ? (null, null) : (managed.TokenSha256, managed.Services);
+        return managed is null ? ([Decoy, Decoy], null) : ([Key(managed.TokenSha256), Decoy], managed.Services);
+    }
+
+    private static byte[] Key(string? hex)
+    {
+        if (hex is { Length: 64 } && hex.All(Uri.IsHexDigit))
+        {
+            return Convert.FromHexString(hex);
+        }
+        return Decoy;
     }
 }

@@ -87,7 +87,7 @@ public sealed partial class InspectorEndpoint(
         string token = form?["token"].ToString() ?? "";
         // The admin API's own check decides (the same tokens, the same refusals).
         context.Request.Headers.Authorization = "Bearer " + token;
-        if (token.Length == 0 || authorizer.Check(context) is not null)
+        if (token.Length == 0 || authorizer.Check(context, out var who) is not null || who is null)
         {
             context.Request.Headers.Authorization = default;
             context.Response.Headers.Remove("WWW-Authenticate");
@@ -95,7 +95,7 @@ public sealed partial class InspectorEndpoint(
             await WriteLoginAsync(context, "That is not this gateway's admin token.", StatusCodes.Status401Unauthorized);
             return;
         }
-        context.Response.Cookies.Append(InspectorSessions.Cookie, sessions.Create(), new CookieOptions
+        context.Response.Cookies.Append(InspectorSessions.Cookie, sessions.Create(who), new CookieOptions
         {
             HttpOnly = true,
             SameSite = SameSiteMode.Strict,

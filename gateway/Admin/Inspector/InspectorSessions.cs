@@ -21,19 +21,22 @@ public sealed class InspectorSessions(IOptionsMonitor<InspectorOptions> options)
     /// <summary>Most sessions kept at once; the oldest goes first.</summary>
     private const int MaxSessions = 1000;
 
-    private readonly ConcurrentDictionary<string, DateTimeOffset> _sessions = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (DateTimeOffset Expires, AdminPrincipal Who)> _sessions = new(StringComparer.Ordinal);
 
-    public string Create()
+    private static readonly AdminPrincipal Loopback = new("loopback (Inspector:OpenOnLoopback)", AdminScopes.Full);
+
+    /// <summary>A new session for the holder of an admin token: it has that token's name and scope.</summary>
+    public string Create(AdminPrincipal who)
     {
         if (_sessions.Count >= MaxSessions)
         {
-            foreach (var (id, _) in _sessions.OrderBy(s => s.Value).Take(_sessions.Count - MaxSessions + 1))
+            foreach (var (id, _) in _sessions.OrderBy(s => s.Value.Expires).Take(_sessions.Count - MaxSessions + 1))
             {
                 _sessions.TryRemove(id, out _);
             }
         }
         string session = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
-        _sessions[session] = DateTimeOffset.UtcNow + options.CurrentValue.SessionLifetime;
+        _sessions[session] = (DateTimeOffset.UtcNow + options.CurrentValue.SessionLifetime, who);
         return session;
     }
 
@@ -50,8 +53,13 @@ public sealed class InspectorSessions(IOptionsMonitor<InspectorOptions> options)
     /// cookie (plus the X-Otun-Inspect header for anything but GET), or a loopback visitor when
     /// Inspector:OpenOnLoopback is on (otun dev).
     /// </summary>
-    public bool Allows(HttpContext context)
+    public bool Allows(HttpContext context) => Allows(context, out _);
+
+    /// <inheritdoc cref="Allows(HttpContext)"/>
+    /// <param name="who">The session's token name and scope (a read-scope session may not change anything).</param>
+    public bool Allows(HttpContext context, out AdminPrincipal? who)
     {
+        who = null;
         var request = context.Request;
         bool changes = !HttpMethods.IsGet(request.Method) && !HttpMethods.IsHead(request.Method);
         if (changes && !request.Headers.ContainsKey(Header))
@@ -60,17 +68,23 @@ public sealed class InspectorSessions(IOptionsMonitor<InspectorOptions> options)
         }
         if (options.CurrentValue.OpenOnLoopback && context.Connection.RemoteIpAddress is { } remote && IPAddress.IsLoopback(remote))
         {
+            who = Loopback;
             return true;
         }
-        if (request.Cookies[Cookie] is not { Length: 64 } session || !_sessions.TryGetValue(session, out var expires))
+        if (request.Cookies[Cookie] is not { Length: 64 } session || !_sessions.TryGetValue(session, out var entry))
         {
             return false;
         }
-        if (expires < DateTimeOffset.UtcNow)
+        if (entry.Expires < DateTimeOffset.UtcNow)
         {
             _sessions.TryRemove(session, out _);
             return false;
         }
+        if (changes && entry.Who.Scope != AdminScopes.Full)
+        {
+            return false;
+        }
+        who = entry.Who;
         return true;
     }
 }
