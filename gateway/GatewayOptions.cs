@@ -131,6 +131,12 @@ public sealed class GatewayOptions
     public int MaxInFlight { get; set; } = 10_000;
 
     /// <summary>
+    /// Requests one agent may have in flight through this gateway (its tunnel buffers are this times
+    /// ReceiveWindow at most), so one tenant cannot take every slot of a gateway. Over it: 503. Default 512.
+    /// </summary>
+    public int MaxInFlightPerAgent { get; set; } = 512;
+
+    /// <summary>
     /// Bound of the gateway's tunnel buffers: in-flight requests times the receive window may not
     /// exceed it (the worst case of what credit lets agents send before visitors drain it).
     /// </summary>

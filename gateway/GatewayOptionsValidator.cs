@@ -103,6 +103,10 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
                 failures.Add($"Gateway:AdminTokens:{i}:Scope '{t.Scope}' must be read or full");
             }
         }
+        if (o.MaxInFlightPerAgent < 1)
+        {
+            failures.Add($"Gateway:MaxInFlightPerAgent ({o.MaxInFlightPerAgent}) must be at least 1");
+        }
         if (o.MaxHelloServices < 1 || o.MaxAgentSlots < 1)
         {
             failures.Add($"Gateway:MaxHelloServices ({o.MaxHelloServices}) and Gateway:MaxAgentSlots ({o.MaxAgentSlots}) must be at least 1");

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
@@ -31,6 +32,8 @@ public sealed class IngressForwarder(
     public const string RequestIdHeader = TunnelExchange.RequestIdHeader;
 
     private long _inFlight;
+    // Per agent on this gateway; entries stay (one per agent ever served here: bounded by the credentials).
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, StrongBox<long>> _inFlightByAgent = new(StringComparer.Ordinal);
     private long _rejections;
     private long _refusedBeforeForwarding;
 
@@ -156,6 +159,8 @@ public sealed class IngressForwarder(
 
         // Gateway-wide bounds first (no grain call), then the agent's budget (a local permit, leased in batches).
         long inFlight = Interlocked.Increment(ref _inFlight);
+        var agentInFlight = _inFlightByAgent.GetOrAdd(target.AgentId, static _ => new StrongBox<long>());
+        long agentCount = Interlocked.Increment(ref agentInFlight.Value);
         PermitResult permit = default;
         MuxStream? stream = null;
         try
@@ -163,6 +168,11 @@ public sealed class IngressForwarder(
             if (inFlight > o.MaxInFlight)
             {
                 await RejectAsync(context, o, $"the gateway is at its limit of {o.MaxInFlight} in-flight requests", GatewayTelemetry.Limits.GatewayInFlight, route.Service);
+                return;
+            }
+            if (agentCount > o.MaxInFlightPerAgent)
+            {
+                await RejectAsync(context, o, $"agent '{target.AgentId}' is at this gateway's limit of {o.MaxInFlightPerAgent} in-flight requests per agent", GatewayTelemetry.Limits.AgentOnGateway, route.Service);
                 return;
             }
             if (inFlight * o.ReceiveWindow > o.MaxTunnelBufferBytes)
@@ -198,6 +208,7 @@ public sealed class IngressForwarder(
                 permits.Release(permit.Bucket!);
             }
             dispatcher.Release(target);
+            Interlocked.Decrement(ref agentInFlight.Value);
             Interlocked.Decrement(ref _inFlight);
         }
     }

@@ -25,6 +25,7 @@ public sealed class GatewayTelemetry
         public const string Service = "service";
         public const string GatewayInFlight = "gateway_inflight";
         public const string GatewayBuffer = "gateway_buffer";
+        public const string AgentOnGateway = "agent_on_gateway";
         public const string NoAgent = "no_agent";
     }
 
