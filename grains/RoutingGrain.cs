@@ -13,6 +13,10 @@ public sealed class RoutingState
 
     [Id(1)]
     public List<AgentCredential> Credentials { get; set; } = [];
+
+    /// <summary>Token hashes revoked through the admin API (configured credentials cannot be removed from files).</summary>
+    [Id(2)]
+    public List<string> RevokedTokens { get; set; } = [];
 }
 
 /// <inheritdoc cref="IRoutingGrain"/>
@@ -93,6 +97,33 @@ public sealed partial class RoutingGrain(
         await state.WriteStateAsync();
         Changed();
         return true;
+    }
+
+    /// <summary>Most revoked token hashes kept; beyond, the oldest are dropped (rotate those agents' configuration).</summary>
+    public const int MaxRevokedTokens = 10_000;
+
+    public async Task<int> RevokeTokens(string[] tokenSha256s)
+    {
+        int added = 0;
+        foreach (var hash in tokenSha256s.Select(h => h.ToLowerInvariant()).Where(h => h.Length == 64 && h.All(Uri.IsHexDigit)))
+        {
+            if (!state.State.RevokedTokens.Contains(hash))
+            {
+                state.State.RevokedTokens.Add(hash);
+                added++;
+            }
+        }
+        if (added == 0)
+        {
+            return 0;
+        }
+        if (state.State.RevokedTokens.Count > MaxRevokedTokens)
+        {
+            state.State.RevokedTokens.RemoveRange(0, state.State.RevokedTokens.Count - MaxRevokedTokens);
+        }
+        await state.WriteStateAsync();
+        Changed();
+        return added;
     }
 
     public Task<GatewayReportResult> ReportGateway(GatewayReport report)
@@ -250,7 +281,7 @@ public sealed partial class RoutingGrain(
         var gateways = _gateways.Values.Select(g => g.Info).OrderBy(g => g.GatewayId, StringComparer.Ordinal).ToArray();
         // Every live gateway reports within the time-to-live: until then this fresh activation's directory may miss some.
         bool incomplete = DateTimeOffset.UtcNow - _activatedAt < directoryOptions.Value.GatewayTimeToLive;
-        return _snapshot = new RoutingSnapshot(_version, [.. state.State.Routes], endpoints, [.. state.State.Credentials], gateways, incomplete);
+        return _snapshot = new RoutingSnapshot(_version, [.. state.State.Routes], endpoints, [.. state.State.Credentials], gateways, incomplete, [.. state.State.RevokedTokens]);
     }
 
     private static bool SameKey(Route route, string host, string? pathPrefix) =>

@@ -13,7 +13,7 @@ namespace OrleansTunnel.Gateway.Admin;
 /// agent tokens. Changes go to the cluster's routing grain, which persists them and pushes them to
 /// every gateway.
 /// </summary>
-public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, RequestListing listing, RequestReplayer replayer) : IAdminEndpoint
+public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, RequestListing listing, RequestReplayer replayer, OrleansTunnel.Gateway.Auth.AgentCredentialStore credentials) : IAdminEndpoint
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter(JsonNamingPolicy.CamelCase) } };
 
@@ -217,7 +217,19 @@ public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, Request
 
     private async Task<IResult> RemoveTokenAsync(string agentId)
     {
-        bool removed = await Routing.RemoveCredential(Uri.UnescapeDataString(agentId));
-        return removed ? Results.NoContent() : Results.Text($"otun admin: no runtime token for agent '{agentId}'\n", statusCode: 404);
+        agentId = Uri.UnescapeDataString(agentId);
+        bool removed = await Routing.RemoveCredential(agentId);
+        if (removed)
+        {
+            return Results.NoContent();
+        }
+        // A credential from the gateways' configuration cannot be deleted from their files: its hashes are
+        // revoked cluster-wide instead (live sessions are closed), until the operator configures a new token.
+        if (credentials.ConfiguredHashes(agentId) is { Length: > 0 } hashes)
+        {
+            await Routing.RevokeTokens(hashes);
+            return Results.Text($"otun admin: the configured token of agent '{agentId}' is revoked on every gateway and its sessions are closed; configure a new Gateway:Agents TokenSha256 for it\n");
+        }
+        return Results.Text($"otun admin: no token for agent '{agentId}'\n", statusCode: 404);
     }
 }

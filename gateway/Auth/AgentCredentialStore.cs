@@ -94,18 +94,27 @@ public sealed class AgentCredentialStore(IOptionsMonitor<GatewayOptions> options
     /// <summary>The agent's accepted token hashes (always two: decoys fill in) and its services (null: unknown agent).</summary>
     private (byte[][] Keys, IEnumerable<string>? Services) Find(string agentId)
     {
+        var snapshot = routing.Current.Snapshot;
+        var revoked = snapshot.RevokedTokens ?? [];
         var configured = options.CurrentValue.Agents.FirstOrDefault(a => string.Equals(a.Id, agentId, StringComparison.Ordinal));
         if (configured is not null)
         {
-            return ([Key(configured.TokenSha256), Key(configured.NextTokenSha256)], configured.Services);
+            return ([Key(configured.TokenSha256, revoked), Key(configured.NextTokenSha256, revoked)], configured.Services);
         }
-        var managed = routing.Current.Snapshot.Credentials.FirstOrDefault(c => string.Equals(c.AgentId, agentId, StringComparison.Ordinal));
-        return managed is null ? ([Decoy, Decoy], null) : ([Key(managed.TokenSha256), Decoy], managed.Services);
+        var managed = snapshot.Credentials.FirstOrDefault(c => string.Equals(c.AgentId, agentId, StringComparison.Ordinal));
+        return managed is null ? ([Decoy, Decoy], null) : ([Key(managed.TokenSha256, revoked), Decoy], managed.Services);
     }
 
-    private static byte[] Key(string? hex)
+    /// <summary>The configured hashes of an agent (to revoke them), or null when the agent is not configured here.</summary>
+    public string[]? ConfiguredHashes(string agentId) =>
+        options.CurrentValue.Agents.FirstOrDefault(a => string.Equals(a.Id, agentId, StringComparison.Ordinal)) is { } a
+            ? [.. new[] { a.TokenSha256, a.NextTokenSha256 }.Where(h => !string.IsNullOrEmpty(h)).Select(h => h!.ToLowerInvariant())]
+            : null;
+
+    /// <summary>A hash as a key; a revoked or malformed one becomes the decoy (it can never match).</summary>
+    private static byte[] Key(string? hex, string[] revoked)
     {
-        if (hex is { Length: 64 } && hex.All(Uri.IsHexDigit))
+        if (hex is { Length: 64 } && hex.All(Uri.IsHexDigit) && !revoked.Contains(hex, StringComparer.OrdinalIgnoreCase))
         {
             return Convert.FromHexString(hex);
         }

@@ -54,6 +54,13 @@ public interface IRoutingGrain : IGrainWithStringKey
     [Alias("RemoveCredential")]
     Task<bool> RemoveCredential(string agentId);
 
+    /// <summary>
+    /// Revokes token hashes on every gateway (persisted), e.g. a configured agent credential, which no API
+    /// can remove from the gateways' files. Returns how many were new.
+    /// </summary>
+    [Alias("RevokeTokens")]
+    Task<int> RevokeTokens(string[] tokenSha256s);
+
     [Alias("Subscribe")]
     Task<RoutingSnapshot> Subscribe(IRoutingObserver observer);
 

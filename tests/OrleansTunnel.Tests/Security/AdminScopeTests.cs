@@ -19,6 +19,7 @@ namespace OrleansTunnel.Tests.Security;
 public sealed class AdminScopeHarness : IAsyncLifetime
 {
     public const string ReadToken = "read-token-0123456789", FullToken = "full-token-0123456789";
+    public const string RevocableToken = "revocable-0123456789";
     public const string OldAgentToken = "rotating-old-0123456789", NewAgentToken = "rotating-new-0123456789";
 
     public TunnelHarness Harness { get; private set; } = null!;
@@ -37,6 +38,9 @@ public sealed class AdminScopeHarness : IAsyncLifetime
         o.Gateway["Gateway:Agents:2:TokenSha256"] = AgentCredentialStore.Hash(OldAgentToken);
         o.Gateway["Gateway:Agents:2:NextTokenSha256"] = AgentCredentialStore.Hash(NewAgentToken);
         o.Gateway["Gateway:Agents:2:Services:0"] = "rotating-svc";
+        o.Gateway["Gateway:Agents:3:Id"] = "revocable";
+        o.Gateway["Gateway:Agents:3:TokenSha256"] = AgentCredentialStore.Hash(RevocableToken);
+        o.Gateway["Gateway:Agents:3:Services:0"] = "revocable-svc";
     });
 
     public async Task DisposeAsync()
@@ -107,6 +111,45 @@ public sealed class AdminScopeTests(AdminScopeHarness fixture) : IClassFixture<A
         try
         {
             await agent.Services.GetRequiredService<AgentStatus>().AnyUp.WaitAsync(TimeSpan.FromSeconds(30));
+        }
+        finally
+        {
+            await agent.StopAsync(TimeSpan.FromSeconds(10).ToCancellationToken());
+            agent.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task AConfiguredAgentCredential_CanBeRevokedThroughTheApi_ItsSessionIsClosed_AndItCannotComeBack()
+    {
+        var agent = await H.StartExtraAgentAsync("revocable", AdminScopeHarness.RevocableToken, "revocable-svc");
+        try
+        {
+            var status = agent.Services.GetRequiredService<AgentStatus>();
+            await status.AnyUp.WaitAsync(TimeSpan.FromSeconds(30));
+            using var deployer = Admin(AdminScopeHarness.FullToken);
+            using (var revoked = await deployer.DeleteAsync("api/tokens/revocable"))
+            {
+                Assert.Equal(HttpStatusCode.OK, revoked.StatusCode);
+                Assert.Equal("otun admin: the configured token of agent 'revocable' is revoked on every gateway and its sessions are closed; configure a new Gateway:Agents TokenSha256 for it\n",
+                    await revoked.Content.ReadAsStringAsync());
+            }
+            await Eventually.TrueAsync(() => !H.Gateway.Services.GetRequiredService<OrleansTunnel.Gateway.Tunnel.ConnectionRegistry>().All.Any(c => c.AgentId == "revocable"),
+                TimeSpan.FromSeconds(30), "the revoked agent's session closed");
+            // A fresh handshake with that token is refused.
+            using var channel = global::Grpc.Net.Client.GrpcChannel.ForAddress(H.TunnelUrl);
+            using var call = new OrleansTunnel.Protocol.V1.Tunnel.TunnelClient(channel).Connect();
+            var hello = new OrleansTunnel.Protocol.V1.Hello
+            {
+                ProtocolVersion = OrleansTunnel.Protocol.MuxSettings.ProtocolVersion,
+                AgentId = "revocable",
+                InitialWindow = 65536,
+                Epoch = (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+                Services = { new OrleansTunnel.Protocol.V1.ServiceOffer { Name = "revocable-svc", Scheme = "http" } },
+            };
+            var refused = await Assert.ThrowsAsync<global::Grpc.Core.RpcException>(() => OrleansTunnel.Protocol.TunnelDialer.HandshakeAsync(call, hello, AdminScopeHarness.RevocableToken, TimeSpan.FromSeconds(30), "test", CancellationToken.None));
+            Assert.Equal(global::Grpc.Core.StatusCode.Unauthenticated, refused.StatusCode);
+            Assert.Equal("the token is not valid for agent 'revocable'", refused.Status.Detail);
         }
         finally
         {
