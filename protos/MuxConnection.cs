@@ -274,9 +274,23 @@ public sealed partial class MuxConnection
 
     internal void ReportStreamProtocolError(MuxStream stream, string reason)
     {
-        LogStreamProtocolError(_logger, stream.Id, reason);
+        int count = Interlocked.Increment(ref _violations);
+        // The log is rate-limited per connection: the first few, then every 100th (a hostile peer writes no flood).
+        if (count <= 3 || count % 100 == 0)
+        {
+            LogStreamProtocolError(_logger, stream.Id, reason, count);
+        }
         ProtocolViolation?.Invoke($"stream {stream.Id}: {reason}");
+        if (count == Settings.MaxProtocolViolations)
+        {
+            _ = CloseWithErrorAsync("protocol_error", $"{count} stream protocol errors on this connection (the last: {reason})");
+        }
     }
+
+    private int _violations;
+
+    /// <summary>Stream protocol errors the peer caused on this connection.</summary>
+    public int ProtocolViolations => Volatile.Read(ref _violations);
 
     private MuxStreamAbortedException LostException() =>
         new(new Reset { Code = ResetCode.Internal, Reason = $"tunnel connection lost: {CloseReason}" });
@@ -523,8 +537,8 @@ public sealed partial class MuxConnection
     private static partial void LogForgedStream(ILogger logger, ulong stream, string kind);
 
     [LoggerMessage(EventId = 101, EventName = "StreamProtocolError", Level = LogLevel.Warning,
-        Message = "Stream {Stream} reset as a protocol error: {Reason}")]
-    private static partial void LogStreamProtocolError(ILogger logger, ulong stream, string reason);
+        Message = "Stream {Stream} reset as a protocol error: {Reason} (violation {Count} on this connection; logged for the first 3, then every 100th; the connection closes at MaxProtocolViolations)")]
+    private static partial void LogStreamProtocolError(ILogger logger, ulong stream, string reason, int count);
 }
 
 /// <summary>The peer broke the protocol at the connection level; the connection is closed.</summary>

@@ -24,6 +24,15 @@ public sealed record MuxSettings
     /// <summary>Bound of the control-frame queue; a peer that makes us queue more is dropped.</summary>
     public int MaxQueuedControlFrames { get; init; } = 65_536;
 
+    /// <summary>
+    /// Frames one stream may hold for its reader (data, heads, trailers not read yet). Data is also bounded by
+    /// credit, but empty frames cost no credit: a peer that queues more than this is a stream protocol error.
+    /// </summary>
+    public int MaxQueuedFramesPerStream { get; init; } = 4096;
+
+    /// <summary>Stream protocol errors a peer may cause on one connection before the whole connection is closed.</summary>
+    public int MaxProtocolViolations { get; init; } = 16;
+
     /// <summary>Most streams open at once on one connection; more is a protocol error.</summary>
     public int MaxConcurrentStreams { get; init; } = 10_000;
 }

@@ -26,6 +26,8 @@ public sealed class MuxStream
     private int _receiveRemaining;
     private int _drainedSinceUpdate;
 
+    private int _queuedFrames; // frames in _inbound not read yet (bounded by MuxSettings.MaxQueuedFramesPerStream)
+    private int _headSeen;     // 1 once the peer's response head arrived (a second one is a protocol error)
     private int _localEnded;   // 1 once end of body / trailers / reset went out
     private int _remoteEnded;  // 1 once the peer's end of body / trailers / reset arrived
     private int _finished;     // 1 once removed from the connection
@@ -191,6 +193,7 @@ public sealed class MuxStream
         {
             if (_inbound.Reader.TryRead(out var frame))
             {
+                Interlocked.Decrement(ref _queuedFrames);
                 return frame;
             }
         }
@@ -201,6 +204,10 @@ public sealed class MuxStream
     public bool TryRead(out Frame? frame)
     {
         bool ok = _inbound.Reader.TryRead(out var f);
+        if (ok)
+        {
+            Interlocked.Decrement(ref _queuedFrames);
+        }
         frame = f;
         return ok;
     }
@@ -271,6 +278,13 @@ public sealed class MuxStream
 
     internal void OnFrame(Frame frame)
     {
+        if (Volatile.Read(ref _remoteEnded) == 1 && frame.KindCase is Frame.KindOneofCase.Data or Frame.KindOneofCase.Trailers or Frame.KindOneofCase.ResponseHead)
+        {
+            // After the peer's end of body, trailers or reset nothing more may come on this stream (a late frame
+            // after our own reset is dropped by the connection before it gets here).
+            ProtocolError($"{frame.KindCase} frame after the peer ended the stream");
+            return;
+        }
         switch (frame.KindCase)
         {
             case Frame.KindOneofCase.Data:
@@ -289,7 +303,10 @@ public sealed class MuxStream
                 {
                     Interlocked.Exchange(ref _remoteEnded, 1);
                 }
-                _inbound.Writer.TryWrite(frame);
+                if (!Enqueue(frame))
+                {
+                    return;
+                }
                 if (frame.Data.EndOfBody)
                 {
                     _inbound.Writer.TryComplete();
@@ -298,21 +315,31 @@ public sealed class MuxStream
                 break;
             case Frame.KindOneofCase.Trailers:
                 Interlocked.Exchange(ref _remoteEnded, 1);
-                _inbound.Writer.TryWrite(frame);
-                _inbound.Writer.TryComplete();
-                FinishIfDone();
-                break;
-            case Frame.KindOneofCase.ResponseHead:
-                if (frame.ResponseHead.EndOfBody)
+                if (Enqueue(frame))
                 {
-                    Interlocked.Exchange(ref _remoteEnded, 1);
-                    _inbound.Writer.TryWrite(frame);
                     _inbound.Writer.TryComplete();
                     FinishIfDone();
                 }
+                break;
+            case Frame.KindOneofCase.ResponseHead:
+                if (Interlocked.Exchange(ref _headSeen, 1) == 1)
+                {
+                    // A second head would cost the peer nothing and the reader a queue entry per frame.
+                    ProtocolError("a second response head on one stream");
+                    return;
+                }
+                if (frame.ResponseHead.EndOfBody)
+                {
+                    Interlocked.Exchange(ref _remoteEnded, 1);
+                    if (Enqueue(frame))
+                    {
+                        _inbound.Writer.TryComplete();
+                        FinishIfDone();
+                    }
+                }
                 else
                 {
-                    _inbound.Writer.TryWrite(frame);
+                    Enqueue(frame);
                 }
                 break;
             case Frame.KindOneofCase.WindowUpdate:
@@ -327,6 +354,18 @@ public sealed class MuxStream
                 ProtocolError($"unexpected {frame.KindCase} frame on a request stream");
                 break;
         }
+    }
+
+    /// <summary>Queues a frame for the reader, or resets the stream when the peer queued more frames than allowed.</summary>
+    private bool Enqueue(Frame frame)
+    {
+        if (Interlocked.Increment(ref _queuedFrames) > _connection.Settings.MaxQueuedFramesPerStream)
+        {
+            ProtocolError($"peer queued more than {_connection.Settings.MaxQueuedFramesPerStream} frames the reader has not taken (empty or tiny frames)");
+            return false;
+        }
+        _inbound.Writer.TryWrite(frame);
+        return true;
     }
 
     internal void OnRequestHead(Frame frame)

@@ -19,7 +19,7 @@ public sealed class MuxTests : IAsyncDisposable
     public MuxTests()
     {
         // Side A is the gateway under test; the test plays the agent on side B by hand.
-        var settings = new MuxSettings { ReceiveWindow = 4096, SendWindow = 4096, MaxDataFrame = 4096 };
+        var settings = new MuxSettings { ReceiveWindow = 4096, SendWindow = 4096, MaxDataFrame = 4096, MaxQueuedFramesPerStream = 64, MaxProtocolViolations = 4 };
         _gateway = new MuxConnection(_transport.ReaderA, (batch, _) => _transport.WriteToB(batch), settings, opensStreams: true, NullLogger.Instance)
         {
             ProtocolViolation = v => { lock (_violations) { _violations.Add(v); } },
@@ -73,6 +73,69 @@ public sealed class MuxTests : IAsyncDisposable
         var head = await bystander.ReadAsync(CancellationToken.None).AsTask().Within(TimeSpan.FromSeconds(5));
         Assert.Equal(204, head!.ResponseHead.Status);
         Assert.False(_gateway.Closed.IsCancellationRequested);
+    }
+
+    [Fact]
+    public async Task ASecondResponseHead_ResetsOnlyThatStream()
+    {
+        var victim = await OpenRequestAsync();
+        await _transport.WriteToA(Batch(
+            new Frame { Stream = victim.Id, ResponseHead = new ResponseHead { Status = 200 } },
+            new Frame { Stream = victim.Id, ResponseHead = new ResponseHead { Status = 200 } }));
+        var reset = await NextFrameAtAgent(f => f.Stream == victim.Id && f.KindCase == Frame.KindOneofCase.Reset);
+        Assert.Equal(ResetCode.ProtocolError, reset.Reset.Code);
+        Assert.Equal("a second response head on one stream", reset.Reset.Reason);
+        Assert.False(_gateway.Closed.IsCancellationRequested);
+    }
+
+    [Fact]
+    public async Task EmptyFramesThatCostNoCredit_AreBoundedPerStream()
+    {
+        // Nobody reads this stream: 65 empty non-final data frames (no credit used) exceed its 64-frame bound.
+        var victim = await OpenRequestAsync();
+        var frames = new List<Frame> { new() { Stream = victim.Id, ResponseHead = new ResponseHead { Status = 200 } } };
+        frames.AddRange(Enumerable.Range(0, 64).Select(_ => new Frame { Stream = victim.Id, Data = new Data() }));
+        await _transport.WriteToA(Batch([.. frames]));
+        var reset = await NextFrameAtAgent(f => f.Stream == victim.Id && f.KindCase == Frame.KindOneofCase.Reset);
+        Assert.Equal(ResetCode.ProtocolError, reset.Reset.Code);
+        Assert.StartsWith("peer queued more than 64 frames the reader has not taken", reset.Reset.Reason);
+    }
+
+    [Fact]
+    public async Task DataAfterTheEndOfBody_NeverReachesTheReader()
+    {
+        var victim = await OpenRequestAsync();
+        await _transport.WriteToA(Batch(
+            new Frame { Stream = victim.Id, ResponseHead = new ResponseHead { Status = 200 } },
+            new Frame { Stream = victim.Id, Data = new Data { Payload = ByteString.CopyFromUtf8("end"), EndOfBody = true } },
+            new Frame { Stream = victim.Id, Data = new Data { Payload = ByteString.CopyFromUtf8("more") } }));
+        // The reader still gets what was sent before the end.
+        Assert.Equal(200, (await victim.ReadAsync(CancellationToken.None).AsTask().Within(TimeSpan.FromSeconds(5)))!.ResponseHead.Status);
+        Assert.Equal("end", (await victim.ReadAsync(CancellationToken.None).AsTask().Within(TimeSpan.FromSeconds(5)))!.Data.Payload.ToStringUtf8());
+        // Nothing after the end reaches the reader, and the connection lives on (a finished stream's late frames are dropped).
+        Assert.Null(await victim.ReadAsync(CancellationToken.None).AsTask().Within(TimeSpan.FromSeconds(5)));
+        var next = await OpenRequestAsync();
+        Assert.False(next.Aborted.IsCancellationRequested);
+        Assert.False(_gateway.Closed.IsCancellationRequested);
+    }
+
+    [Fact]
+    public async Task RepeatedStreamViolations_CloseTheWholeConnection()
+    {
+        var streams = new List<MuxStream>();
+        for (int i = 0; i < 4; i++)
+        {
+            streams.Add(await OpenRequestAsync());
+        }
+        await _transport.WriteToA(Batch([.. streams.SelectMany(s => new[]
+        {
+            new Frame { Stream = s.Id, ResponseHead = new ResponseHead { Status = 200 } },
+            new Frame { Stream = s.Id, ResponseHead = new ResponseHead { Status = 200 } },
+        })]));
+        var error = await NextFrameAtAgent(f => f.KindCase == Frame.KindOneofCase.Error);
+        Assert.Equal("protocol_error", error.Error.Code);
+        Assert.StartsWith("4 stream protocol errors on this connection (the last: a second response head on one stream)", error.Error.Message);
+        Assert.Equal(4, _gateway.ProtocolViolations);
     }
 
     [Fact]
