@@ -61,6 +61,15 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
         }
 
         var head = frame.ResponseHead;
+        bool webSocket = entry.Kind is VisitorKind.WebSocketHttp1 or VisitorKind.WebSocketHttp2;
+        if (head.Status is < 200 or > 599 && !(head.Status == StatusCodes.Status101SwitchingProtocols && webSocket))
+        {
+            // An agent chooses this number: it never reaches Kestrel or a metric label unless it is an HTTP final status.
+            var refusal = new Reset { Code = ResetCode.ProtocolError, Reason = $"the agent answered with status {head.Status}, not a final HTTP status (200..599, or 101 to a WebSocket handshake)" };
+            stream.Reset(refusal.Code, refusal.Reason);
+            await FailBeforeHeadAsync(context, entry, refusal);
+            return;
+        }
         var response = context.Response;
         entry.ResponseHeadTicks = Stopwatch.GetTimestamp();
         entry.Status = head.Status;

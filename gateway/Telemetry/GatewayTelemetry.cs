@@ -240,9 +240,15 @@ public sealed class GatewayTelemetry
     {
         if (context.Features.Get<IHttpResponseTrailersFeature>()?.Trailers is { } trailers && trailers.TryGetValue("grpc-status", out var t) && t.Count > 0)
         {
-            return t[0];
+            return GrpcStatusLabel(t[0]);
         }
         // Trailers-only answers (gateway-made errors) carry grpc-status in the headers.
-        return context.Response.Headers.TryGetValue("grpc-status", out var h) && h.Count > 0 ? h[0] : null;
+        return context.Response.Headers.TryGetValue("grpc-status", out var h) && h.Count > 0 ? GrpcStatusLabel(h[0]) : null;
     }
+
+    /// <summary>A backend writes grpc-status: only the 17 defined codes become label values, anything else "invalid".</summary>
+    private static string GrpcStatusLabel(string? value) =>
+        int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int code) && code is >= 0 and <= 16 && value!.Length <= 2
+            ? StatusNames[code]
+            : "invalid";
 }

@@ -62,6 +62,31 @@ public sealed class TunnelSideTests
         Assert.Equal("hello", await honest.Content.ReadAsStringAsync());
     }
 
+    [Theory]
+    [InlineData(999)]
+    [InlineData(0)]
+    [InlineData(100)]
+    [InlineData(101)]
+    [InlineData(70000)]
+    public async Task AStatusThatIsNotAFinalHttpStatus_Is502_AndNeverReachesKestrelOrMetrics(int status)
+    {
+        await using var h = await TunnelHarness.StartAsync();
+        await using var fake = await FakeAgent.ConnectAsync(h);
+        var pending = GetWithHost(h, "other.test", "/status");
+        var head = await fake.NextAsync(f => f.KindCase == Frame.KindOneofCase.RequestHead);
+        await fake.SendAsync(new Frame { Stream = head.Stream, ResponseHead = new ResponseHead { Status = status, EndOfBody = true } });
+        using var response = await pending;
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        Assert.Equal($"otun: the backend's answer broke the protocol: the agent answered with status {status}, not a final HTTP status (200..599, or 101 to a WebSocket handshake)\n",
+            await response.Content.ReadAsStringAsync());
+        // The same connection serves the next request.
+        var next = GetWithHost(h, "other.test", "/fine");
+        var nextHead = await fake.NextAsync(f => f.KindCase == Frame.KindOneofCase.RequestHead);
+        await fake.AnswerAsync(nextHead.Stream, "still here");
+        using var ok = await next;
+        Assert.Equal("still here", await ok.Content.ReadAsStringAsync());
+    }
+
     [Fact]
     public async Task AGarbageFrame_ClosesOnlyThatAgentsConnection()
     {
