@@ -233,6 +233,15 @@ public sealed class GatewayOptions
     public string? AdvertisedTunnel { get; set; }
 
     /// <summary>
+    /// Tunnel URL sent to agents (Welcome and config frames) so they spread their connections over
+    /// distinct gateways, when it differs from the in-cluster <see cref="AdvertisedTunnel"/> peers dial,
+    /// e.g. https://gw-0.tunnel.example.com:443 for agents outside a Kubernetes cluster. Empty: the
+    /// same URL as the peers'. "none": agents are told no address of this gateway (they keep dialling
+    /// their configured Agent:Gateways), for when this gateway has no address agents can reach.
+    /// </summary>
+    public string? AgentAdvertisedTunnel { get; set; }
+
+    /// <summary>
     /// How often the gateway reports itself and its agent sessions to the cluster's directory (also at
     /// once after a tunnel opens or closes). The directory declares a gateway dead after
     /// Directory:GatewayTimeToLive (silo option, default 15 s = three of these). Default 00:00:05.
