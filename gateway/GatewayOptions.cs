@@ -29,6 +29,12 @@ public sealed class GatewayOptions
     /// <summary>Tunnel TLS certificate (PEM with TunnelCertificateKeyPath, or PFX); empty: the ingress certificate.</summary>
     public string? TunnelCertificatePath { get; set; }
 
+    /// <summary>
+    /// How often a TLS handshake may check the certificate files (ingress and tunnel) for a renewal and
+    /// load it (cert-manager renews Secrets in place). Zero: load them once at start. Default 00:00:10.
+    /// </summary>
+    public TimeSpan CertificateCheckInterval { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>PEM private key of TunnelCertificatePath.</summary>
     public string? TunnelCertificateKeyPath { get; set; }
 
