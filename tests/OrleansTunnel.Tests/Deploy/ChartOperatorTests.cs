@@ -139,6 +139,18 @@ public sealed class ChartOperatorTests(HelmFixture helm)
     }
 
     [Fact]
+    public async Task TheChartReadme_IsGeneratedFromTheValuesDocComments()
+    {
+        var check = await ProcessRunner.RunAsync(helm.Python, [Path.Combine(RepoRoot.Path, "scripts", "chart-readme.py"), "--check"], RepoRoot.Path, TimeSpan.FromSeconds(60));
+
+        Assert.True(check.ExitCode == 0, check.Describe());
+        string readme = await File.ReadAllTextAsync(Path.Combine(HelmFixture.Chart, "README.md"));
+        Assert.Contains("| `gateway.agentEndpoints.urlTemplate` | `\"\"` |", readme);
+        Assert.Contains("| `gateway.preStopSeconds` | `10` |", readme);
+        Assert.DoesNotContain("silo.dashboard.path", readme);
+    }
+
+    [Fact]
     public async Task TheRemovedDashboardPath_IsRefused()
     {
         var result = await helm.TemplateAsync("--set", "silo.dashboard.path=/other");
