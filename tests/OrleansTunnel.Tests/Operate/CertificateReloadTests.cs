@@ -44,8 +44,16 @@ public sealed class CertificateReloadTests : IDisposable
         }
         string next = Path.Combine(_mount, "..data_tmp");
         File.CreateSymbolicLink(next, version);
-        File.Move(next, Path.Combine(_mount, "..data"), overwrite: true);
+        // rename(2) replaces the old link atomically (File.Move follows a link to a folder and refuses).
+        if (Rename(next, Path.Combine(_mount, "..data")) != 0)
+        {
+            throw new IOException($"rename {next} failed: errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
+        }
     }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "rename", SetLastError = true)]
+    private static extern int Rename([System.Runtime.InteropServices.MarshalAs(System.Runtime.InteropServices.UnmanagedType.LPUTF8Str)] string from,
+        [System.Runtime.InteropServices.MarshalAs(System.Runtime.InteropServices.UnmanagedType.LPUTF8Str)] string to);
 
     private static string Serial(Dictionary<string, byte[]> secret) =>
         X509Certificate2.CreateFromPem(System.Text.Encoding.ASCII.GetString(secret["tls.crt"])).SerialNumber;
