@@ -101,8 +101,10 @@ public sealed partial class ReloadingCertificate
     /// <summary>Modification time and size of every file (following symlinks, as Kubernetes mounts them).</summary>
     private string Stamp() => string.Join("|", _files.Select(f =>
     {
-        var info = new FileInfo(f);
-        return info.Exists ? $"{info.LastWriteTimeUtc.Ticks}:{info.Length}" : "missing";
+        // FileInfo describes a symlink itself: follow it to the file (through Kubernetes' "..data" link).
+        var link = new FileInfo(f);
+        var info = link.LinkTarget is null ? link : link.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? link;
+        return info.Exists ? $"{info.FullName}:{info.LastWriteTimeUtc.Ticks}:{info.Length}" : "missing";
     }));
 
     private long Ticks(TimeSpan interval) => (long)(interval.TotalSeconds * _time.TimestampFrequency);
