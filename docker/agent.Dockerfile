@@ -16,4 +16,7 @@ COPY --from=build --chown=0:0 /out /app
 # Non-root, with a uid that matches the Helm chart's securityContext (runAsUser 10001); the files
 # stay owned by root, so the process cannot change its own binaries.
 USER 10001:10001
+# The aspnet base image sets ASPNETCORE_HTTP_PORTS=8080; otun binds only the listeners its settings
+# name, and Kestrel would log a warning about overriding that default at every start.
+ENV ASPNETCORE_HTTP_PORTS=
 ENTRYPOINT ["/app/otun", "agent"]

@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -140,12 +141,14 @@ public static class GatewayHosting
             endpoints.Ingress = Listen(kestrel, gatewayOptions.Ingress, "ingress", HttpProtocols.Http1, lo => lo.Use(connectionLimit.Wrap));
             if (!string.IsNullOrWhiteSpace(gatewayOptions.HttpsIngress))
             {
-                // TLS with ALPN offering h2 and http/1.1.
-                var certificate = IngressCertificate.Load(gatewayOptions);
+                // TLS with ALPN offering h2 and http/1.1; a renewed certificate on disk is picked up.
+                var certificate = new ReloadingCertificate(() => IngressCertificate.Load(gatewayOptions),
+                    [gatewayOptions.CertificatePath, gatewayOptions.CertificateKeyPath], "ingress", gatewayOptions.CertificateCheckInterval);
+                UseCertificateLogger(kestrel, certificate);
                 endpoints.HttpsIngress = Listen(kestrel, gatewayOptions.HttpsIngress, "ingress", HttpProtocols.Http1AndHttp2, lo =>
                 {
                     lo.Use(connectionLimit.Wrap);
-                    lo.UseHttps(certificate);
+                    lo.UseHttps(new HttpsConnectionAdapterOptions { ServerCertificateSelector = (_, _) => certificate.Current });
                 });
             }
             if (!string.IsNullOrWhiteSpace(gatewayOptions.H2cIngress))
@@ -154,12 +157,25 @@ public static class GatewayHosting
                 endpoints.H2cIngress = Listen(kestrel, gatewayOptions.H2cIngress, "ingress", HttpProtocols.Http2, lo => lo.Use(connectionLimit.Wrap));
             }
             endpoints.Tunnel = Uri.TryCreate(gatewayOptions.Tunnel, UriKind.Absolute, out var tunnelUri) && tunnelUri.Scheme == Uri.UriSchemeHttps
-                ? Listen(kestrel, gatewayOptions.Tunnel, "tunnel", HttpProtocols.Http2, lo => lo.UseHttps(TunnelTls.ServerOptions(gatewayOptions)))
+                ? Listen(kestrel, gatewayOptions.Tunnel, "tunnel", HttpProtocols.Http2, lo =>
+                {
+                    var tls = TunnelTls.ServerOptions(gatewayOptions, out var tunnelCertificate);
+                    UseCertificateLogger(kestrel, tunnelCertificate);
+                    lo.UseHttps(tls);
+                })
                 : Listen(kestrel, gatewayOptions.Tunnel, "tunnel", HttpProtocols.Http2);
             endpoints.Admin = Listen(kestrel, gatewayOptions.Admin, "admin", HttpProtocols.Http1);
         });
 
         return builder;
+    }
+
+    private static void UseCertificateLogger(KestrelServerOptions kestrel, ReloadingCertificate certificate)
+    {
+        if (kestrel.ApplicationServices?.GetService<Microsoft.Extensions.Logging.ILoggerFactory>() is { } loggers)
+        {
+            certificate.UseLogger(loggers.CreateLogger<ReloadingCertificate>());
+        }
     }
 
     /// <summary>Maps the gateway's three listeners: ingress (everything), tunnel (gRPC), admin (health).</summary>

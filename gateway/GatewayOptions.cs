@@ -29,6 +29,12 @@ public sealed class GatewayOptions
     /// <summary>Tunnel TLS certificate (PEM with TunnelCertificateKeyPath, or PFX); empty: the ingress certificate.</summary>
     public string? TunnelCertificatePath { get; set; }
 
+    /// <summary>
+    /// How often a TLS handshake may check the certificate files (ingress and tunnel) for a renewal and
+    /// load it (cert-manager renews Secrets in place). Zero: load them once at start. Default 00:00:10.
+    /// </summary>
+    public TimeSpan CertificateCheckInterval { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>PEM private key of TunnelCertificatePath.</summary>
     public string? TunnelCertificateKeyPath { get; set; }
 
@@ -285,6 +291,15 @@ public sealed class GatewayOptions
     /// (the Helm chart sets it to the pod's address).
     /// </summary>
     public string? AdvertisedTunnel { get; set; }
+
+    /// <summary>
+    /// Tunnel URL sent to agents (Welcome and config frames) so they spread their connections over
+    /// distinct gateways, when it differs from the in-cluster <see cref="AdvertisedTunnel"/> peers dial,
+    /// e.g. https://gw-0.tunnel.example.com:443 for agents outside a Kubernetes cluster. Empty: the
+    /// same URL as the peers'. "none": agents are told no address of this gateway (they keep dialling
+    /// their configured Agent:Gateways), for when this gateway has no address agents can reach.
+    /// </summary>
+    public string? AgentAdvertisedTunnel { get; set; }
 
     /// <summary>
     /// How often the gateway reports itself and its agent sessions to the cluster's directory (also at

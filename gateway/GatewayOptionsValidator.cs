@@ -75,6 +75,15 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         {
             failures.Add($"Gateway:AdvertisedTunnel '{o.AdvertisedTunnel}' is not an absolute URL; set it like http://10.0.0.5:7070");
         }
+        if (!string.IsNullOrWhiteSpace(o.AgentAdvertisedTunnel) && !string.Equals(o.AgentAdvertisedTunnel.Trim(), "none", StringComparison.OrdinalIgnoreCase)
+            && !(Uri.TryCreate(o.AgentAdvertisedTunnel, UriKind.Absolute, out var agentUrl) && agentUrl.Scheme is "http" or "https"))
+        {
+            failures.Add($"Gateway:AgentAdvertisedTunnel '{o.AgentAdvertisedTunnel}' is neither an absolute http(s) URL nor \"none\"; set it like https://gw-0.tunnel.example.com:443, or to none");
+        }
+        if (o.CertificateCheckInterval < TimeSpan.Zero)
+        {
+            failures.Add("Gateway:CertificateCheckInterval may not be negative (00:00:00 loads the certificates once)");
+        }
         if (o.PermitBatchSize < 1)
         {
             failures.Add("Gateway:PermitBatchSize must be at least 1");

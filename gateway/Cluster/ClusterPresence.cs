@@ -34,7 +34,7 @@ public sealed partial class ClusterPresence(
     private bool _acceptedThisIncarnation;
     private bool _failing;
 
-    /// <summary>The tunnel URLs of the cluster's live gateways, as last sent to agents.</summary>
+    /// <summary>The agent-facing tunnel URLs of the cluster's live gateways (GatewayInfo.AgentTunnelUrl), as last sent to agents.</summary>
     public string[] GatewayUrls => Volatile.Read(ref _advertisedToAgents);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -172,7 +172,7 @@ public sealed partial class ClusterPresence(
 
     private void OnRoutingChanged(RoutingSnapshot snapshot)
     {
-        var urls = snapshot.Gateways.Select(g => g.TunnelUrl).Where(u => !string.IsNullOrEmpty(u)).Order(StringComparer.Ordinal).ToArray();
+        var urls = snapshot.Gateways.Select(g => g.AgentTunnelUrl).Where(u => !string.IsNullOrEmpty(u)).Order(StringComparer.Ordinal).ToArray();
         if (urls.SequenceEqual(Volatile.Read(ref _advertisedToAgents)))
         {
             return;

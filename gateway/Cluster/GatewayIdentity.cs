@@ -44,7 +44,24 @@ public sealed class GatewayIdentity(IOptions<GatewayOptions> options, GatewayEnd
         return url;
     }
 
-    public GatewayInfo Info(DateTimeOffset joinedAt) => new(GatewayId, Incarnation, AdvertisedTunnel, PeerSecretSha256, joinedAt);
+    /// <summary>
+    /// The tunnel URL agents are told about: Gateway:AgentAdvertisedTunnel, else <see cref="AdvertisedTunnel"/>;
+    /// empty when that option is "none".
+    /// </summary>
+    public string AgentAdvertisedTunnel
+    {
+        get
+        {
+            string? configured = options.Value.AgentAdvertisedTunnel?.Trim();
+            if (string.IsNullOrEmpty(configured))
+            {
+                return AdvertisedTunnel;
+            }
+            return string.Equals(configured, "none", StringComparison.OrdinalIgnoreCase) ? "" : configured.TrimEnd('/');
+        }
+    }
+
+    public GatewayInfo Info(DateTimeOffset joinedAt) => new(GatewayId, Incarnation, AdvertisedTunnel, PeerSecretSha256, joinedAt, AgentAdvertisedTunnel);
 
     /// <summary>Starts a new incarnation (after this gateway was declared dead and fenced).</summary>
     public long Renew(long atLeast = 0)

@@ -7,7 +7,10 @@ namespace OrleansTunnel.Gateway.Tunnel;
 /// <summary>TLS of the tunnel endpoint, optionally mutual (agent client certificates from a given CA).</summary>
 public static class TunnelTls
 {
-    public static HttpsConnectionAdapterOptions ServerOptions(GatewayOptions o)
+    /// <summary>The tunnel listener's TLS options; the certificate is reloaded when its files change.</summary>
+    public static HttpsConnectionAdapterOptions ServerOptions(GatewayOptions o) => ServerOptions(o, out _);
+
+    public static HttpsConnectionAdapterOptions ServerOptions(GatewayOptions o, out ReloadingCertificate certificate)
     {
         if (string.IsNullOrWhiteSpace(o.TunnelCertificatePath) && string.IsNullOrWhiteSpace(o.CertificatePath))
         {
@@ -17,7 +20,10 @@ public static class TunnelTls
         var certificateOptions = string.IsNullOrWhiteSpace(o.TunnelCertificatePath)
             ? o
             : new GatewayOptions { CertificatePath = o.TunnelCertificatePath, CertificateKeyPath = o.TunnelCertificateKeyPath, CertificatePassword = o.CertificatePassword };
-        var options = new HttpsConnectionAdapterOptions { ServerCertificate = IngressCertificate.Load(certificateOptions) };
+        var reloading = new ReloadingCertificate(() => IngressCertificate.Load(certificateOptions),
+            [certificateOptions.CertificatePath, certificateOptions.CertificateKeyPath], "tunnel", o.CertificateCheckInterval);
+        certificate = reloading;
+        var options = new HttpsConnectionAdapterOptions { ServerCertificateSelector = (_, _) => reloading.Current };
         if (!string.IsNullOrWhiteSpace(o.TunnelClientCaPath))
         {
             var ca = X509Certificate2.CreateFromPem(File.ReadAllText(o.TunnelClientCaPath));

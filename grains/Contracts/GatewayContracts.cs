@@ -3,7 +3,8 @@ namespace OrleansTunnel.Grains;
 /// <summary>A live gateway of the cluster, as the directory in <see cref="IRoutingGrain"/> knows it.</summary>
 /// <param name="GatewayId">The gateway's id (Gateway:GatewayId).</param>
 /// <param name="Incarnation">Grows each time the gateway (re)joins; a gateway declared dead must rejoin with a new one.</param>
-/// <param name="TunnelUrl">Tunnel endpoint agents and other gateways dial (Gateway:AdvertisedTunnel); empty: not advertised.</param>
+/// <param name="TunnelUrl">Tunnel endpoint other gateways dial (Gateway:AdvertisedTunnel); empty: not advertised.</param>
+/// <param name="AgentTunnelUrl">Tunnel endpoint agents are told about (Gateway:AgentAdvertisedTunnel, else TunnelUrl); empty: none.</param>
 /// <param name="PeerSecretSha256">SHA-256 (hex) of the secret this gateway presents when it dials another gateway.</param>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.GatewayInfo")]
 public sealed record GatewayInfo(
@@ -11,7 +12,8 @@ public sealed record GatewayInfo(
     [property: Id(1)] long Incarnation,
     [property: Id(2)] string TunnelUrl,
     [property: Id(3)] string PeerSecretSha256,
-    [property: Id(4)] DateTimeOffset JoinedAt);
+    [property: Id(4)] DateTimeOffset JoinedAt,
+    [property: Id(5)] string AgentTunnelUrl = "");
 
 /// <summary>One agent session a gateway holds, as it reports it.</summary>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.HeldSession")]

@@ -67,75 +67,145 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{/*
-orleans-tunnel.serviceAccountName: the ServiceAccount the pods run as.
+orleans-tunnel.serviceAccountName: the ServiceAccount one role's pods run as. Call with
+(dict "context" $ "role" "silo").
 */}}
 {{- define "orleans-tunnel.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create -}}
-{{- default (include "orleans-tunnel.fullname" .) .Values.serviceAccount.name -}}
+{{- $sa := .context.Values.serviceAccount -}}
+{{- $name := index $sa.names .role | default "" -}}
+{{- if $sa.create -}}
+{{- $name | default (include "orleans-tunnel.componentName" (dict "context" .context "component" .role)) -}}
 {{- else -}}
-{{- default "default" .Values.serviceAccount.name -}}
+{{- $name | default "default" -}}
 {{- end -}}
 {{- end -}}
 
 {{/*
-orleans-tunnel.image: the image reference of one role: [registry/]repository:tag, the tag falling
-back to image.tag and then to the chart's appVersion. Call with (dict "context" $ "image" .Values.silo.image).
+orleans-tunnel.image: the image reference of one role: [registry/]repository:tag[@digest], the tag
+falling back to image.tag and then to the chart's appVersion. Call with
+(dict "context" $ "image" .Values.silo.image).
 */}}
 {{- define "orleans-tunnel.image" -}}
 {{- $root := .context.Values.image -}}
 {{- $tag := .image.tag | default $root.tag | default .context.Chart.AppVersion -}}
-{{- if $root.registry -}}
-{{- printf "%s/%s:%s" (trimSuffix "/" $root.registry) .image.repository $tag -}}
-{{- else -}}
-{{- printf "%s:%s" .image.repository $tag -}}
-{{- end -}}
+{{- include "orleans-tunnel.imageRef" (dict "context" .context "repository" .image.repository "tag" $tag "digest" (.image.digest | default "")) -}}
 {{- end -}}
 
 {{/*
-orleans-tunnel.redisSecretName: the Secret holding Cluster:Redis: the external one
-(redis.existingSecret) or the one the chart writes for the in-chart Redis.
+orleans-tunnel.imageRef: [image.registry/]repository:tag[@digest] of any image the chart runs
+(the roles, Redis, the helm test pod). Call with (dict "context" $ "repository" r "tag" t "digest" d).
 */}}
-{{- define "orleans-tunnel.redisSecretName" -}}
-{{- if .Values.redis.existingSecret -}}
-{{- .Values.redis.existingSecret -}}
-{{- else -}}
-{{- include "orleans-tunnel.componentName" (dict "context" . "component" "redis-connection") -}}
+{{- define "orleans-tunnel.imageRef" -}}
+{{- $registry := .context.Values.image.registry | default "" | trimSuffix "/" -}}
+{{- $ref := printf "%s:%s" .repository .tag -}}
+{{- if $registry -}}
+{{- $ref = printf "%s/%s" $registry $ref -}}
 {{- end -}}
+{{- if .digest -}}
+{{- $ref = printf "%s@%s" $ref .digest -}}
+{{- end -}}
+{{- $ref -}}
 {{- end -}}
 
 {{/*
-orleans-tunnel.redisSecretKey: the key of the connection string in orleans-tunnel.redisSecretName.
+orleans-tunnel.redisAuthSecretName: the Secret (key "password") of the in-chart Redis' password.
 */}}
-{{- define "orleans-tunnel.redisSecretKey" -}}
-{{- if .Values.redis.existingSecret -}}
-{{- .Values.redis.existingSecretKey -}}
-{{- else -}}
-connection-string
-{{- end -}}
+{{- define "orleans-tunnel.redisAuthSecretName" -}}
+{{- .Values.redis.auth.existingSecret | default (include "orleans-tunnel.componentName" (dict "context" . "component" "redis-auth")) -}}
 {{- end -}}
 
 {{/*
-orleans-tunnel.redisEnv: the container environment that gives a silo or gateway Cluster:Redis
-from the Secret, so the connection string (and its password) never lands in a ConfigMap.
+orleans-tunnel.redisPassword: the password of the chart-made Redis Secret: the one already in the
+cluster (so upgrades keep it), else a random one, generated once per render.
+*/}}
+{{- define "orleans-tunnel.redisPassword" -}}
+{{- $memo := .Values.redis.auth -}}
+{{- if not (hasKey $memo "generatedPassword") -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "orleans-tunnel.redisAuthSecretName" .) -}}
+{{- if and $existing $existing.data (hasKey $existing.data "password") -}}
+{{- $_ := set $memo "generatedPassword" (index $existing.data "password" | b64dec) -}}
+{{- else -}}
+{{- $_ := set $memo "generatedPassword" (randAlphaNum 32) -}}
+{{- end -}}
+{{- end -}}
+{{- $memo.generatedPassword -}}
+{{- end -}}
+
+{{/*
+orleans-tunnel.redisEnv: the container environment that gives a silo or gateway Cluster:Redis from a
+Secret, so the connection string (and its password) never lands in a ConfigMap: the external
+connection string (redis.existingSecret), or the in-chart Redis' address with its password.
 */}}
 {{- define "orleans-tunnel.redisEnv" -}}
+{{- if .Values.redis.existingSecret -}}
 - name: OTUN_Cluster__Redis
   valueFrom:
     secretKeyRef:
-      name: {{ include "orleans-tunnel.redisSecretName" . }}
-      key: {{ include "orleans-tunnel.redisSecretKey" . }}
+      name: {{ .Values.redis.existingSecret }}
+      key: {{ .Values.redis.existingSecretKey }}
+{{- else -}}
+{{- $address := printf "%s:%v" (include "orleans-tunnel.componentName" (dict "context" . "component" "redis")) .Values.redis.port -}}
+{{- if .Values.redis.auth.enabled -}}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "orleans-tunnel.redisAuthSecretName" . }}
+      key: password
+- name: OTUN_Cluster__Redis
+  value: {{ printf "%s,password=$(REDIS_PASSWORD),abortConnect=false" $address | quote }}
+{{- else -}}
+- name: OTUN_Cluster__Redis
+  value: {{ printf "%s,abortConnect=false" $address | quote }}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 
 {{/*
-orleans-tunnel.redisChecksum: rolls silos and gateways when the Redis connection changes. For an
-external Secret only its name and key are known at render time, so those are hashed.
+orleans-tunnel.redisChecksum: rolls silos and gateways when the Redis connection changes. Secrets
+are referenced by name (their contents are not known at render time, or are random).
 */}}
 {{- define "orleans-tunnel.redisChecksum" -}}
-{{- if .Values.redis.existingSecret -}}
-{{- printf "%s/%s" .Values.redis.existingSecret .Values.redis.existingSecretKey | sha256sum -}}
-{{- else -}}
-{{- include (print .Template.BasePath "/redis-connection-secret.yaml") . | sha256sum -}}
+{{- $r := .Values.redis -}}
+{{- printf "%v/%s/%s/%v/%s/%v" $r.enabled $r.existingSecret $r.existingSecretKey $r.auth.enabled (include "orleans-tunnel.redisAuthSecretName" .) $r.port | sha256sum -}}
 {{- end -}}
+
+{{/*
+orleans-tunnel.gatewayStatefulSetName: the gateways' StatefulSet, cut to 52 characters: Kubernetes
+labels its pods "controller-revision-hash: <name>-<10 characters>", which must fit in 63.
+*/}}
+{{- define "orleans-tunnel.gatewayStatefulSetName" -}}
+{{- include "orleans-tunnel.componentName" (dict "context" . "component" "gateway") | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+orleans-tunnel.headlessName: the gateways' headless Service, which gives each gateway pod a DNS name.
+*/}}
+{{- define "orleans-tunnel.headlessName" -}}
+{{- include "orleans-tunnel.componentName" (dict "context" . "component" "gateway-headless") -}}
+{{- end -}}
+
+{{/*
+orleans-tunnel.tunnelScheme: https when the tunnel endpoint serves TLS.
+*/}}
+{{- define "orleans-tunnel.tunnelScheme" -}}
+{{- ternary "https" "http" .Values.gateway.tls.tunnel.enabled -}}
+{{- end -}}
+
+{{/*
+orleans-tunnel.peerUrl: Gateway:AdvertisedTunnel, the in-cluster tunnel URL of one gateway pod
+($(POD_NAME) is expanded by Kubernetes). A name, never a pod IP: a certificate can cover it and an
+IPv6 address needs no brackets.
+*/}}
+{{- define "orleans-tunnel.peerUrl" -}}
+{{- printf "%s://$(POD_NAME).%s.%s.svc:%v" (include "orleans-tunnel.tunnelScheme" .) (include "orleans-tunnel.headlessName" .) .Release.Namespace .Values.gateway.ports.tunnel -}}
+{{- end -}}
+
+{{/*
+orleans-tunnel.secondsOf: whole seconds of a "hh:mm:ss" value.
+*/}}
+{{- define "orleans-tunnel.secondsOf" -}}
+{{- $parts := splitList ":" . -}}
+{{- add (mul (atoi (index $parts 0)) 3600) (mul (atoi (index $parts 1)) 60) (atoi (index $parts 2 | splitList "." | first)) -}}
 {{- end -}}
 
 {{/*
@@ -166,7 +236,7 @@ token hashes only, so they may live in a ConfigMap.
 {{- $v := .Values -}}
 {{- $g := $v.gateway -}}
 {{- $cluster := dict "ClusterId" $v.cluster.clusterId "ServiceId" $v.cluster.serviceId "GatewayPort" $v.cluster.gatewayPort -}}
-{{- $gateway := dict "Ingress" (printf "http://0.0.0.0:%v" $g.ports.ingress) "Tunnel" (printf "http://0.0.0.0:%v" $g.ports.tunnel) "Admin" (printf "http://0.0.0.0:%v" $g.ports.admin) "ResponseTimeout" $g.responseTimeout -}}
+{{- $gateway := dict "Ingress" (printf "http://0.0.0.0:%v" $g.ports.ingress) "Tunnel" (printf "http://0.0.0.0:%v" $g.ports.tunnel) "Admin" (printf "http://0.0.0.0:%v" $g.ports.admin) "ResponseTimeout" $g.responseTimeout "ShutdownGracePeriod" $g.shutdownGracePeriod -}}
 {{- if not (kindIs "invalid" $g.maxRequestBodySize) -}}
 {{- $_ := set $gateway "MaxRequestBodySize" $g.maxRequestBodySize -}}
 {{- end -}}
@@ -179,6 +249,12 @@ token hashes only, so they may live in a ConfigMap.
 {{- $_ := set $gateway "Tunnel" (printf "https://0.0.0.0:%v" $g.ports.tunnel) -}}
 {{- $_ := set $gateway "TunnelCertificatePath" "/etc/otun/tls/tunnel/tls.crt" -}}
 {{- $_ := set $gateway "TunnelCertificateKeyPath" "/etc/otun/tls/tunnel/tls.key" -}}
+{{- if $g.tls.tunnel.clientCa.secretName -}}
+{{- $_ := set $gateway "TunnelClientCaPath" (printf "/etc/otun/ca/agents/%s" $g.tls.tunnel.clientCa.key) -}}
+{{- end -}}
+{{- end -}}
+{{- if $g.tls.peerCa.secretName -}}
+{{- $_ := set $gateway "PeerCaFile" (printf "/etc/otun/ca/peers/%s" $g.tls.peerCa.key) -}}
 {{- end -}}
 {{- $routes := list -}}
 {{- range $g.routes -}}
@@ -210,6 +286,9 @@ which comes from a Secret), with agent.config merged over it.
 {{- $services = append $services (dict "Name" .name "Url" .url) -}}
 {{- end -}}
 {{- $agent := dict "AgentId" $a.agentId "Gateways" $gateways "Connections" $a.connections "Services" $services -}}
+{{- if $a.gatewayCa.secretName -}}
+{{- $_ := set $agent "GatewayCaFile" (printf "/etc/otun/ca/gateways/%s" $a.gatewayCa.key) -}}
+{{- end -}}
 {{- $settings := dict "Agent" $agent -}}
 {{- mergeOverwrite $settings (deepCopy $a.config) | toPrettyJson -}}
 {{- end -}}
@@ -312,6 +391,21 @@ every problem at once, each naming the key and the --set that fixes it.
 {{- $errors = append $errors (printf "agent.services[%d]: a service needs name and url (--set agent.services[%d].name=app,agent.services[%d].url=http://app:8080)" $i $i $i) -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+{{- $gw := $v.gateway -}}
+{{- $grace := include "orleans-tunnel.secondsOf" $gw.shutdownGracePeriod | int -}}
+{{- $needed := add $gw.preStopSeconds $grace $gw.shutdownMarginSeconds -}}
+{{- if lt (int $gw.terminationGracePeriodSeconds) (int $needed) -}}
+{{- $errors = append $errors (printf "gateway.terminationGracePeriodSeconds: %v is below preStopSeconds (%v) + shutdownGracePeriod (%v s) + shutdownMarginSeconds (%v) = %v; Kubernetes would kill gateways mid-drain (--set gateway.terminationGracePeriodSeconds=%v)" $gw.terminationGracePeriodSeconds $gw.preStopSeconds $grace $gw.shutdownMarginSeconds $needed $needed) -}}
+{{- end -}}
+{{- if and $v.silo.dashboard.enabled (ne $v.silo.dashboard.service.type "ClusterIP") (not $v.silo.dashboard.service.exposeWithoutLogin) -}}
+{{- $errors = append $errors (printf "silo.dashboard.service.type: %s would expose the Orleans dashboard, which has no login, outside the cluster; keep ClusterIP and use kubectl port-forward, or acknowledge it (--set silo.dashboard.service.exposeWithoutLogin=true)" $v.silo.dashboard.service.type) -}}
+{{- end -}}
+{{- if and $gw.agentEndpoints.perPodService.enabled (not $gw.agentEndpoints.urlTemplate) -}}
+{{- $errors = append $errors "gateway.agentEndpoints.urlTemplate: per-pod Services need the external URL agents dial for each gateway (--set gateway.agentEndpoints.urlTemplate=https://gw-{ordinal}.tunnel.example.com:443)" -}}
+{{- end -}}
+{{- if and $gw.tls.tunnel.clientCa.secretName (not $gw.tls.tunnel.enabled) -}}
+{{- $errors = append $errors "gateway.tls.tunnel.clientCa.secretName: agent client certificates need TLS on the tunnel (--set gateway.tls.tunnel.enabled=true,gateway.tls.tunnel.secretName=NAME)" -}}
 {{- end -}}
 {{- if $errors -}}
 {{- fail (printf "\n\nVALUES VALIDATION:\n%s" (join "\n" $errors)) -}}

@@ -25,19 +25,19 @@ public sealed class ChartRenderTests(HelmFixture helm)
 
     [Theory]
     [MemberData(nameof(HelmFixture.Scenarios), MemberType = typeof(HelmFixture))]
-    public async Task GatewayReplicas_ReachDeploymentOrHpa(string scenario)
+    public async Task GatewayReplicas_ReachStatefulSetOrHpa(string scenario)
     {
         var m = await helm.RenderAsync(HelmFixture.ScenarioArgs(scenario));
         int replicas = (await ValueAsync(scenario, "gateway", "replicas"))!.Value.GetInt32();
         bool autoscaling = (await ValueAsync(scenario, "gateway", "autoscaling", "enabled"))!.Value.GetBoolean();
-        var gateway = m.One("Deployment", "gateway");
+        var gateway = m.One("StatefulSet", "gateway");
 
         if (autoscaling)
         {
             var hpa = m.One("HorizontalPodAutoscaler", "gateway");
             Assert.Null(At(gateway, "spec", "replicas"));
             Assert.Equal(replicas, At(hpa, "spec", "minReplicas")!.Value.GetInt32());
-            Assert.Equal("Deployment", At(hpa, "spec", "scaleTargetRef", "kind")!.Value.GetString());
+            Assert.Equal("StatefulSet", At(hpa, "spec", "scaleTargetRef", "kind")!.Value.GetString());
             Assert.Equal(Name(gateway), At(hpa, "spec", "scaleTargetRef", "name")!.Value.GetString());
         }
         else
@@ -48,43 +48,60 @@ public sealed class ChartRenderTests(HelmFixture helm)
     }
 
     [Fact]
-    public async Task ReplicasFromSet_ReachDeployment_ThenHpa()
+    public async Task ReplicasFromSet_ReachStatefulSet_ThenHpa()
     {
         var fixedCount = await helm.RenderAsync("--set", "gateway.replicas=4");
         var autoscaled = await helm.RenderAsync("--set", "gateway.replicas=6", "--set", "gateway.autoscaling.enabled=true");
 
-        Assert.Equal(4, At(fixedCount.One("Deployment", "gateway"), "spec", "replicas")!.Value.GetInt32());
+        Assert.Equal(4, At(fixedCount.One("StatefulSet", "gateway"), "spec", "replicas")!.Value.GetInt32());
         var hpa = autoscaled.One("HorizontalPodAutoscaler", "gateway");
         Assert.Equal(6, At(hpa, "spec", "minReplicas")!.Value.GetInt32());
-        Assert.Equal(Name(autoscaled.One("Deployment", "gateway")), At(hpa, "spec", "scaleTargetRef", "name")!.Value.GetString());
+        Assert.Equal(Name(autoscaled.One("StatefulSet", "gateway")), At(hpa, "spec", "scaleTargetRef", "name")!.Value.GetString());
     }
 
     [Theory]
     [MemberData(nameof(HelmFixture.Scenarios), MemberType = typeof(HelmFixture))]
-    public async Task RedisSecret_ReachesSilosAndGateways(string scenario)
+    public async Task RedisConnection_ReachesSilosAndGateways_FromSecrets(string scenario)
     {
         var m = await helm.RenderAsync(HelmFixture.ScenarioArgs(scenario));
         string existing = (await ValueAsync(scenario, "redis", "existingSecret"))?.GetString() ?? "";
-        string expectedKey = existing.Length > 0 ? (await ValueAsync(scenario, "redis", "existingSecretKey"))!.Value.GetString()! : "connection-string";
-        string expectedName = existing.Length > 0 ? existing : Name(m.One("Secret", "redis"));
+        var workloads = new[] { m.One("Deployment", "silo"), m.One("StatefulSet", "gateway") };
         if (existing.Length > 0)
         {
+            string key = (await ValueAsync(scenario, "redis", "existingSecretKey"))!.Value.GetString()!;
             Assert.DoesNotContain(m.OfKind("Deployment"), d => Component(d) == "redis");
-        }
-        else
-        {
-            Assert.Contains("abortConnect=false", At(m.One("Secret", "redis"), "stringData", "connection-string")!.Value.GetString());
-            m.One("Deployment", "redis");
-            m.One("Service", "redis");
+            foreach (var workload in workloads)
+            {
+                var env = Containers(workload).Single().GetProperty("env").EnumerateArray().ToList();
+                var secretRef = At(env.Single(e => Str(e, "name") == "OTUN_Cluster__Redis"), "valueFrom", "secretKeyRef")!.Value;
+                Assert.Equal((existing, key), (Str(secretRef, "name")!, Str(secretRef, "key")!));
+            }
+            return;
         }
 
-        foreach (var component in new[] { "silo", "gateway" })
+        // The in-chart Redis: its password comes from a Secret into Redis and into each connection string.
+        var redis = m.One("Deployment", "redis");
+        var service = m.One("Service", "redis");
+        var auth = m.One("Secret", "redis");
+        Assert.Matches("^[A-Za-z0-9]{32}$", At(auth, "stringData", "password")!.Value.GetString());
+        var redisContainer = Containers(redis).Single();
+        var redisArgs = redisContainer.GetProperty("args").EnumerateArray().Select(a => a.GetString()).ToList();
+        Assert.Equal("$(REDIS_PASSWORD)", redisArgs[redisArgs.IndexOf("--requirepass") + 1]);
+        foreach (var workload in workloads.Append(redis))
         {
-            var env = Containers(m.One("Deployment", component)).Single().GetProperty("env").EnumerateArray().ToList();
-            var redis = env.Single(e => Str(e, "name") == "OTUN_Cluster__Redis");
-            var secretRef = At(redis, "valueFrom", "secretKeyRef")!.Value;
-            Assert.Equal(expectedName, Str(secretRef, "name"));
-            Assert.Equal(expectedKey, Str(secretRef, "key"));
+            var env = Containers(workload).Single().GetProperty("env").EnumerateArray().ToList();
+            var password = env.Single(e => Str(e, "name") == "REDIS_PASSWORD");
+            Assert.Equal(Name(auth), At(password, "valueFrom", "secretKeyRef", "name")?.GetString());
+            Assert.Equal("password", At(password, "valueFrom", "secretKeyRef", "key")?.GetString());
+            if (workload.Equals(redis))
+            {
+                continue;
+            }
+            Assert.True(env.FindIndex(e => Str(e, "name") == "REDIS_PASSWORD") < env.FindIndex(e => Str(e, "name") == "OTUN_Cluster__Redis"),
+                $"{Name(workload)}: REDIS_PASSWORD must come before the connection string that refers to it");
+            int port = At(service, "spec", "ports")!.Value[0].GetProperty("port").GetInt32();
+            Assert.Equal($"{Name(service)}:{port},password=$(REDIS_PASSWORD),abortConnect=false",
+                Str(env.Single(e => Str(e, "name") == "OTUN_Cluster__Redis"), "value"));
         }
         var siloEnv = Containers(m.One("Deployment", "silo")).Single().GetProperty("env").EnumerateArray();
         var advertised = siloEnv.Single(e => Str(e, "name") == "OTUN_Cluster__AdvertisedAddress");
@@ -153,7 +170,7 @@ public sealed class ChartRenderTests(HelmFixture helm)
         Assert.DoesNotContain("tunnel", Targets(visitor));
         Assert.DoesNotContain("dashboard", Targets(visitor));
         Assert.Equal(["tunnel"], Targets(tunnel));
-        Assert.Equal(Name(m.One("Deployment", "gateway")), Name(visitor));
+        Assert.Equal(Name(m.One("StatefulSet", "gateway")), Name(visitor));
         Assert.All(m.OfKind("Service"), s => Assert.DoesNotContain("admin", Targets(s)));
 
         if (m.Find("Service", "dashboard") is { } dashboard)
@@ -204,7 +221,7 @@ public sealed class ChartRenderTests(HelmFixture helm)
         var before = await helm.RenderAsync("--set", "gateway.routes[0].host=a.example.com", "--set", "gateway.routes[0].service=a");
         var after = await helm.RenderAsync("--set", "gateway.routes[0].host=b.example.com", "--set", "gateway.routes[0].service=a");
         static string? Checksum(Manifests m, string component) =>
-            Str(At(m.One("Deployment", component), "spec", "template", "metadata", "annotations")!.Value, "checksum/config");
+            Str(At(m.One(component == "gateway" ? "StatefulSet" : "Deployment", component), "spec", "template", "metadata", "annotations")!.Value, "checksum/config");
 
         Assert.NotEqual(Checksum(before, "gateway"), Checksum(after, "gateway"));
         Assert.Equal(Checksum(before, "silo"), Checksum(after, "silo"));

@@ -50,9 +50,19 @@ public sealed class HelmFixture
         return data;
     }
 
-    /// <summary>The helm arguments that select a scenario's values.</summary>
-    public static string[] ScenarioArgs(string scenario) =>
-        scenario == "default" ? [] : ["-f", Path.Combine(Chart, scenario)];
+    /// <summary>
+    /// The helm arguments that select a scenario's values, plus what an operator must give it: the
+    /// production-like scenario's agent credential is a placeholder that fails until replaced.
+    /// </summary>
+    public static string[] ScenarioArgs(string scenario) => scenario switch
+    {
+        "default" => [],
+        "ci/external-redis-values.yaml" => ["-f", Path.Combine(Chart, scenario), "--set", "gateway.agents[0].tokenSha256=" + ExampleTokenSha256],
+        _ => ["-f", Path.Combine(Chart, scenario)],
+    };
+
+    /// <summary>A token hash an operator would put in place of a placeholder (of "example-token-of-the-tests").</summary>
+    public static string ExampleTokenSha256 => OrleansTunnel.Gateway.Auth.AgentCredentialStore.Hash("example-token-of-the-tests");
 
     public Task<ProcessResult> HelmAsync(params string[] args) =>
         ProcessRunner.RunAsync(Helm, args, RepoRoot.Path, HelmTimeout,

@@ -59,8 +59,10 @@ public sealed class TestBackend : IAsyncDisposable
 
     public SemaphoreSlim Gate(string id) => Gates.GetOrAdd(id, _ => new SemaphoreSlim(0));
 
-    public static async Task<TestBackend> StartAsync()
+    /// <summary>Starts the backend on <paramref name="address"/> (default: loopback), on free ports.</summary>
+    public static async Task<TestBackend> StartAsync(System.Net.IPAddress? address = null)
     {
+        address ??= System.Net.IPAddress.Loopback;
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         TestBackend? self = null;
@@ -69,17 +71,17 @@ public sealed class TestBackend : IAsyncDisposable
         ListenOptions? h2c = null, main = null, tls = null;
         builder.WebHost.ConfigureKestrel(k =>
         {
-            k.Listen(System.Net.IPAddress.Loopback, 0, lo =>
+            k.Listen(address, 0, lo =>
             {
                 lo.Protocols = HttpProtocols.Http1AndHttp2;
                 main = lo;
             });
-            k.Listen(System.Net.IPAddress.Loopback, 0, lo =>
+            k.Listen(address, 0, lo =>
             {
                 lo.Protocols = HttpProtocols.Http2;
                 h2c = lo;
             });
-            k.Listen(System.Net.IPAddress.Loopback, 0, lo =>
+            k.Listen(address, 0, lo =>
             {
                 lo.Protocols = HttpProtocols.Http1AndHttp2;
                 lo.UseHttps(TunnelHarness.ServerCertificate);
