@@ -289,6 +289,13 @@ which comes from a Secret), with agent.config merged over it.
 {{- if $a.gatewayCa.secretName -}}
 {{- $_ := set $agent "GatewayCaFile" (printf "/etc/otun/ca/gateways/%s" $a.gatewayCa.key) -}}
 {{- end -}}
+{{- /* An agent refuses http:// to anything but loopback unless allowed: in the cluster, without tunnel TLS,
+the chart's NetworkPolicies are what keeps the tunnel private (turn gateway.tls.tunnel on in production). */ -}}
+{{- range $gateways -}}
+{{- if hasPrefix "http://" . -}}
+{{- $_ := set $agent "AllowCleartext" true -}}
+{{- end -}}
+{{- end -}}
 {{- $settings := dict "Agent" $agent -}}
 {{- mergeOverwrite $settings (deepCopy $a.config) | toPrettyJson -}}
 {{- end -}}

@@ -18,7 +18,7 @@ namespace OrleansTunnel.Tests.Operate;
 public sealed class CertificateReloadTests : IDisposable
 {
     private readonly string _mount = Path.Combine(Path.GetTempPath(), "otun-cert-reload-" + Guid.NewGuid().ToString("N")[..8]);
-    private readonly TestPki _pki = new();
+    private readonly SecretPki _pki = new();
     private int _version;
 
     public CertificateReloadTests()

@@ -37,7 +37,7 @@ public sealed partial class ChartRunTests(HelmFixture helm)
         string directory = Path.Combine("/var/tmp", "otun-chart-run-" + Guid.NewGuid().ToString("N")[..8]);
         await using var network = await PodNetwork.CreateAsync();
         await using var backend = await TestBackend.StartAsync(network.Node);
-        using var pki = new TestPki();
+        using var pki = new SecretPki();
         var m = await helm.RenderAsync(
             "--set", "silo.replicas=2", "--set", "silo.kubernetesHosting.enabled=false",
             "--set", "gateway.replicas=3",
@@ -203,7 +203,7 @@ public sealed partial class ChartRunTests(HelmFixture helm)
     [GeneratedRegex(@"Tunnel up to \S+ \(gateway (?<gateway>[^,]+), session [^,]+, slot (?<slot>\d+)")]
     private static partial Regex TunnelUp();
 
-    private static async Task<PodProcess> StartOutsideAgentAsync(RenderedCluster cluster, TestPki pki, TestBackend backend)
+    private static async Task<PodProcess> StartOutsideAgentAsync(RenderedCluster cluster, SecretPki pki, TestBackend backend)
     {
         string files = Path.Combine(cluster.Directory, "outside-files");
         Directory.CreateDirectory(Path.Combine(files, "tmp"));
@@ -222,10 +222,10 @@ public sealed partial class ChartRunTests(HelmFixture helm)
     }
 
     /// <summary>A client whose every connection goes to <paramref name="address"/> (port 80, or 443 for https), trusting the test CA.</summary>
-    private static HttpClient Client(IPAddress address, TestPki pki, int ingressPort = 80) =>
+    private static HttpClient Client(IPAddress address, SecretPki pki, int ingressPort = 80) =>
         new(Handler(address, pki, ingressPort)) { Timeout = TimeSpan.FromSeconds(60) };
 
-    private static SocketsHttpHandler Handler(IPAddress address, TestPki pki, int httpPort = 80) => new()
+    private static SocketsHttpHandler Handler(IPAddress address, SecretPki pki, int httpPort = 80) => new()
     {
         ConnectCallback = async (context, cancel) =>
         {

@@ -8,13 +8,13 @@ namespace OrleansTunnel.Tests.Deploy.Run;
 /// kubernetes.io/tls: tls.crt, tls.key and ca.crt.
 /// </summary>
 [System.Runtime.Versioning.SupportedOSPlatform("linux")]
-public sealed class TestPki : IDisposable
+public sealed class SecretPki : IDisposable
 {
     private readonly ECDsa _caKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
 
     public X509Certificate2 Ca { get; }
 
-    public TestPki()
+    public SecretPki()
     {
         var request = new CertificateRequest("CN=otun render-and-run test CA", _caKey, HashAlgorithmName.SHA256);
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
