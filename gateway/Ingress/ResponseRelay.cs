@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -103,6 +104,11 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
     {
         var aborted = context.RequestAborted;
         var body = context.Response.BodyWriter;
+        // Frames already here are written to Kestrel's pipe without a flush each; the flush (one socket
+        // write) comes when none is waiting or this many bytes are unflushed. Credit goes back only
+        // once Kestrel took the bytes (the flush completed), as before.
+        int flushEvery = Math.Max(stream.Connection.Settings.MaxStreamQueuedBytes, stream.Connection.Settings.MaxDataFrame);
+        int unflushed = 0;
         try
         {
             // Small answers arrive with their head; only flush the head alone when the body is not here yet.
@@ -123,13 +129,9 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
                         if (!payload.IsEmpty)
                         {
                             entry.ResponseCapture?.Append(payload.Span);
-                            var flush = await body.WriteAsync(payload.Memory, aborted);
+                            body.Write(payload.Span);
                             entry.BytesOut += payload.Length;
-                            stream.ReturnCredit(payload.Length);
-                            if (flush.IsCanceled)
-                            {
-                                throw new OperationCanceledException();
-                            }
+                            unflushed += payload.Length;
                         }
                         if (frame.Data.EndOfBody)
                         {
@@ -161,7 +163,21 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
                         context.Abort();
                         return;
                 }
-                frame = await stream.ReadAsync(aborted);
+                if (stream.TryRead(out frame) && unflushed < flushEvery)
+                {
+                    continue;
+                }
+                if (unflushed > 0)
+                {
+                    var flush = await body.FlushAsync(aborted);
+                    stream.ReturnCredit(unflushed);
+                    unflushed = 0;
+                    if (flush.IsCanceled)
+                    {
+                        throw new OperationCanceledException();
+                    }
+                }
+                frame ??= await stream.ReadAsync(aborted);
             }
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException)
