@@ -104,9 +104,9 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
     {
         var aborted = context.RequestAborted;
         var body = context.Response.BodyWriter;
-        // Frames already here are written to Kestrel's pipe without a flush each; the flush (one socket
-        // write) comes when none is waiting or this many bytes are unflushed. Credit goes back only
-        // once Kestrel took the bytes (the flush completed), as before.
+        // Frames already here are written to Kestrel's pipe without a flush each; the last of a burst
+        // (none waiting, or this many bytes unflushed) is written with a flush (one socket write).
+        // Credit goes back only once Kestrel took the bytes (the flush completed), as before.
         int flushEvery = Math.Max(stream.Connection.Settings.MaxStreamQueuedBytes, stream.Connection.Settings.MaxDataFrame);
         int unflushed = 0;
         try
@@ -129,9 +129,27 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
                         if (!payload.IsEmpty)
                         {
                             entry.ResponseCapture?.Append(payload.Span);
-                            body.Write(payload.Span);
                             entry.BytesOut += payload.Length;
                             unflushed += payload.Length;
+                            if (!frame.Data.EndOfBody && unflushed < flushEvery && stream.TryRead(out var next))
+                            {
+                                body.Write(payload.Span);
+                                frame = next;
+                                continue;
+                            }
+                            var flush = await body.WriteAsync(payload.Memory, aborted);
+                            stream.ReturnCredit(unflushed);
+                            unflushed = 0;
+                            if (flush.IsCanceled)
+                            {
+                                throw new OperationCanceledException();
+                            }
+                        }
+                        else if (unflushed > 0 && !frame.Data.EndOfBody)
+                        {
+                            await body.FlushAsync(aborted);
+                            stream.ReturnCredit(unflushed);
+                            unflushed = 0;
                         }
                         if (frame.Data.EndOfBody)
                         {
@@ -163,21 +181,8 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
                         context.Abort();
                         return;
                 }
-                if (stream.TryRead(out frame) && unflushed < flushEvery)
-                {
-                    continue;
-                }
-                if (unflushed > 0)
-                {
-                    var flush = await body.FlushAsync(aborted);
-                    stream.ReturnCredit(unflushed);
-                    unflushed = 0;
-                    if (flush.IsCanceled)
-                    {
-                        throw new OperationCanceledException();
-                    }
-                }
-                frame ??= await stream.ReadAsync(aborted);
+                // (every other kind ends the body or the loop: unflushed is 0 here)
+                frame = await stream.ReadAsync(aborted);
             }
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException)
