@@ -85,6 +85,10 @@ public sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
         {
             failures.Add($"Agent:ReceiveWindow {o.ReceiveWindow} must be between 1024 and 67108864 bytes");
         }
+        if (o.MaxStreamQueuedBytes is < 0 or > 64 * 1024 * 1024)
+        {
+            failures.Add($"Agent:MaxStreamQueuedBytes {o.MaxStreamQueuedBytes} must be between 0 (one frame at a time) and 67108864 bytes");
+        }
         if (o.MaxDataFrame is < 1024 or > 65536)
         {
             failures.Add($"Agent:MaxDataFrame {o.MaxDataFrame} must be between 1024 and 65536 bytes");

@@ -69,6 +69,12 @@ public sealed class AgentOptions
     /// <summary>Most bytes the tunnel writer coalesces into one gRPC message.</summary>
     public int MaxBatchBytes { get; set; } = 512 * 1024;
 
+    /// <summary>
+    /// Most body bytes one request keeps queued for the tunnel writer (at least one data frame always
+    /// goes): lets the writer batch several frames of a bulk stream.
+    /// </summary>
+    public int MaxStreamQueuedBytes { get; set; } = 256 * 1024;
+
     /// <summary>Largest gRPC message accepted on the tunnel (bytes).</summary>
     public int MaxTunnelMessageSize { get; set; } = 4 * 1024 * 1024;
 

@@ -121,6 +121,7 @@ public sealed partial class AgentWorker(
             ReceiveWindow = o.ReceiveWindow,
             SendWindow = (int)Math.Max(1024, welcome.InitialWindow),
             MaxBatchBytes = o.MaxBatchBytes,
+            MaxStreamQueuedBytes = o.MaxStreamQueuedBytes,
         };
         var mux = new MuxConnection(call.ResponseStream, (batch, cancel) => call.RequestStream.WriteAsync(batch, cancel), settings, opensStreams: false, loggerFactory.CreateLogger<MuxConnection>())
         {

@@ -16,7 +16,12 @@ internal sealed class MuxRequestContent(MuxStream stream, long? length) : HttpCo
     protected override async Task SerializeToStreamAsync(Stream target, TransportContext? context, CancellationToken cancellationToken)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, stream.Aborted);
-        while (await stream.ReadAsync(linked.Token) is { } frame)
+        // Frames already here go to the backend connection back to back; the flush comes when none is
+        // waiting (or this many bytes are unflushed), and credit goes back once it completed.
+        int flushEvery = Math.Max(stream.Connection.Settings.MaxStreamQueuedBytes, stream.Connection.Settings.MaxDataFrame);
+        int unflushed = 0;
+        var frame = await stream.ReadAsync(linked.Token);
+        while (frame is not null)
         {
             switch (frame.KindCase)
             {
@@ -25,20 +30,37 @@ internal sealed class MuxRequestContent(MuxStream stream, long? length) : HttpCo
                     if (!payload.IsEmpty)
                     {
                         await target.WriteAsync(payload.Memory, linked.Token);
-                        // HTTP/2 request bodies are buffered until flushed: a streaming call's message must go now.
-                        await target.FlushAsync(linked.Token);
-                        stream.ReturnCredit(payload.Length);
+                        unflushed += payload.Length;
                     }
                     if (frame.Data.EndOfBody)
                     {
+                        await FlushAsync(target, unflushed, linked.Token);
                         return;
                     }
                     break;
                 case Frame.KindOneofCase.Trailers:
+                    await FlushAsync(target, unflushed, linked.Token);
                     return;
                 case Frame.KindOneofCase.Reset:
                     throw new IOException($"the visitor's request body was reset: {frame.Reset.Reason}");
             }
+            if (stream.TryRead(out frame) && unflushed < flushEvery)
+            {
+                continue;
+            }
+            // HTTP/2 request bodies are buffered until flushed: a streaming call's message must go now.
+            await FlushAsync(target, unflushed, linked.Token);
+            unflushed = 0;
+            frame ??= await stream.ReadAsync(linked.Token);
+        }
+    }
+
+    private async Task FlushAsync(Stream target, int unflushed, CancellationToken cancellationToken)
+    {
+        if (unflushed > 0)
+        {
+            await target.FlushAsync(cancellationToken);
+            stream.ReturnCredit(unflushed);
         }
     }
 

@@ -16,7 +16,8 @@ WAIT = re.compile(r"WaitForSocketEvents|LowLevelLifoSemaphore\.Wait|WaitHandle\.
                   r"Interop\+Sys\.Poll|WaitNative|TimerQueue\.TimerThread|PortableThreadPool\+GateThread|"
                   r"Console.*Read|ManualResetEventSlim\.Wait|SemaphoreSlim\.Wait\(|Task\.SpinThenBlockingWait|"
                   r"Task\.InternalWaitCore|WaitForPendingFinalizers|FinalizerThread|ThreadPoolWorkQueue\.Dispatch.*Semaphore|"
-                  r"LinuxNetworkChange|Interop\+Sys\.Read\(|EventPipe")
+                  r"LinuxNetworkChange|Interop\+Sys\.Read\(|EventPipe|FileSystemWatcher\+RunningInstance\.TryReadEvent|"
+                  r"GC\.RunFinalizers")
 
 # Pseudo frames of the thread-time stacks (roots and the CPU_TIME / UNMANAGED_CODE_TIME leaf).
 ROOTS = re.compile(r"^Process\d+ |^\(Non-Activities\)$|^Threads$|^Thread \(\d+\)$|^CPU_TIME$|^UNMANAGED_CODE_TIME$|^BLOCKED_TIME$")

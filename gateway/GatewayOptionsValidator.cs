@@ -55,6 +55,10 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         {
             failures.Add("Gateway:MaxBatchBytes must be at least Gateway:MaxDataFrame");
         }
+        if (o.MaxStreamQueuedBytes is < 0 or > 64 * 1024 * 1024)
+        {
+            failures.Add($"Gateway:MaxStreamQueuedBytes {o.MaxStreamQueuedBytes} must be between 0 (one frame at a time) and 67108864 bytes");
+        }
         if (o.MaxTunnelMessageSize < o.MaxBatchBytes + 65536)
         {
             failures.Add("Gateway:MaxTunnelMessageSize must exceed Gateway:MaxBatchBytes by at least 65536");

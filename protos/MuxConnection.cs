@@ -349,7 +349,8 @@ public sealed partial class MuxConnection
                             completions.Add(control.Done);
                         }
                     }
-                    // Then data, FIFO; each stream has at most one frame queued, so FIFO is round-robin.
+                    // Then data, FIFO; each stream has at most MaxStreamQueuedBytes queued (and always
+                    // one frame), so FIFO stays close to round-robin across streams.
                     while (bytes < Settings.MaxBatchBytes && _data.TryDequeue(out var data))
                     {
                         batch.Frames.Add(data.Frame);

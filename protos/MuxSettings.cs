@@ -21,6 +21,13 @@ public sealed record MuxSettings
     /// <summary>Upper bound of the bytes the single writer coalesces into one gRPC message.</summary>
     public int MaxBatchBytes { get; init; } = 512 * 1024;
 
+    /// <summary>
+    /// Most body bytes one stream keeps queued for the writer (written or not yet); at least one data
+    /// frame always goes. More than one frame lets the writer put several frames of a bulk stream in one
+    /// gRPC message; the bound keeps the round-robin across streams fine-grained.
+    /// </summary>
+    public int MaxStreamQueuedBytes { get; init; } = 256 * 1024;
+
     /// <summary>Bound of the control-frame queue; a peer that makes us queue more is dropped.</summary>
     public int MaxQueuedControlFrames { get; init; } = 65_536;
 

@@ -21,6 +21,11 @@ public sealed class MuxStream
     private long _sendCredit;
     private TaskCompletionSource? _creditWaiter;
     private Task _lastWrite = Task.CompletedTask;
+    // The head's write: body frames (data queue) must not reach the writer before it (control queue).
+    private Task _headWrite = Task.CompletedTask;
+    // Body frames queued for the writer and not known to be written yet, oldest first (sender only).
+    private readonly Queue<(Task Written, int Bytes)> _queued = new();
+    private int _queuedBytes;
 
     // Receive side: credit we granted that the peer has not used yet, and what the consumer drained.
     private int _receiveRemaining;
@@ -78,6 +83,7 @@ public sealed class MuxStream
             head.Stream = Id;
             _lastWrite = _connection.EnqueueControlWithCompletion(head);
         }
+        _headWrite = _lastWrite;
         if (ends)
         {
             MarkLocalEnded();
@@ -116,8 +122,9 @@ public sealed class MuxStream
 
     /// <summary>
     /// Sends body bytes in frames of at most the connection's data frame size, each only when credit
-    /// allows. Returns once the last frame is queued (at most one frame of this stream waits in the
-    /// writer's queue, which is what makes the writer round-robin across streams).
+    /// allows. Returns once the last frame is queued (at most <see cref="MuxSettings.MaxStreamQueuedBytes"/>
+    /// of this stream, and always one frame, wait in the writer's queue: that bound keeps the writer's
+    /// round-robin across streams fine-grained).
     /// </summary>
     public ValueTask SendDataAsync(ReadOnlyMemory<byte> data, bool endOfBody, CancellationToken cancellationToken) =>
         SendDataAsync(new ReadOnlySequence<byte>(data), endOfBody, cancellationToken);
@@ -133,7 +140,7 @@ public sealed class MuxStream
         {
             if (endOfBody)
             {
-                await EnqueueOrderedAsync(new Frame { Stream = Id, Data = new Data { EndOfBody = true } }).ConfigureAwait(false);
+                await EnqueueOrderedAsync(new Frame { Stream = Id, Data = new Data { EndOfBody = true } }, 0).ConfigureAwait(false);
                 MarkLocalEnded();
             }
             return;
@@ -155,7 +162,7 @@ public sealed class MuxStream
             };
             try
             {
-                await EnqueueOrderedAsync(frame).ConfigureAwait(false);
+                await EnqueueOrderedAsync(frame, granted).ConfigureAwait(false);
             }
             catch
             {
@@ -179,7 +186,7 @@ public sealed class MuxStream
     {
         var frame = new Frame { Stream = Id, Trailers = new Trailers() };
         frame.Trailers.Headers.AddRange(trailers);
-        await EnqueueOrderedAsync(frame).ConfigureAwait(false);
+        await EnqueueOrderedAsync(frame, 0).ConfigureAwait(false);
         MarkLocalEnded();
     }
 
@@ -435,19 +442,33 @@ public sealed class MuxStream
         FinishIfDone();
     }
 
-    private async ValueTask EnqueueOrderedAsync(Frame frame)
+    private async ValueTask EnqueueOrderedAsync(Frame frame, int bytes)
     {
         if (AbortReason is { } aborted)
         {
             throw new MuxStreamAbortedException(aborted);
         }
-        // One frame of this stream waits in the writer's queue at a time: wait for the previous one.
-        await _lastWrite.ConfigureAwait(false);
+        // The writer takes control frames first only within one pass: the head must be written before
+        // this stream's first body frame is queued, or a pass could take the body ahead of it.
+        if (!_headWrite.IsCompleted)
+        {
+            await _headWrite.ConfigureAwait(false);
+        }
+        // Bounded queueing per stream: wait for the oldest queued frames to be written until this frame
+        // fits (one frame always may wait; the data queue is FIFO, so this stream's frames keep order).
+        while (_queued.TryPeek(out var oldest) && (oldest.Written.IsCompleted || _queuedBytes + bytes > _connection.Settings.MaxStreamQueuedBytes))
+        {
+            await oldest.Written.ConfigureAwait(false);
+            _queued.Dequeue();
+            _queuedBytes -= oldest.Bytes;
+        }
         if (AbortReason is { } reason)
         {
             throw new MuxStreamAbortedException(reason);
         }
         _lastWrite = _connection.EnqueueData(frame);
+        _queued.Enqueue((_lastWrite, bytes));
+        _queuedBytes += bytes;
     }
 
     private async ValueTask<int> AcquireCreditAsync(int want, CancellationToken cancellationToken)

@@ -5,6 +5,7 @@
 //   loadgen grpc-stream  --target URL --streams C --duration S --size B [--mode bidi|server] [--warmup S]
 //   loadgen ws-echo      --target ws(s)://HOST:PORT/PATH --sockets N --duration S --size B [--warmup S]
 //   loadgen http-rate    --target URL --rate R --duration S [--connections C] [--warmup S] [--host H]
+//   loadgen http-sink    --port P   (HTTP/1.1: GET /download?size=N zeros, POST /upload discards; bench/bulk.sh)
 //
 // Each client command prints one line of key=value pairs (the last one, first_error, is quoted).
 using System.Diagnostics;
@@ -30,7 +31,7 @@ public static class Program
     {
         if (args.Length == 0 || args[0] is "-h" or "--help")
         {
-            Console.Error.WriteLine("usage: loadgen grpc-backend|grpc-unary|grpc-stream|ws-echo|http-rate [--flag value ...]");
+            Console.Error.WriteLine("usage: loadgen grpc-backend|grpc-unary|grpc-stream|ws-echo|http-rate|http-sink [--flag value ...]");
             return 2;
         }
         Options o;
@@ -45,6 +46,7 @@ public static class Program
                 "grpc-stream" => await Clients.GrpcStreamAsync(o),
                 "ws-echo" => await Clients.WsEchoAsync(o),
                 "http-rate" => await OpenLoop.RunAsync(o),
+                "http-sink" => await Sink.RunAsync(o),
                 _ => Usage(args[0]),
             };
         }
@@ -109,6 +111,62 @@ internal static class Backend
         app.MapGet("/hello", () => Results.Text("hello"));
         await app.StartAsync();
         Console.WriteLine($"grpc-backend: listening on http://127.0.0.1:{port} (h2c only; gRPC BenchSvc service, GET /hello)");
+        await app.WaitForShutdownAsync();
+        return 0;
+    }
+}
+
+/// <summary>
+/// A backend that costs little per byte (bench/bulk.sh), so a tunnel's own CPU per MiB can be told
+/// apart: GET /download?size=N writes N zero bytes from one static buffer, POST /upload reads the
+/// body and drops it, answering {"length":N}.
+/// </summary>
+internal static class Sink
+{
+    private static readonly byte[] Zeros = new byte[256 * 1024];
+
+    public static async Task<int> RunAsync(Options o)
+    {
+        int port = o.Int("port");
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            k.Limits.MaxRequestBodySize = null;
+            k.Listen(IPAddress.Loopback, port, lo => lo.Protocols = HttpProtocols.Http1);
+        });
+        var app = builder.Build();
+        app.MapGet("/download", async (HttpContext context, long? size) =>
+        {
+            long total = size ?? 1024 * 1024;
+            context.Response.ContentType = "application/octet-stream";
+            context.Response.ContentLength = total;
+            for (long sent = 0; sent < total;)
+            {
+                int n = (int)Math.Min(Zeros.Length, total - sent);
+                await context.Response.Body.WriteAsync(Zeros.AsMemory(0, n), context.RequestAborted);
+                sent += n;
+            }
+        });
+        app.MapPost("/upload", async (HttpContext context) =>
+        {
+            var reader = context.Request.BodyReader;
+            long length = 0;
+            while (true)
+            {
+                var result = await reader.ReadAsync(context.RequestAborted);
+                length += result.Buffer.Length;
+                reader.AdvanceTo(result.Buffer.End);
+                if (result.IsCompleted)
+                {
+                    break;
+                }
+            }
+            return Results.Text($"{{\"length\":{length}}}", "application/json");
+        });
+        await app.StartAsync();
+        Console.WriteLine($"http-sink: listening on http://127.0.0.1:{port} (HTTP/1.1; GET /download?size=N, POST /upload)");
         await app.WaitForShutdownAsync();
         return 0;
     }

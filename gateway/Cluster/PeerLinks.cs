@@ -231,6 +231,7 @@ public sealed class PeerLink : IAsyncDisposable
             ReceiveWindow = _options.ReceiveWindow,
             SendWindow = (int)Math.Max(1024, welcome.InitialWindow),
             MaxBatchBytes = _options.MaxBatchBytes,
+            MaxStreamQueuedBytes = _options.MaxStreamQueuedBytes,
             MaxConcurrentStreams = _options.MaxStreamsPerConnection,
         };
         var mux = new MuxConnection(call.ResponseStream, (batch, cancel) => call.RequestStream.WriteAsync(batch, cancel), settings, opensStreams: true, _muxLogger);

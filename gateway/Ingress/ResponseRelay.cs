@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -112,6 +113,11 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
     {
         var aborted = context.RequestAborted;
         var body = context.Response.BodyWriter;
+        // Frames already here are written to Kestrel's pipe without a flush each; the last of a burst
+        // (none waiting, or this many bytes unflushed) is written with a flush (one socket write).
+        // Credit goes back only once Kestrel took the bytes (the flush completed), as before.
+        int flushEvery = Math.Max(stream.Connection.Settings.MaxStreamQueuedBytes, stream.Connection.Settings.MaxDataFrame);
+        int unflushed = 0;
         try
         {
             // Small answers arrive with their head; only flush the head alone when the body is not here yet.
@@ -132,13 +138,27 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
                         if (!payload.IsEmpty)
                         {
                             entry.ResponseCapture?.Append(payload.Span);
-                            var flush = await body.WriteAsync(payload.Memory, aborted);
                             entry.BytesOut += payload.Length;
-                            stream.ReturnCredit(payload.Length);
+                            unflushed += payload.Length;
+                            if (!frame.Data.EndOfBody && unflushed < flushEvery && stream.TryRead(out var next))
+                            {
+                                body.Write(payload.Span);
+                                frame = next;
+                                continue;
+                            }
+                            var flush = await body.WriteAsync(payload.Memory, aborted);
+                            stream.ReturnCredit(unflushed);
+                            unflushed = 0;
                             if (flush.IsCanceled)
                             {
                                 throw new OperationCanceledException();
                             }
+                        }
+                        else if (unflushed > 0 && !frame.Data.EndOfBody)
+                        {
+                            await body.FlushAsync(aborted);
+                            stream.ReturnCredit(unflushed);
+                            unflushed = 0;
                         }
                         if (frame.Data.EndOfBody)
                         {
@@ -170,6 +190,7 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
                         context.Abort();
                         return;
                 }
+                // (every other kind ends the body or the loop: unflushed is 0 here)
                 frame = await stream.ReadAsync(aborted);
             }
         }

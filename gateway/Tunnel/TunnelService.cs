@@ -285,6 +285,7 @@ public sealed partial class TunnelService(
         ReceiveWindow = o.ReceiveWindow,
         SendWindow = (int)hello.InitialWindow,
         MaxBatchBytes = o.MaxBatchBytes,
+        MaxStreamQueuedBytes = o.MaxStreamQueuedBytes,
         MaxConcurrentStreams = o.MaxStreamsPerConnection,
     };
 
