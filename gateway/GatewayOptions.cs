@@ -105,6 +105,12 @@ public sealed class GatewayOptions
     /// </summary>
     public int MaxStreamQueuedBytes { get; set; } = 256 * 1024;
 
+    /// <summary>Frames one stream may hold unread (empty frames cost no credit); more: that stream is reset as a protocol error. Default 4096.</summary>
+    public int MaxQueuedFramesPerStream { get; set; } = 4096;
+
+    /// <summary>Stream protocol errors an agent (or peer) may cause on one connection before it is closed. Default 16.</summary>
+    public int MaxProtocolViolations { get; set; } = 16;
+
     /// <summary>Largest gRPC message accepted on the tunnel (bytes).</summary>
     public int MaxTunnelMessageSize { get; set; } = 4 * 1024 * 1024;
 

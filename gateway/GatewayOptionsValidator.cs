@@ -55,6 +55,10 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         {
             failures.Add("Gateway:MaxBatchBytes must be at least Gateway:MaxDataFrame");
         }
+        if (o.MaxQueuedFramesPerStream < 16 || o.MaxProtocolViolations < 1)
+        {
+            failures.Add($"Gateway:MaxQueuedFramesPerStream ({o.MaxQueuedFramesPerStream}) must be at least 16 and Gateway:MaxProtocolViolations ({o.MaxProtocolViolations}) at least 1");
+        }
         if (o.MaxStreamQueuedBytes is < 0 or > 64 * 1024 * 1024)
         {
             failures.Add($"Gateway:MaxStreamQueuedBytes {o.MaxStreamQueuedBytes} must be between 0 (one frame at a time) and 67108864 bytes");

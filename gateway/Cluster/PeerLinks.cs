@@ -232,6 +232,8 @@ public sealed class PeerLink : IAsyncDisposable
             SendWindow = (int)Math.Max(1024, welcome.InitialWindow),
             MaxBatchBytes = _options.MaxBatchBytes,
             MaxStreamQueuedBytes = _options.MaxStreamQueuedBytes,
+            MaxQueuedFramesPerStream = _options.MaxQueuedFramesPerStream,
+            MaxProtocolViolations = _options.MaxProtocolViolations,
             MaxConcurrentStreams = _options.MaxStreamsPerConnection,
         };
         var mux = new MuxConnection(call.ResponseStream, (batch, cancel) => call.RequestStream.WriteAsync(batch, cancel), settings, opensStreams: true, _muxLogger);

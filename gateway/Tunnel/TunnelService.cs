@@ -286,6 +286,8 @@ public sealed partial class TunnelService(
         SendWindow = (int)hello.InitialWindow,
         MaxBatchBytes = o.MaxBatchBytes,
         MaxStreamQueuedBytes = o.MaxStreamQueuedBytes,
+        MaxQueuedFramesPerStream = o.MaxQueuedFramesPerStream,
+        MaxProtocolViolations = o.MaxProtocolViolations,
         MaxConcurrentStreams = o.MaxStreamsPerConnection,
     };
 
