@@ -150,9 +150,16 @@ public sealed class GatewayOptions
 
     /// <summary>
     /// Requests one agent may have in flight through this gateway (its tunnel buffers are this times
-    /// ReceiveWindow at most), so one tenant cannot take every slot of a gateway. Over it: 503. Default 512.
+    /// ReceiveWindow at most), so one tenant cannot take every slot of a gateway. Over it: 503.
+    /// Default 0: three quarters of the gateway's own bound, min(MaxInFlight, MaxTunnelBufferBytes / ReceiveWindow)
+    /// (768 with the defaults), which leaves a quarter to the other tenants.
     /// </summary>
-    public int MaxInFlightPerAgent { get; set; } = 512;
+    public int MaxInFlightPerAgent { get; set; }
+
+    /// <summary>The per-agent bound in force (<see cref="MaxInFlightPerAgent"/>, or its default).</summary>
+    internal long EffectiveMaxInFlightPerAgent => MaxInFlightPerAgent > 0
+        ? MaxInFlightPerAgent
+        : Math.Max(1, Math.Min(MaxInFlight, MaxTunnelBufferBytes / Math.Max(1, ReceiveWindow)) * 3 / 4);
 
     /// <summary>
     /// Bound of the gateway's tunnel buffers: in-flight requests times the receive window may not

@@ -120,9 +120,9 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
                 failures.Add($"Gateway:AdminTokens:{i}:Scope '{t.Scope}' must be read or full");
             }
         }
-        if (o.MaxInFlightPerAgent < 1)
+        if (o.MaxInFlightPerAgent < 0)
         {
-            failures.Add($"Gateway:MaxInFlightPerAgent ({o.MaxInFlightPerAgent}) must be at least 1");
+            failures.Add($"Gateway:MaxInFlightPerAgent ({o.MaxInFlightPerAgent}) may not be negative (0: three quarters of the gateway's bound)");
         }
         if (o.MaxHelloServices < 1 || o.MaxAgentSlots < 1)
         {

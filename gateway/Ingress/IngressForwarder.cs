@@ -170,9 +170,9 @@ public sealed class IngressForwarder(
                 await RejectAsync(context, o, $"the gateway is at its limit of {o.MaxInFlight} in-flight requests", GatewayTelemetry.Limits.GatewayInFlight, route.Service);
                 return;
             }
-            if (agentCount > o.MaxInFlightPerAgent)
+            if (agentCount > o.EffectiveMaxInFlightPerAgent)
             {
-                await RejectAsync(context, o, $"agent '{target.AgentId}' is at this gateway's limit of {o.MaxInFlightPerAgent} in-flight requests per agent", GatewayTelemetry.Limits.AgentOnGateway, route.Service);
+                await RejectAsync(context, o, $"agent '{target.AgentId}' is at this gateway's limit of {o.EffectiveMaxInFlightPerAgent} in-flight requests per agent", GatewayTelemetry.Limits.AgentOnGateway, route.Service);
                 return;
             }
             if (inFlight * o.ReceiveWindow > o.MaxTunnelBufferBytes)

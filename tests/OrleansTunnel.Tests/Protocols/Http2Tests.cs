@@ -102,7 +102,12 @@ public sealed class BackendTlsTests(SharedHarness fixture)
     {
         using var response = await GetWithHost("tls-untrusted.test");
         Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
-        Assert.Contains("SSL", await response.Content.ReadAsStringAsync(), StringComparison.OrdinalIgnoreCase);
+        // The visitor learns the kind of failure; the TLS detail (with the backend's address) is in the request's record.
+        Assert.Equal("otun: the backend refused or reset the connection\n", await response.Content.ReadAsStringAsync());
+        string id = response.Headers.GetValues("X-Tunnel-Request-Id").Single();
+        using var admin = new HttpClient { BaseAddress = fixture.Harness.Admin };
+        admin.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", fixture.Harness.AdminToken);
+        Assert.Contains("SSL", await admin.GetStringAsync($"api/requests/{id}"), StringComparison.OrdinalIgnoreCase);
     }
 
     [Theory]
