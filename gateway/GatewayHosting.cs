@@ -112,6 +112,7 @@ public static class GatewayHosting
         builder.Services.AddHostedService(sp => sp.GetRequiredService<PermitPool>());
         builder.Services.AddSingleton<RoutingSubscriber>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<RoutingSubscriber>());
+        builder.Services.AddHostedService<RoutingReadyGate>();
         var endpoints = new GatewayEndpoints();
         builder.Services.AddSingleton(endpoints);
         // Cluster: the gateway directory, links to the other gateways, cross-gateway dispatch.

@@ -336,7 +336,7 @@ public sealed class ClusterRigOptions
     /// <summary>Gateway:DrainDelay of every gateway (no load balancer in most tests, so none).</summary>
     public string DrainDelay { get; set; } = "00:00:00";
 
-    /// <summary>Also expose the backend's h2c (gRPC) port as service "grpc", routed from host "grpc.test".</summary>
+    /// <summary>Also expose the backend's h2c (gRPC) port as service "grpc", routed from 127.0.0.1/orleanstunnel.tests.Echo and host grpc.test.</summary>
     public bool ExposeGrpc { get; set; }
 
     /// <summary>Also listen for cleartext HTTP/2 (prior knowledge) on each gateway (Gateway:H2cIngress).</summary>
@@ -532,7 +532,7 @@ public sealed class ClusterRig : IAsyncDisposable
         }
         if (Options.ExposeGrpc)
         {
-            args.AddRange(["--route", "grpc.test=grpc"]);
+            args.AddRange(["--route", "grpc.test=grpc", "--route", "127.0.0.1/orleanstunnel.tests.Echo=grpc"]);
         }
         string services = Options.ExposeGrpc ? Options.Service + ",grpc" : Options.Service;
         for (int a = 0; a < _agentTokens.Length; a++)
