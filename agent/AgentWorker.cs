@@ -164,7 +164,23 @@ public sealed partial class AgentWorker(
         };
         MoveIfShared();
         // Also now and then: a gateway avoided after a failure may work again.
-        using var rebalance = new Timer(_ => MoveIfShared(), null, o.ReconnectMaxDelay, o.ReconnectMaxDelay);
+        async Task RebalanceAsync()
+        {
+            // A shared slot probes the gateways that failed: one restarted at the same address while the
+            // directory still listed it is never announced anew, and the agent would stay lopsided.
+            if (Book.SharesGateway(slot))
+            {
+                foreach (var url in Book.Unreachable())
+                {
+                    if (await GatewayProbe.AcceptsAsync(url, o.DialTimeout, stoppingToken))
+                    {
+                        Book.Reachable(url);
+                    }
+                }
+            }
+            MoveIfShared();
+        }
+        using var rebalance = new Timer(_ => _ = RebalanceAsync(), null, o.ReconnectMaxDelay, o.ReconnectMaxDelay);
         var heartbeat = welcome.HeartbeatIntervalMs > 0 ? TimeSpan.FromMilliseconds(welcome.HeartbeatIntervalMs) : o.HeartbeatInterval;
         status.Up(new AgentStatus.TunnelInfo(slot, gateway, welcome.GatewayId, welcome.SessionId, DateTimeOffset.UtcNow));
         LogConnected(logger, gateway, welcome.GatewayId, welcome.SessionId, slot, epoch);

@@ -63,6 +63,24 @@ public static class ChurnRig
         }
     }
 
+    /// <summary>Waits until the cluster is whole; the failure shows each gateway's agents and every process's last lines.</summary>
+    public static async Task UntilWholeAsync(ClusterRig rig, TimeSpan timeout, string message)
+    {
+        try
+        {
+            await UntilAsync(() => WholeAsync(rig), timeout, message);
+        }
+        catch (TimeoutException ex)
+        {
+            var views = new List<string>();
+            for (int g = 0; g < rig.Options.Gateways; g++)
+            {
+                views.Add($"gateway-{g + 1}: [{string.Join(", ", await AgentsOnAsync(rig, g))}]");
+            }
+            throw new TimeoutException($"{ex.Message}; accepting tunnels: {string.Join("; ", views)}\n{rig.Describe()}", ex);
+        }
+    }
+
     /// <summary>Every agent holds an accepting tunnel on every gateway (the cluster is whole again).</summary>
     public static async Task<bool> WholeAsync(ClusterRig rig)
     {

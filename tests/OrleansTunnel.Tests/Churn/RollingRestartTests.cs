@@ -19,7 +19,7 @@ public sealed class RollingRestartTests(ITestOutputHelper output)
     {
         await using var rig = await ClusterRig.StartAsync(ChurnRig.Options(drainDelay: "00:00:02"));
         await using var lb = await NginxLoadBalancer.StartAsync(rig, rig.Client);
-        await ChurnRig.UntilAsync(() => ChurnRig.WholeAsync(rig), TimeSpan.FromSeconds(60), "every agent did not get a tunnel to every gateway");
+        await ChurnRig.UntilWholeAsync(rig, TimeSpan.FromSeconds(60), "every agent did not get a tunnel to every gateway");
 
         await using var load = new ChurnLoad(lb.HttpUrl, lb.H2cUrl, smallPerSecond: 20);
         load.Start();
@@ -41,7 +41,7 @@ public sealed class RollingRestartTests(ITestOutputHelper output)
             await rig.StartAsync(role, i);
             var ready = clock.Elapsed;
             // The next step waits until the cluster is whole again, as a rollout waits for readiness.
-            await ChurnRig.UntilAsync(() => ChurnRig.WholeAsync(rig), TimeSpan.FromSeconds(90), $"after restarting {name}, every agent did not get a tunnel to every gateway again");
+            await ChurnRig.UntilWholeAsync(rig, TimeSpan.FromSeconds(90), $"after restarting {name}, every agent did not get a tunnel to every gateway again");
             var whole = clock.Elapsed;
             windows.Add((name, from, load.Now, $"SIGTERM to exit {exited.TotalSeconds:0.0} s, started and ready {(ready - exited).TotalSeconds:0.0} s, whole again {whole.TotalSeconds:0.0} s after SIGTERM"));
         }
