@@ -57,7 +57,9 @@ public static class ClusterCommand
         }
         // --supervise takes no value.
         bool supervise = argv.Contains("--supervise");
-        argv = [.. argv.Where(a => a != "--supervise")];
+        // --with-demo keeps the demo backend beside --expose'd services (bench/soak.sh adds a gRPC one).
+        bool withDemo = argv.Contains("--with-demo");
+        argv = [.. argv.Where(a => a is not ("--supervise" or "--with-demo"))];
         var args = Args.Parse(argv, Flags, allowExpose: true, allowRoutes: false, allowAgents: false, allowGateways: false);
         if (args.Help)
         {
@@ -169,6 +171,11 @@ public static class ClusterCommand
         {
             // The services the agents expose: the demo backend in this process, or --expose URL --host NAME.
             (demo, var services) = await Cli.ExposedServicesAsync(args);
+            if (withDemo && demo is null)
+            {
+                demo = await DemoBackend.StartAsync("http://127.0.0.1:0");
+                services.Insert(0, ("demo", $"http://127.0.0.1:{DemoBackend.Port(demo)}", ["demo.localhost", "localhost", "127.0.0.1"]));
+            }
 
             Console.WriteLine($"otun cluster: redis, {silos} silo(s), {gateways} gateway(s), {agents} agent(s) as separate processes (pid {Environment.ProcessId})");
             Console.WriteLine($"  data      {dataDirectory}  (logs in logs/<role>-<n>.log)");
@@ -375,6 +382,7 @@ public static class ClusterCommand
         Console.WriteLine($"  {"--set KEY=VALUE",-22} passed on to the roles that read it: Cluster:* silos and gateways, Gateway:* gateways,");
         Console.WriteLine($"  {"",-22} Agent:* agents, anything else all of them");
         Console.WriteLine($"  {"--supervise",-22} start any child that exits (SIGTERM or crash) again with the same arguments, and log it");
+        Console.WriteLine($"  {"--with-demo",-22} also run the demo backend (hosts demo.localhost, localhost, 127.0.0.1) beside --expose'd services");
         Console.WriteLine($"  {"-h, --help",-22} this help");
         Console.WriteLine();
         Console.WriteLine("otun cluster restart NAME [--data DIR] [--kill]: SIGTERM (or SIGKILL) one child of a running cluster,");

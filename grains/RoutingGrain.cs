@@ -117,8 +117,12 @@ public sealed partial class RoutingGrain(
             state.State.Routes = routesBefore;
             state.State.Credentials = credentialsBefore;
             LogSaveFailed(logger, change, ex.GetType().Name, ex.Message);
+            // The storage's own exception nests several levels with stack traces: the innermost cause's first line says it.
+            var cause = ex.GetBaseException();
+            string why = cause.Message.Split('\n', 2)[0].Trim();
+            why = why.Length > 240 ? why[..240] + "..." : why;
             throw new DurableStateUnavailableException(
-                $"the {change} was not saved: the durable storage (Redis, Cluster:Redis) did not accept the write ({ex.GetType().Name}: {ex.Message}); nothing changed, retry once Redis is back");
+                $"the {change} was not saved: the durable storage (Redis, Cluster:Redis) did not accept the write ({cause.GetType().Name}: {why}); nothing changed, retry once Redis is back");
         }
     }
 

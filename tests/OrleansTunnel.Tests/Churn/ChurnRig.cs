@@ -34,14 +34,20 @@ public static class ChurnRig
         AgentArgs = ["--set", "Agent:ReconnectMaxDelay=00:00:03"],
     };
 
-    /// <summary>The agent ids holding a tunnel on gateway i (its admin /tunnels), or none when it does not answer.</summary>
-    public static async Task<string[]> AgentsOnAsync(ClusterRig rig, int gateway)
+    /// <summary>
+    /// The agent ids holding an accepting tunnel on gateway i (its admin /tunnels), or none when it does not
+    /// answer. Tunnels opened before <paramref name="sinceUnixMs"/> (the agent's epoch: its clock at the
+    /// dial) do not count, so a killed agent's tunnels the gateway has not dropped yet are not taken for the new one's.
+    /// </summary>
+    public static async Task<string[]> AgentsOnAsync(ClusterRig rig, int gateway, long sinceUnixMs = 0)
     {
         try
         {
             using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
             var tunnels = await client.GetFromJsonAsync<JsonElement>(new Uri(rig.GatewayAdminUrl(gateway), "/tunnels"));
-            return [.. tunnels.EnumerateArray().Where(t => t.GetProperty("accepting").GetBoolean()).Select(t => t.GetProperty("agent").GetString()!).Distinct()];
+            return [.. tunnels.EnumerateArray()
+                .Where(t => t.GetProperty("accepting").GetBoolean() && t.GetProperty("epoch").GetInt64() >= sinceUnixMs)
+                .Select(t => t.GetProperty("agent").GetString()!).Distinct()];
         }
         catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or JsonException)
         {
@@ -64,11 +70,11 @@ public static class ChurnRig
     }
 
     /// <summary>Waits until the cluster is whole; the failure shows each gateway's agents and every process's last lines.</summary>
-    public static async Task UntilWholeAsync(ClusterRig rig, TimeSpan timeout, string message)
+    public static async Task UntilWholeAsync(ClusterRig rig, TimeSpan timeout, string message, long sinceUnixMs = 0)
     {
         try
         {
-            await UntilAsync(() => WholeAsync(rig), timeout, message);
+            await UntilAsync(() => WholeAsync(rig, sinceUnixMs), timeout, message);
         }
         catch (TimeoutException ex)
         {
@@ -82,11 +88,11 @@ public static class ChurnRig
     }
 
     /// <summary>Every agent holds an accepting tunnel on every gateway (the cluster is whole again).</summary>
-    public static async Task<bool> WholeAsync(ClusterRig rig)
+    public static async Task<bool> WholeAsync(ClusterRig rig, long sinceUnixMs = 0)
     {
         for (int g = 0; g < rig.Options.Gateways; g++)
         {
-            if ((await AgentsOnAsync(rig, g)).Length < rig.Options.Agents)
+            if ((await AgentsOnAsync(rig, g, sinceUnixMs)).Length < rig.Options.Agents)
             {
                 return false;
             }

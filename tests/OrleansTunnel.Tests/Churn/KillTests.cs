@@ -38,7 +38,7 @@ public sealed class KillTests(ITestOutputHelper output)
         // An agent: transfers on its tunnels end with an error, the others complete.
         ends = await CrossAsync(lb.HttpUrl, lb.H2cUrl, () => rig.KillAgent(0));
         Assert.All(ends, e => Assert.DoesNotContain("HUNG", e.Detail));
-        await RecoverAsync(rig, "agent-1", () => rig.StartAgentAsync(0), survivors: [0, 1]);
+        await RecoverAsync(rig, "agent-1", () => rig.StartAgentAsync(0), survivors: [0, 1], newAgent: "agent-1");
 
         // Redis: membership and durable state are gone for a while; requests do not touch them.
         ends = await CrossAsync(lb.HttpUrl, lb.H2cUrl, () => rig.Redis.KillAsync().GetAwaiter().GetResult());
@@ -61,12 +61,28 @@ public sealed class KillTests(ITestOutputHelper output)
     }
 
     /// <summary>Starts the killed process again, waits until the cluster is whole, and checks the survivors' baseline.</summary>
-    private async Task RecoverAsync(ClusterRig rig, string name, Func<Task> start, int[] survivors)
+    private async Task RecoverAsync(ClusterRig rig, string name, Func<Task> start, int[] survivors, string? newAgent = null)
     {
         var clock = Stopwatch.StartNew();
+        long startedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         await start();
         var ready = clock.Elapsed;
         await ChurnRig.UntilWholeAsync(rig, TimeSpan.FromSeconds(120), $"after {name} came back, every agent did not get a tunnel to every gateway");
+        if (newAgent is not null)
+        {
+            // The restarted agent's own tunnels (dialled after its start), not the killed process's.
+            await ChurnRig.UntilAsync(async () =>
+            {
+                for (int g = 0; g < rig.Options.Gateways; g++)
+                {
+                    if (!(await ChurnRig.AgentsOnAsync(rig, g, startedAt)).Contains(newAgent))
+                    {
+                        return false;
+                    }
+                }
+                return true;
+            }, TimeSpan.FromSeconds(120), $"the restarted {newAgent} did not get a tunnel to every gateway");
+        }
         var whole = clock.Elapsed;
         await rig.WaitForStatusAsync(0, "127.0.0.1", "/hello", System.Net.HttpStatusCode.OK, TimeSpan.FromSeconds(60));
         foreach (int g in survivors)
