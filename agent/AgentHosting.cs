@@ -25,6 +25,9 @@ public static class AgentHosting
         builder.AddAgentTelemetry();
         builder.Services.AddSingleton<BackendForwarder>();
         builder.Services.AddHostedService<AgentWorker>();
+        // Stopping waits for in-flight requests (Agent:ShutdownGracePeriod) plus a margin to close the tunnels.
+        var grace = builder.Configuration.GetSection(AgentOptions.Section).Get<AgentOptions>()?.ShutdownGracePeriod ?? new AgentOptions().ShutdownGracePeriod;
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = grace + TimeSpan.FromSeconds(5));
         return builder;
     }
 }
@@ -100,6 +103,14 @@ public sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
         if (o.ReconnectMinDelay <= TimeSpan.Zero || o.ReconnectMaxDelay < o.ReconnectMinDelay)
         {
             failures.Add("Agent:ReconnectMinDelay must be positive and at most Agent:ReconnectMaxDelay");
+        }
+        if (o.ShutdownGracePeriod < TimeSpan.Zero)
+        {
+            failures.Add($"Agent:ShutdownGracePeriod must not be negative, not {o.ShutdownGracePeriod} (e.g. 00:00:30)");
+        }
+        if (o.GoAwayQuietPeriod < TimeSpan.Zero || o.GoAwayQuietPeriod > TimeSpan.FromMinutes(1))
+        {
+            failures.Add($"Agent:GoAwayQuietPeriod must be from 00:00:00 to 00:01:00, not {o.GoAwayQuietPeriod} (e.g. 00:00:01)");
         }
         if (o.Connections is < 1 or > 16)
         {

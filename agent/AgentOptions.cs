@@ -96,6 +96,19 @@ public sealed class AgentOptions
 
     /// <summary>Buffer used to read a backend's response body (bytes).</summary>
     public int ResponseBufferSize { get; set; } = 64 * 1024;
+
+    /// <summary>
+    /// On shutdown (SIGTERM), how long in-flight requests may take to finish after the agent told its
+    /// gateways go-away (they send nothing new on its connections); then the tunnels close.
+    /// </summary>
+    public TimeSpan ShutdownGracePeriod { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// After a go-away (either way), a connection closes only once it carried no stream for this long
+    /// (at least four round trips), so a request the gateway sent just before it learnt of the go-away
+    /// is still served, not lost.
+    /// </summary>
+    public TimeSpan GoAwayQuietPeriod { get; set; } = TimeSpan.FromSeconds(1);
 }
 
 /// <summary>One service the agent exposes.</summary>

@@ -24,6 +24,8 @@ public sealed partial class AgentWorker(
 {
     private long _lastEpoch;
     private GatewayBook? _book;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<uint, MuxConnection> _live = new();
+    private volatile bool _draining;
 
     /// <summary>The gateways this agent knows (configured and announced by the cluster).</summary>
     public GatewayBook Book => _book ??= new GatewayBook(options.Value.Gateways, options.Value.ReconnectMaxDelay * 5, options.Value.AllowCleartext);
@@ -42,7 +44,7 @@ public sealed partial class AgentWorker(
         var o = options.Value;
         int failures = 0;
         int gatewayIndex = (int)slot;
-        while (!stoppingToken.IsCancellationRequested)
+        while (!stoppingToken.IsCancellationRequested && !_draining)
         {
             string gateway = Book.Pick(slot, gatewayIndex);
             bool wasUp = false;
@@ -68,7 +70,7 @@ public sealed partial class AgentWorker(
                 status.Down(slot);
                 Book.Released(slot);
             }
-            if (stoppingToken.IsCancellationRequested)
+            if (stoppingToken.IsCancellationRequested || _draining)
             {
                 return;
             }
@@ -132,8 +134,15 @@ public sealed partial class AgentWorker(
         {
             goAway.Value = true;
             LogGoAway(logger, gateway, reason);
-            _ = CloseWhenIdleAsync(mux);
+            _ = CloseWhenQuietAsync(mux, "the gateway asked the agent to go away");
         };
+        _live[slot] = mux;
+        if (_draining)
+        {
+            // Connected while the agent began stopping: the stop's go-away missed this connection.
+            mux.SendGoAway("the agent is shutting down");
+            _ = CloseWhenQuietAsync(mux, "the agent is shutting down");
+        }
         Book.Connected(slot, gateway, welcome.GatewayId);
         LogRefusedAnnouncements(Book.Learn(welcome.Gateways), gateway);
         void MoveIfShared()
@@ -145,7 +154,7 @@ public sealed partial class AgentWorker(
                 goAway.Value = true;
                 LogRebalance(logger, slot, welcome.GatewayId);
                 mux.SendGoAway("the agent moves this connection to another gateway");
-                _ = CloseWhenIdleAsync(mux);
+                _ = CloseWhenQuietAsync(mux, "the agent moved this connection to another gateway");
             }
         }
         mux.ConfigHandler = config =>
@@ -155,18 +164,70 @@ public sealed partial class AgentWorker(
         };
         MoveIfShared();
         // Also now and then: a gateway avoided after a failure may work again.
-        using var rebalance = new Timer(_ => MoveIfShared(), null, o.ReconnectMaxDelay, o.ReconnectMaxDelay);
+        async Task RebalanceAsync()
+        {
+            // A shared slot probes the gateways that failed: one restarted at the same address while the
+            // directory still listed it is never announced anew, and the agent would stay lopsided.
+            if (Book.SharesGateway(slot))
+            {
+                foreach (var url in Book.Unreachable())
+                {
+                    if (await GatewayProbe.AcceptsAsync(url, o.DialTimeout, stoppingToken))
+                    {
+                        Book.Reachable(url);
+                    }
+                }
+            }
+            MoveIfShared();
+        }
+        using var rebalance = new Timer(_ => _ = RebalanceAsync(), null, o.ReconnectMaxDelay, o.ReconnectMaxDelay);
         var heartbeat = welcome.HeartbeatIntervalMs > 0 ? TimeSpan.FromMilliseconds(welcome.HeartbeatIntervalMs) : o.HeartbeatInterval;
         status.Up(new AgentStatus.TunnelInfo(slot, gateway, welcome.GatewayId, welcome.SessionId, DateTimeOffset.UtcNow));
         LogConnected(logger, gateway, welcome.GatewayId, welcome.SessionId, slot, epoch);
         telemetry.TunnelConnected(gateway);
-        await mux.RunAsync(heartbeat, stoppingToken);
+        try
+        {
+            await mux.RunAsync(heartbeat, stoppingToken);
+        }
+        finally
+        {
+            _live.TryRemove(new KeyValuePair<uint, MuxConnection>(slot, mux));
+        }
         LogDisconnected(logger, gateway, mux.CloseReason ?? "closed");
         return true;
     }
 
-    // After go-away the gateway sends nothing new; close once in-flight requests finished.
-    private static Task CloseWhenIdleAsync(MuxConnection mux) => MuxConnection.CloseWhenIdleAsync(mux, "the gateway asked the agent to go away");
+    // After a go-away the gateway sends nothing new; close once in-flight requests finished and the line stayed quiet.
+    private Task CloseWhenQuietAsync(MuxConnection mux, string reason, CancellationToken cancellationToken = default) =>
+        TunnelQuiesce.CloseWhenQuietAsync(mux, options.Value.GoAwayQuietPeriod, reason, cancellationToken);
+
+    /// <summary>
+    /// Graceful stop (SIGTERM): tell every gateway go-away on every tunnel (they send nothing new here and
+    /// use the agent's other connections or other agents), let in-flight requests finish within
+    /// Agent:ShutdownGracePeriod, close the tunnels, then stop the slot loops without reconnecting.
+    /// </summary>
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        _draining = true;
+        var live = _live.Values.ToArray();
+        var grace = options.Value.ShutdownGracePeriod;
+        if (live.Length > 0)
+        {
+            LogStopping(logger, live.Length, live.Sum(m => m.ActiveStreams), grace.TotalSeconds);
+            foreach (var mux in live)
+            {
+                mux.SendGoAway("the agent is shutting down");
+            }
+            using var graceOver = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            graceOver.CancelAfter(grace);
+            await Task.WhenAll(live.Select(m => CloseWhenQuietAsync(m, "the agent is shutting down", graceOver.Token)));
+            if (graceOver.IsCancellationRequested)
+            {
+                LogGraceOver(logger, grace.TotalSeconds);
+            }
+        }
+        await base.StopAsync(cancellationToken);
+    }
 
     private void LogRefusedAnnouncements(IReadOnlyList<string> refused, string gateway)
     {
@@ -223,6 +284,14 @@ public sealed partial class AgentWorker(
     [LoggerMessage(EventId = 706, EventName = "TunnelRebalance", Level = LogLevel.Information,
         Message = "Slot {Slot} shares gateway {GatewayId} with another connection while another gateway is known; moving it there once its in-flight requests finished.")]
     private static partial void LogRebalance(ILogger logger, uint slot, string gatewayId);
+
+    [LoggerMessage(EventId = 707, EventName = "AgentStopping", Level = LogLevel.Information,
+        Message = "Agent stopping: told the gateways of {Tunnels} tunnel(s) go-away; {Streams} request(s) in flight get up to {Seconds:0.#} s (Agent:ShutdownGracePeriod).")]
+    private static partial void LogStopping(ILogger logger, int tunnels, int streams, double seconds);
+
+    [LoggerMessage(EventId = 708, EventName = "AgentGraceOver", Level = LogLevel.Warning,
+        Message = "Agent stopping: the grace period of {Seconds:0.#} s ran out with requests in flight; they were cut. Raise Agent:ShutdownGracePeriod if long requests must finish.")]
+    private static partial void LogGraceOver(ILogger logger, double seconds);
 
     [LoggerMessage(EventId = 705, EventName = "TunnelGoAway", Level = LogLevel.Information,
         Message = "Gateway {Gateway} said go-away ({Reason}); finishing in-flight requests, then reconnecting.")]

@@ -203,6 +203,39 @@ public sealed class GatewayBook
         }
     }
 
+    /// <summary>Whether the slot's gateway is also a lower slot's (so moving it would spread the agent).</summary>
+    public bool SharesGateway(uint slot)
+    {
+        lock (_gate)
+        {
+            return _slots.TryGetValue(slot, out var mine) && mine.GatewayId is not null
+                && _slots.Any(kv => kv.Key < slot && kv.Value.GatewayId == mine.GatewayId);
+        }
+    }
+
+    /// <summary>Known URLs that failed since they were last announced or connected.</summary>
+    public IReadOnlyList<string> Unreachable()
+    {
+        lock (_gate)
+        {
+            return [.. _unreachable];
+        }
+    }
+
+    /// <summary>
+    /// A URL that failed accepts connections again (a probe reached it): a gateway restarted at the same
+    /// address before the cluster's directory dropped it is never announced anew, so this is how the
+    /// agent learns it came back.
+    /// </summary>
+    public void Reachable(string url)
+    {
+        lock (_gate)
+        {
+            _unreachable.Remove(Normalize(url));
+            _failedAt.Remove(Normalize(url));
+        }
+    }
+
     private bool FailedLately(string url) =>
         _failedAt.TryGetValue(url, out long at) && Environment.TickCount64 - at < _failureMemoryMs;
 

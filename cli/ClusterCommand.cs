@@ -42,12 +42,24 @@ public static class ClusterCommand
         new("--ingress-port", P + "ingress-port", "ingress port of gateway-1; gateway-n: +100*(n-1)", "8080"),
         new("--tunnel-port", P + "tunnel-port", "tunnel port of gateway-1; gateway-n: +100*(n-1)", "7070"),
         new("--admin-port", P + "admin-port", "admin port of gateway-1; gateway-n: +100*(n-1)", "9090"),
+        new("--lb", P + "lb", "nginx load balancer in front of the gateways: HTTP/1.1 on this port, h2c (gRPC) on the next; gateways then also get an h2c ingress (ingress port + 1); 0: none", "0"),
+        new("--nginx", P + "nginx", "the nginx executable (with --lb)", "nginx"),
     ];
 
-    private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(10);
+    /// <summary>The pid file in the data directory: one "name pid" line per child, rewritten on every (re)start.</summary>
+    public const string PidFile = "pids";
 
     public static async Task<int> RunAsync(string[] argv)
     {
+        if (argv.Length > 0 && argv[0] == "restart")
+        {
+            return ClusterRestart.Run(argv[1..]);
+        }
+        // --supervise takes no value.
+        bool supervise = argv.Contains("--supervise");
+        // --with-demo keeps the demo backend beside --expose'd services (bench/soak.sh adds a gRPC one).
+        bool withDemo = argv.Contains("--with-demo");
+        argv = [.. argv.Where(a => a is not ("--supervise" or "--with-demo"))];
         var args = Args.Parse(argv, Flags, allowExpose: true, allowRoutes: false, allowAgents: false, allowGateways: false);
         if (args.Help)
         {
@@ -82,6 +94,9 @@ public static class ClusterCommand
         int siloPort = Port("silo-port", 11111), orleansGatewayPort = Port("gateway-port", 30000), siloAdminPort = Port("silo-admin-port", 9091);
         int dashboardPort = Port("dashboard-port", 8090);
         int ingressPort = Port("ingress-port", 8080), tunnelPort = Port("tunnel-port", 7070), adminPort = Port("admin-port", 9090);
+        int lbPort = Port("lb", 0);
+        string? nginx = lbPort == 0 ? null : FindExecutable(Opt("nginx", "nginx")) ?? FindExecutable("/usr/sbin/nginx")
+            ?? throw new CliException($"{Opt("nginx", "nginx")} not found; install nginx (apt-get install nginx) or pass --nginx PATH, or leave out --lb");
         string clusterId = Opt("cluster-id", "otun-cluster"), serviceId = Opt("service-id", "orleans-tunnel");
         string dataDirectory = Path.GetFullPath(Opt("data", Path.Combine(".data", "cluster")));
         string redisServer = FindExecutable(Opt("redis-server", "redis-server"))
@@ -104,6 +119,15 @@ public static class ClusterCommand
             ports.Add((ingressPort + 100 * i, $"gateway-{i + 1} ingress"));
             ports.Add((tunnelPort + 100 * i, $"gateway-{i + 1} tunnel"));
             ports.Add((adminPort + 100 * i, $"gateway-{i + 1} admin"));
+            if (lbPort > 0)
+            {
+                ports.Add((ingressPort + 1 + 100 * i, $"gateway-{i + 1} h2c ingress"));
+            }
+        }
+        if (lbPort > 0)
+        {
+            ports.Add((lbPort, "load balancer (HTTP/1.1)"));
+            ports.Add((lbPort + 1, "load balancer (h2c)"));
         }
         foreach (var dup in ports.GroupBy(p => p.Port).Where(g => g.Count() > 1))
         {
@@ -131,22 +155,37 @@ public static class ClusterCommand
         string adminTokenSha = AgentCredentialStore.Hash(File.ReadAllText(adminTokenFile).Trim());
 
         using var signal = new ShutdownSignal();
-        var children = new List<Child>();
+        var children = new List<ClusterChild>();
+        string pidFile = Path.Combine(dataDirectory, PidFile);
+        void WritePids()
+        {
+            lock (children)
+            {
+                File.WriteAllLines(pidFile, children.Select(c => $"{c.Name} {c.Pid}"));
+            }
+        }
+        var stopTimeouts = StopTimeouts(sets);
         WebApplication? demo = null;
         int exitCode = 0;
         try
         {
             // The services the agents expose: the demo backend in this process, or --expose URL --host NAME.
             (demo, var services) = await Cli.ExposedServicesAsync(args);
+            if (withDemo && demo is null)
+            {
+                demo = await DemoBackend.StartAsync("http://127.0.0.1:0");
+                services.Insert(0, ("demo", $"http://127.0.0.1:{DemoBackend.Port(demo)}", ["demo.localhost", "localhost", "127.0.0.1"]));
+            }
 
             Console.WriteLine($"otun cluster: redis, {silos} silo(s), {gateways} gateway(s), {agents} agent(s) as separate processes (pid {Environment.ProcessId})");
             Console.WriteLine($"  data      {dataDirectory}  (logs in logs/<role>-<n>.log)");
 
             // Redis first: clustering and durable state (appendonly, so state survives a redis restart).
             string redisDirectory = Path.Combine(dataDirectory, "redis");
-            var redis = Child.Start("redis-1", null, redisServer,
+            var redis = ClusterChild.Start("redis-1", null, redisServer,
                 ["--port", Inv(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--dir", redisDirectory], null, dataDirectory);
             children.Add(redis);
+            WritePids();
             Console.WriteLine($"redis-1 pid={redis.Pid}");
             Console.WriteLine($"  redis     127.0.0.1:{redisPort}  (appendonly in {redisDirectory})");
             await Until(signal, redis, () => RedisAnswersAsync(redisPort), "redis to answer PING");
@@ -164,8 +203,9 @@ public static class ClusterCommand
                     siloArgs.AddRange(["--set", $"Cluster:Dashboard=http://127.0.0.1:{dashboardPort}"]);
                 }
                 siloArgs.AddRange(SetsFor("Cluster"));
-                var silo = Child.Start($"silo-{i + 1}", "otun silo: ready", command, siloArgs, null, dataDirectory);
+                var silo = ClusterChild.Start($"silo-{i + 1}", "otun silo: ready", command, siloArgs, null, dataDirectory);
                 children.Add(silo);
+                WritePids();
                 Console.WriteLine($"silo-{i + 1} pid={silo.Pid}");
                 Console.WriteLine($"  admin     http://127.0.0.1:{siloAdminPort + i}  (/healthz, /readyz)");
                 if (i == 0 && dashboardPort > 0)
@@ -178,7 +218,7 @@ public static class ClusterCommand
             // One fresh token per agent and run: the agent gets it in its environment, the gateways its hash.
             var tokens = Enumerable.Range(0, agents).Select(_ => NewTokenValue()).ToArray();
             string serviceList = string.Join(',', services.Select(s => s.Name).Distinct(StringComparer.Ordinal));
-            var gatewayStarts = new List<Child>();
+            var gatewayStarts = new List<ClusterChild>();
             for (int i = 0; i < gateways; i++)
             {
                 int step = 100 * i;
@@ -187,6 +227,10 @@ public static class ClusterCommand
                     "--ingress", $"http://127.0.0.1:{ingressPort + step}", "--tunnel", $"http://127.0.0.1:{tunnelPort + step}",
                     "--admin", $"http://127.0.0.1:{adminPort + step}",
                     "--set", $"Gateway:AdminTokenSha256={adminTokenSha}"];
+                if (lbPort > 0)
+                {
+                    gatewayArgs.AddRange(["--set", $"Gateway:H2cIngress=http://127.0.0.1:{ingressPort + 1 + step}"]);
+                }
                 foreach (var (name, _, hosts) in services)
                 {
                     foreach (var host in hosts)
@@ -199,8 +243,9 @@ public static class ClusterCommand
                     gatewayArgs.AddRange(["--agent", $"agent-{a + 1}:{AgentCredentialStore.Hash(tokens[a])}:{serviceList}"]);
                 }
                 gatewayArgs.AddRange(SetsFor("Cluster", "Gateway"));
-                var gateway = Child.Start($"gateway-{i + 1}", "otun gateway: ready", command, gatewayArgs, null, dataDirectory);
+                var gateway = ClusterChild.Start($"gateway-{i + 1}", "otun gateway: ready", command, gatewayArgs, null, dataDirectory);
                 children.Add(gateway);
+                WritePids();
                 gatewayStarts.Add(gateway);
                 Console.WriteLine($"gateway-{i + 1} pid={gateway.Pid}");
                 Console.WriteLine($"  ingress   http://127.0.0.1:{ingressPort + step}");
@@ -212,7 +257,7 @@ public static class ClusterCommand
                 await Until(signal, gateway, gateway.Ready, gateway.Name + " to be ready");
             }
 
-            var agentStarts = new List<Child>();
+            var agentStarts = new List<ClusterChild>();
             for (int a = 0; a < agents; a++)
             {
                 List<string> agentArgs = [.. prefix, "agent", "--agent-id", $"agent-{a + 1}", "--connections", Inv(connections)];
@@ -226,9 +271,10 @@ public static class ClusterCommand
                 }
                 agentArgs.AddRange(SetsFor("Agent"));
                 // The token travels in the environment, never on the command line (ps shows that).
-                var agent = Child.Start($"agent-{a + 1}", "otun agent: ready", command, agentArgs,
+                var agent = ClusterChild.Start($"agent-{a + 1}", "otun agent: ready", command, agentArgs,
                     new Dictionary<string, string> { ["OTUN_Agent__Token"] = tokens[a] }, dataDirectory);
                 children.Add(agent);
+                WritePids();
                 agentStarts.Add(agent);
                 Console.WriteLine($"agent-{a + 1} pid={agent.Pid}");
             }
@@ -251,13 +297,40 @@ public static class ClusterCommand
                 await Until(signal, null, () => AnswersAsync(http, url, firstHost), $"GET {url} (Host: {firstHost}) through gateway-{i + 1}");
             }
 
+            if (lbPort > 0)
+            {
+                string prefixDirectory = Path.Combine(dataDirectory, "nginx");
+                var lbArgs = ClusterLoadBalancer.Prepare(prefixDirectory, lbPort, lbPort + 1,
+                    [.. Enumerable.Range(0, gateways).Select(i => ingressPort + 100 * i)], [.. Enumerable.Range(0, gateways).Select(i => ingressPort + 1 + 100 * i)]);
+                var lb = ClusterChild.Start("lb-1", null, nginx!, lbArgs, null, dataDirectory);
+                children.Add(lb);
+                WritePids();
+                Console.WriteLine($"lb-1 pid={lb.Pid}");
+                Console.WriteLine($"  lb        http://127.0.0.1:{lbPort}  (nginx: HTTP/1.1, WebSockets, SSE to every gateway's ingress)");
+                Console.WriteLine($"  lb        http://127.0.0.1:{lbPort + 1}  (nginx: cleartext HTTP/2, gRPC, to every gateway's h2c ingress)");
+                string lbUrl = $"http://127.0.0.1:{lbPort}{path}";
+                await Until(signal, lb, () => AnswersAsync(http, lbUrl, firstHost), $"GET {lbUrl} (Host: {firstHost}) through the load balancer");
+            }
+            foreach (var child in children)
+            {
+                child.StopTimeout = stopTimeouts(child.Role);
+                child.PidChanged = WritePids;
+                child.Supervised = supervise;
+            }
+
             Console.WriteLine("try:");
             for (int i = 0; i < gateways; i++)
             {
                 string ingress = $"http://127.0.0.1:{ingressPort + 100 * i}";
                 Console.WriteLine(demo is not null ? $"  curl {ingress}/hello" : $"  curl -H 'Host: {firstHost}' {ingress}/");
             }
-            Console.WriteLine("  kill -9 <pid> of any process above and watch the others carry on; Ctrl-C stops them all");
+            if (lbPort > 0)
+            {
+                Console.WriteLine(demo is not null ? $"  curl http://127.0.0.1:{lbPort}/hello   (through the load balancer)" : $"  curl -H 'Host: {firstHost}' http://127.0.0.1:{lbPort}/   (through the load balancer)");
+            }
+            Console.WriteLine(supervise
+                ? $"  otun cluster restart gateway-1 --data {dataDirectory}   (SIGTERM; supervised children are started again)"
+                : "  kill -9 <pid> of any process above and watch the others carry on; Ctrl-C stops them all");
             Console.WriteLine($"otun cluster: ready (pid {Environment.ProcessId})");
             await Task.Delay(Timeout.Infinite, signal.Token).ContinueWith(_ => { }, TaskScheduler.Default);
         }
@@ -272,11 +345,12 @@ public static class ClusterCommand
         finally
         {
             Console.WriteLine("otun cluster: stopping");
-            // Agents first (visitors' requests drain), then gateways, silos, and redis last.
-            foreach (string role in new[] { "agent", "gateway", "silo", "redis" })
+            // Agents first (visitors' requests drain), then gateways, silos, the load balancer, and redis last.
+            foreach (string role in new[] { "agent", "gateway", "silo", "lb", "redis" })
             {
-                await Task.WhenAll(children.Where(c => c.Role == role).Select(c => c.StopAsync(StopTimeout)));
+                await Task.WhenAll(children.Where(c => c.Role == role).Select(c => c.StopAsync()));
             }
+            File.Delete(pidFile);
             foreach (var child in children)
             {
                 child.Dispose();
@@ -296,7 +370,7 @@ public static class ClusterCommand
         Console.WriteLine("otun cluster: a cluster on this machine as separate processes — redis-server, silos, gateways and agents —");
         Console.WriteLine("to try failover (kill -9 any of them). Without --expose, the demo backend runs in this process.");
         Console.WriteLine();
-        Console.WriteLine("usage: otun cluster [--expose URL --host NAME [--host NAME]... [--service NAME]]... [flags]");
+        Console.WriteLine("usage: otun cluster [--expose URL --host NAME [--host NAME]... [--service NAME]]... [--supervise] [--lb PORT] [flags]");
         Console.WriteLine();
         foreach (var f in Flags)
         {
@@ -307,12 +381,39 @@ public static class ClusterCommand
         Console.WriteLine($"  {"--service NAME",-22} the service name of the preceding --expose (default: its first host)");
         Console.WriteLine($"  {"--set KEY=VALUE",-22} passed on to the roles that read it: Cluster:* silos and gateways, Gateway:* gateways,");
         Console.WriteLine($"  {"",-22} Agent:* agents, anything else all of them");
+        Console.WriteLine($"  {"--supervise",-22} start any child that exits (SIGTERM or crash) again with the same arguments, and log it");
+        Console.WriteLine($"  {"--with-demo",-22} also run the demo backend (hosts demo.localhost, localhost, 127.0.0.1) beside --expose'd services");
         Console.WriteLine($"  {"-h, --help",-22} this help");
+        Console.WriteLine();
+        Console.WriteLine("otun cluster restart NAME [--data DIR] [--kill]: SIGTERM (or SIGKILL) one child of a running cluster,");
+        Console.WriteLine("found in <data>/pids; with --supervise it is started again (a rolling-restart drill, one child at a time).");
         Console.WriteLine();
         Console.WriteLine("Each process is printed as '<role>-<n> pid=<pid>' (redis as 'redis-1'); 'otun cluster: ready' follows once");
         Console.WriteLine("every agent has a tunnel up and every gateway's ingress answers. Child output is relayed prefixed");
         Console.WriteLine("'[<role>-<n>] ' and written to <data>/logs/<role>-<n>.log. A child that exits is reported as");
         Console.WriteLine("'<role>-<n> exited (code N)'; the others keep running. Ctrl-C stops agents, gateways, silos, then redis.");
+    }
+
+    /// <summary>
+    /// How long each role may take to stop before it is killed: a gateway its drain delay and grace period,
+    /// an agent its grace period (as --set gives them, else the defaults), each with a margin.
+    /// </summary>
+    private static Func<string, TimeSpan> StopTimeouts(IEnumerable<KeyValuePair<string, string?>> sets)
+    {
+        var list = sets.ToList();
+        TimeSpan Get(string key, TimeSpan fallback) =>
+            list.LastOrDefault(kv => kv.Key.Equals(key, StringComparison.OrdinalIgnoreCase)).Value is { } text
+            && TimeSpan.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out var value) ? value : fallback;
+        var gatewayDefaults = new OrleansTunnel.Gateway.GatewayOptions();
+        var gateway = Get("Gateway:DrainDelay", gatewayDefaults.DrainDelay) + Get("Gateway:ShutdownGracePeriod", gatewayDefaults.ShutdownGracePeriod) + TimeSpan.FromSeconds(20);
+        var agent = Get("Agent:ShutdownGracePeriod", new OrleansTunnel.Agent.AgentOptions().ShutdownGracePeriod) + TimeSpan.FromSeconds(10);
+        return role => role switch
+        {
+            "gateway" => gateway,
+            "agent" => agent,
+            "silo" => TimeSpan.FromSeconds(40),
+            _ => TimeSpan.FromSeconds(10),
+        };
     }
 
     /// <summary>How to start this otun again: the apphost itself, or `dotnet otun.dll`.</summary>
@@ -368,7 +469,7 @@ public static class ClusterCommand
     }
 
     /// <summary>Polls a condition every 100 ms until it holds; a stop signal or the child's exit abort the start.</summary>
-    private static async Task Until(ShutdownSignal signal, Child? child, Func<Task<bool>> condition, string what)
+    private static async Task Until(ShutdownSignal signal, ClusterChild? child, Func<Task<bool>> condition, string what)
     {
         var started = Stopwatch.StartNew();
         bool warned = false;
@@ -395,7 +496,7 @@ public static class ClusterCommand
         }
     }
 
-    private static Task Until(ShutdownSignal signal, Child child, Task ready, string what) =>
+    private static Task Until(ShutdownSignal signal, ClusterChild child, Task ready, string what) =>
         Until(signal, child, () => Task.FromResult(ready.IsCompletedSuccessfully), what);
 
     /// <summary>True when a redis-server on this loopback port answers PING with +PONG (raw RESP over TCP).</summary>
@@ -435,162 +536,4 @@ public static class ClusterCommand
 
     private sealed class StartupAbortedException(string message) : Exception(message);
 
-    /// <summary>A child process: output relayed with a [name] prefix and written to its log file.</summary>
-    private sealed class Child : IDisposable
-    {
-        private readonly Process _process;
-        private readonly StreamWriter _log;
-        private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly string? _readyPrefix;
-        private volatile bool _stopping;
-        private bool _logClosed;
-
-        public string Name { get; }
-        public string Role { get; }
-        public string LogPath { get; }
-        public int Pid { get; }
-        public Task Ready => _ready.Task;
-
-        public bool HasExited => _process.HasExited;
-        public int ExitCode => _process.HasExited ? _process.ExitCode : -1;
-
-        private Child(string name, string? readyPrefix, ProcessStartInfo start, string logPath)
-        {
-            Name = name;
-            Role = name.Split('-')[0];
-            _readyPrefix = readyPrefix;
-            LogPath = logPath;
-            _log = new StreamWriter(new FileStream(logPath, FileMode.Create, FileAccess.Write, FileShare.Read)) { AutoFlush = true };
-            _process = new Process { StartInfo = start, EnableRaisingEvents = true };
-            _process.OutputDataReceived += (_, e) => Line(e.Data, Console.Out);
-            _process.ErrorDataReceived += (_, e) => Line(e.Data, Console.Error);
-            _process.Exited += (_, _) =>
-            {
-                if (!_stopping)
-                {
-                    // Reported whenever it happens (during start-up the start is also aborted); the others keep running.
-                    Console.WriteLine($"{Name} exited (code {SafeExitCode()})");
-                }
-            };
-            if (!_process.Start())
-            {
-                throw new CliException($"could not start {name}");
-            }
-            Pid = _process.Id;
-            _process.BeginOutputReadLine();
-            _process.BeginErrorReadLine();
-        }
-
-        public static Child Start(string name, string? readyPrefix, string command, IEnumerable<string> args, IDictionary<string, string>? environment, string dataDirectory)
-        {
-            // setsid: the children are not in the terminal's process group, so Ctrl-C reaches only this process,
-            // which then stops them in order (agents first, redis last). setsid execs, so the pid is the child's.
-            bool setsid = File.Exists("/usr/bin/setsid");
-            var start = new ProcessStartInfo(setsid ? "/usr/bin/setsid" : command)
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                RedirectStandardInput = false,
-                UseShellExecute = false,
-            };
-            if (setsid)
-            {
-                start.ArgumentList.Add(command);
-            }
-            foreach (var arg in args)
-            {
-                start.ArgumentList.Add(arg);
-            }
-            foreach (var (key, value) in environment ?? new Dictionary<string, string>())
-            {
-                start.Environment[key] = value;
-            }
-            return new Child(name, readyPrefix, start, Path.Combine(dataDirectory, "logs", name + ".log"));
-        }
-
-        private void Line(string? line, TextWriter relay)
-        {
-            if (line is null)
-            {
-                return;
-            }
-            lock (_log)
-            {
-                if (!_logClosed)
-                {
-                    _log.WriteLine(line);
-                }
-            }
-            relay.WriteLine($"[{Name}] {line}");
-            if (_readyPrefix is not null && line.StartsWith(_readyPrefix, StringComparison.Ordinal))
-            {
-                _ready.TrySetResult();
-            }
-        }
-
-        private string SafeExitCode()
-        {
-            try
-            {
-                return _process.ExitCode.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            }
-            catch (InvalidOperationException)
-            {
-                return "?";
-            }
-        }
-
-        /// <summary>SIGTERM, then SIGKILL if it has not exited within <paramref name="timeout"/>.</summary>
-        public async Task StopAsync(TimeSpan timeout)
-        {
-            _stopping = true;
-            if (_process.HasExited)
-            {
-                return;
-            }
-            _ = Kill(Pid, SigTerm);
-            try
-            {
-                await _process.WaitForExitAsync().WaitAsync(timeout);
-            }
-            catch (TimeoutException)
-            {
-                Console.Error.WriteLine($"otun cluster: {Name} did not exit within {timeout.TotalSeconds:0} s of SIGTERM; killing it");
-                try
-                {
-                    _process.Kill(entireProcessTree: true);
-                    await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(5));
-                }
-                catch (Exception ex) when (ex is InvalidOperationException or TimeoutException or System.ComponentModel.Win32Exception)
-                {
-                }
-            }
-        }
-
-        public void Dispose()
-        {
-            _stopping = true;
-            try
-            {
-                if (!_process.HasExited)
-                {
-                    _process.Kill(entireProcessTree: true);
-                }
-            }
-            catch (InvalidOperationException)
-            {
-            }
-            _process.Dispose();
-            lock (_log)
-            {
-                _logClosed = true;
-                _log.Dispose();
-            }
-        }
-    }
-
-    private const int SigTerm = 15;
-
-    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static extern int Kill(int pid, int signal);
 }

@@ -241,6 +241,8 @@ namespace OrleansTunnel.Cli
                 devCertificate = created ? $"{certPath} (created)" : certPath;
             }
 
+            // No load balancer in front of dev mode: stop at once on Ctrl-C (no drain delay).
+            args.Config.TryAdd("Gateway:DrainDelay", "00:00:00");
             // The inspector page opens without the token for loopback visitors (the admin listener is on 127.0.0.1).
             args.Config.TryAdd("Inspector:OpenOnLoopback", "true");
             // The admin API's token lives in the data directory (owner-only), where `otun admin` finds it.
@@ -381,18 +383,28 @@ namespace OrleansTunnel.Cli
             }
         }
 
+        /// <summary>
+        /// Stops a host within its own shutdown timeout (for a gateway Gateway:DrainDelay +
+        /// Gateway:ShutdownGracePeriod, for an agent Agent:ShutdownGracePeriod) plus a margin for the
+        /// services that stop after the web server; no fixed cap cuts a configured grace period short.
+        /// </summary>
         private static async Task StopAsync(string what, IHost host)
         {
-            using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            var shutdown = host.Services.GetService<IOptions<HostOptions>>()?.Value.ShutdownTimeout ?? TimeSpan.FromSeconds(30);
+            var limit = shutdown == Timeout.InfiniteTimeSpan ? Timeout.InfiniteTimeSpan : shutdown + StopMargin;
+            using var deadline = new CancellationTokenSource(limit);
             try
             {
                 await host.StopAsync(deadline.Token);
             }
             catch (OperationCanceledException)
             {
-                Console.Error.WriteLine($"otun: the {what} did not stop within 30 s; exiting anyway");
+                Console.Error.WriteLine($"otun: the {what} did not stop within {limit.TotalSeconds:0} s; exiting anyway");
             }
         }
+
+        /// <summary>What a host may take beyond its shutdown timeout (services stopping after the web server).</summary>
+        private static readonly TimeSpan StopMargin = TimeSpan.FromSeconds(15);
 
         private static bool TunnelIsTls(IDictionary<string, string?> config) =>
             config.TryGetValue("Gateway:Tunnel", out var tunnel) && tunnel is not null && tunnel.StartsWith("https://", StringComparison.OrdinalIgnoreCase);

@@ -87,7 +87,8 @@ public static class GatewayHosting
         builder.Services.AddSingleton<HandshakeLimiter>();
         builder.Services.AddSingleton<GatewayDrain>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<GatewayDrain>());
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = gatewayOptions.ShutdownGracePeriod);
+        // The drain delay runs first (while visitors are still served), then in-flight requests get the grace period.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = gatewayOptions.DrainDelay + gatewayOptions.ShutdownGracePeriod);
         builder.Services.AddSingleton<RoutingCache>();
         builder.Services.AddOptions<OrleansTunnel.Gateway.Requests.InspectorOptions>().Bind(builder.Configuration.GetSection(OrleansTunnel.Gateway.Requests.InspectorOptions.Section)).ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<OrleansTunnel.Gateway.Requests.InspectorOptions>, OrleansTunnel.Gateway.Requests.InspectorOptionsValidator>();
@@ -114,6 +115,7 @@ public static class GatewayHosting
         builder.Services.AddHostedService(sp => sp.GetRequiredService<PermitPool>());
         builder.Services.AddSingleton<RoutingSubscriber>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<RoutingSubscriber>());
+        builder.Services.AddHostedService<RoutingReadyGate>();
         var endpoints = new GatewayEndpoints();
         builder.Services.AddSingleton(endpoints);
         // Cluster: the gateway directory, links to the other gateways, cross-gateway dispatch.
@@ -183,6 +185,7 @@ public static class GatewayHosting
     {
         var forwarder = app.Services.GetRequiredService<IngressForwarder>();
         var admin = app.Services.GetRequiredService<AdminEndpoints>();
+        var drain = app.Services.GetRequiredService<GatewayDrain>();
         app.Use((context, next) =>
         {
             var listener = context.Features.Get<IConnectionItemsFeature>()?.Items[ListenerKey] as string;
@@ -190,6 +193,12 @@ public static class GatewayHosting
             switch (listener)
             {
                 case "ingress":
+                    if (drain.Draining && !context.Request.Protocol.StartsWith("HTTP/2", StringComparison.Ordinal) && !context.Request.Headers.ContainsKey("Upgrade"))
+                    {
+                        // Draining: HTTP/1.x visitors get their answer, then the connection closes, so a
+                        // client with a kept-alive connection opens its next one elsewhere.
+                        context.Response.Headers.Connection = "close";
+                    }
                     return forwarder.InvokeAsync(context);
                 case "tunnel" when path.StartsWith(TunnelPathPrefix, StringComparison.Ordinal):
                     return next(context);

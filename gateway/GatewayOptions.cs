@@ -81,6 +81,13 @@ public sealed class GatewayOptions
     /// <summary>On shutdown, how long in-flight requests may take to finish before they are cut.</summary>
     public TimeSpan ShutdownGracePeriod { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// On shutdown, how long the gateway keeps serving visitors after it reported not ready and told
+    /// agents and peer gateways go-away, so load balancers and agents move first (a pod's preStop).
+    /// Then it stops accepting and in-flight requests get <see cref="ShutdownGracePeriod"/>. 0: none.
+    /// </summary>
+    public TimeSpan DrainDelay { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Value of Retry-After on 503 answers.</summary>
     public TimeSpan RetryAfter { get; set; } = TimeSpan.FromSeconds(5);
 

@@ -39,6 +39,14 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         {
             failures.Add("Gateway:ResponseTimeout must be positive (e.g. 00:01:40)");
         }
+        if (o.DrainDelay < TimeSpan.Zero || o.DrainDelay > TimeSpan.FromMinutes(10))
+        {
+            failures.Add($"Gateway:DrainDelay must be from 00:00:00 to 00:10:00, not {o.DrainDelay} (e.g. 00:00:05: as long as load balancers take to stop sending here)");
+        }
+        if (o.ShutdownGracePeriod < TimeSpan.Zero)
+        {
+            failures.Add($"Gateway:ShutdownGracePeriod must not be negative, not {o.ShutdownGracePeriod} (e.g. 00:00:30)");
+        }
         if (o.HeartbeatInterval < TimeSpan.FromMilliseconds(100))
         {
             failures.Add("Gateway:HeartbeatInterval must be at least 100 ms (e.g. 00:00:10)");

@@ -61,40 +61,44 @@ public sealed partial class RoutingGrain(
     public async Task<RoutingSnapshot> UpsertRoute(Route route)
     {
         var normalized = Normalize(route);
+        var (routesBefore, credentialsBefore) = Before();
         state.State.Routes.RemoveAll(r => SameKey(r, normalized.Host, normalized.PathPrefix));
         state.State.Routes.Add(normalized);
-        await state.WriteStateAsync();
+        await SaveAsync(routesBefore, credentialsBefore, $"route {normalized.Host}{normalized.PathPrefix}");
         return Changed();
     }
 
     public async Task<bool> RemoveRoute(string host, string? pathPrefix)
     {
         var key = Normalize(new Route(host, pathPrefix, "-"));
+        var (routesBefore, credentialsBefore) = Before();
         int removed = state.State.Routes.RemoveAll(r => SameKey(r, key.Host, key.PathPrefix));
         if (removed == 0)
         {
             return false;
         }
-        await state.WriteStateAsync();
+        await SaveAsync(routesBefore, credentialsBefore, $"removal of route {key.Host}{key.PathPrefix}");
         Changed();
         return true;
     }
 
     public async Task UpsertCredential(AgentCredential credential)
     {
+        var (routesBefore, credentialsBefore) = Before();
         state.State.Credentials.RemoveAll(c => c.AgentId == credential.AgentId);
         state.State.Credentials.Add(credential with { TokenSha256 = credential.TokenSha256.ToLowerInvariant() });
-        await state.WriteStateAsync();
+        await SaveAsync(routesBefore, credentialsBefore, $"credential of agent '{credential.AgentId}'");
         Changed();
     }
 
     public async Task<bool> RemoveCredential(string agentId)
     {
+        var (routesBefore, credentialsBefore) = Before();
         if (state.State.Credentials.RemoveAll(c => c.AgentId == agentId) == 0)
         {
             return false;
         }
-        await state.WriteStateAsync();
+        await SaveAsync(routesBefore, credentialsBefore, $"removal of agent '{agentId}''s credential");
         Changed();
         return true;
     }
@@ -104,6 +108,7 @@ public sealed partial class RoutingGrain(
 
     public async Task<int> RevokeTokens(string[] tokenSha256s)
     {
+        var revokedBefore = new List<string>(state.State.RevokedTokens);
         int added = 0;
         foreach (var hash in tokenSha256s.Select(h => h.ToLowerInvariant()).Where(h => h.Length == 64 && h.All(Uri.IsHexDigit)))
         {
@@ -121,9 +126,45 @@ public sealed partial class RoutingGrain(
         {
             state.State.RevokedTokens.RemoveRange(0, state.State.RevokedTokens.Count - MaxRevokedTokens);
         }
-        await state.WriteStateAsync();
+        var (routesBefore, credentialsBefore) = Before();
+        try
+        {
+            await SaveAsync(routesBefore, credentialsBefore, "token revocation");
+        }
+        catch (DurableStateUnavailableException)
+        {
+            state.State.RevokedTokens = revokedBefore;
+            throw;
+        }
         Changed();
         return added;
+    }
+
+    private (List<Route> Routes, List<AgentCredential> Credentials) Before() => ([.. state.State.Routes], [.. state.State.Credentials]);
+
+    /// <summary>
+    /// Writes the durable state; when the storage refuses (Redis unavailable), the change is undone in
+    /// memory too, so what gateways are told always matches what survives a restart, and the caller gets
+    /// a message naming the storage.
+    /// </summary>
+    private async Task SaveAsync(List<Route> routesBefore, List<AgentCredential> credentialsBefore, string change)
+    {
+        try
+        {
+            await state.WriteStateAsync();
+        }
+        catch (Exception ex)
+        {
+            state.State.Routes = routesBefore;
+            state.State.Credentials = credentialsBefore;
+            LogSaveFailed(logger, change, ex.GetType().Name, ex.Message);
+            // The storage's own exception nests several levels with stack traces: the innermost cause's first line says it.
+            var cause = ex.GetBaseException();
+            string why = cause.Message.Split('\n', 2)[0].Trim();
+            why = why.Length > 240 ? why[..240] + "..." : why;
+            throw new DurableStateUnavailableException(
+                $"the {change} was not saved: the durable storage (Redis, Cluster:Redis) did not accept the write ({cause.GetType().Name}: {why}); nothing changed, retry once Redis is back");
+        }
     }
 
     public Task<GatewayReportResult> ReportGateway(GatewayReport report)
@@ -300,6 +341,10 @@ public sealed partial class RoutingGrain(
 
 public sealed partial class RoutingGrain
 {
+    [LoggerMessage(EventId = 219, EventName = "DurableStateSaveFailed", Level = LogLevel.Error,
+        Message = "The {Change} was not saved and was undone: the grain storage refused the write ({Error}: {Message}). Check Redis (Cluster:Redis); routes and credentials already saved keep working.")]
+    private static partial void LogSaveFailed(ILogger logger, string change, string error, string message);
+
     [LoggerMessage(EventId = 210, EventName = "GatewayJoined", Level = LogLevel.Information,
         Message = "Gateway '{GatewayId}' joined the directory (incarnation {Incarnation}, tunnel {TunnelUrl}).")]
     private static partial void LogGatewayJoined(ILogger logger, string gatewayId, long incarnation, string tunnelUrl);

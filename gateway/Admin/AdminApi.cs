@@ -52,6 +52,11 @@ public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, Request
         {
             result = Results.Text($"otun admin: the body is not valid JSON: {ex.Message}\n", statusCode: 400);
         }
+        catch (OrleansTunnel.Grains.DurableStateUnavailableException ex)
+        {
+            // Redis is unavailable: requests keep flowing, changes wait until it is back.
+            result = Results.Text($"otun admin: {ex.Message}\n", statusCode: 503);
+        }
         catch (Exception ex) when (ex is TimeoutException || ex.GetType().Namespace?.StartsWith("Orleans", StringComparison.Ordinal) == true)
         {
             // The cluster could not answer (a silo died, failure detection is still running): say so, do not 500.

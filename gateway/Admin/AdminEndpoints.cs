@@ -26,6 +26,7 @@ public sealed class AdminEndpoints(
     RoutingSubscriber subscriber,
     IHostApplicationLifetime lifetime,
     ConnectionRegistry registry,
+    GatewayDrain drain,
     AdminAuthorizer authorizer,
     AdminAudit audit,
     Inspector.InspectorSessions inspector,
@@ -45,11 +46,13 @@ public sealed class AdminEndpoints(
             case "/healthz":
                 return Results.Text("ok\n").ExecuteAsync(context);
             case "/readyz":
-                bool started = lifetime.ApplicationStarted.IsCancellationRequested && !lifetime.ApplicationStopping.IsCancellationRequested;
+                // Draining (shutting down) answers 503 at once, so load balancers stop sending here
+                // while the gateway still serves for Gateway:DrainDelay.
+                bool started = lifetime.ApplicationStarted.IsCancellationRequested && !lifetime.ApplicationStopping.IsCancellationRequested && !drain.Draining;
                 bool routing = subscriber.Ready.IsCompletedSuccessfully;
                 return started && routing
                     ? Results.Text("ready\n").ExecuteAsync(context)
-                    : Results.Text($"not ready: {(started ? "" : "not started or stopping; ")}{(routing ? "" : "routing table not loaded from the cluster")}\n", statusCode: 503).ExecuteAsync(context);
+                    : Results.Text($"not ready: {(started ? "" : drain.Draining ? "draining (shutting down); " : "not started or stopping; ")}{(routing ? "" : "routing table not loaded from the cluster")}\n", statusCode: 503).ExecuteAsync(context);
             case "/tunnels":
                 // Read-only view of this gateway's agent connections (no secrets): streams, ping RTT.
                 return Results.Json(registry.All.Select(c => new

@@ -57,3 +57,24 @@ public sealed record RoutingSnapshot(
 {
     public static RoutingSnapshot Empty { get; } = new(0, [], new Dictionary<string, ServiceEndpoint[]>(), [], []);
 }
+
+/// <summary>
+/// A change to durable control state (routes, runtime credentials) that was not saved because the
+/// grain storage (Redis with Cluster:Redis) did not accept the write; nothing changed.
+/// </summary>
+[GenerateSerializer]
+[Alias("OrleansTunnel.DurableStateUnavailableException")]
+public sealed class DurableStateUnavailableException : Exception
+{
+    public DurableStateUnavailableException()
+    {
+    }
+
+    public DurableStateUnavailableException(string message) : base(message)
+    {
+    }
+
+    public DurableStateUnavailableException(string message, Exception inner) : base(message, inner)
+    {
+    }
+}

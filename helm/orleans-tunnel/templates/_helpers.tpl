@@ -236,7 +236,7 @@ token hashes only, so they may live in a ConfigMap.
 {{- $v := .Values -}}
 {{- $g := $v.gateway -}}
 {{- $cluster := dict "ClusterId" $v.cluster.clusterId "ServiceId" $v.cluster.serviceId "GatewayPort" $v.cluster.gatewayPort -}}
-{{- $gateway := dict "Ingress" (printf "http://0.0.0.0:%v" $g.ports.ingress) "Tunnel" (printf "http://0.0.0.0:%v" $g.ports.tunnel) "Admin" (printf "http://0.0.0.0:%v" $g.ports.admin) "ResponseTimeout" $g.responseTimeout "ShutdownGracePeriod" $g.shutdownGracePeriod -}}
+{{- $gateway := dict "Ingress" (printf "http://0.0.0.0:%v" $g.ports.ingress) "Tunnel" (printf "http://0.0.0.0:%v" $g.ports.tunnel) "Admin" (printf "http://0.0.0.0:%v" $g.ports.admin) "ResponseTimeout" $g.responseTimeout "ShutdownGracePeriod" $g.shutdownGracePeriod "DrainDelay" $g.drainDelay -}}
 {{- if not (kindIs "invalid" $g.maxRequestBodySize) -}}
 {{- $_ := set $gateway "MaxRequestBodySize" $g.maxRequestBodySize -}}
 {{- end -}}
@@ -401,9 +401,10 @@ every problem at once, each naming the key and the --set that fixes it.
 {{- end -}}
 {{- $gw := $v.gateway -}}
 {{- $grace := include "orleans-tunnel.secondsOf" $gw.shutdownGracePeriod | int -}}
-{{- $needed := add $gw.preStopSeconds $grace $gw.shutdownMarginSeconds -}}
+{{- $drain := include "orleans-tunnel.secondsOf" $gw.drainDelay | int -}}
+{{- $needed := add $gw.preStopSeconds $drain $grace $gw.shutdownMarginSeconds -}}
 {{- if lt (int $gw.terminationGracePeriodSeconds) (int $needed) -}}
-{{- $errors = append $errors (printf "gateway.terminationGracePeriodSeconds: %v is below preStopSeconds (%v) + shutdownGracePeriod (%v s) + shutdownMarginSeconds (%v) = %v; Kubernetes would kill gateways mid-drain (--set gateway.terminationGracePeriodSeconds=%v)" $gw.terminationGracePeriodSeconds $gw.preStopSeconds $grace $gw.shutdownMarginSeconds $needed $needed) -}}
+{{- $errors = append $errors (printf "gateway.terminationGracePeriodSeconds: %v is below preStopSeconds (%v) + drainDelay (%v s) + shutdownGracePeriod (%v s) + shutdownMarginSeconds (%v) = %v; Kubernetes would kill gateways mid-drain (--set gateway.terminationGracePeriodSeconds=%v)" $gw.terminationGracePeriodSeconds $gw.preStopSeconds $drain $grace $gw.shutdownMarginSeconds $needed $needed) -}}
 {{- end -}}
 {{- if and $v.silo.dashboard.enabled (ne $v.silo.dashboard.service.type "ClusterIP") (not $v.silo.dashboard.service.exposeWithoutLogin) -}}
 {{- $errors = append $errors (printf "silo.dashboard.service.type: %s would expose the Orleans dashboard, which has no login, outside the cluster; keep ClusterIP and use kubectl port-forward, or acknowledge it (--set silo.dashboard.service.exposeWithoutLogin=true)" $v.silo.dashboard.service.type) -}}

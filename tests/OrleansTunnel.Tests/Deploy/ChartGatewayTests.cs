@@ -102,7 +102,7 @@ public sealed class ChartGatewayTests(HelmFixture helm)
         var tooShort = await helm.TemplateAsync("--set", "gateway.preStopSeconds=15", "--set", "gateway.shutdownGracePeriod=00:01:00",
             "--set", "gateway.terminationGracePeriodSeconds=60");
         Assert.NotEqual(0, tooShort.ExitCode);
-        Assert.Contains("gateway.terminationGracePeriodSeconds: 60 is below preStopSeconds (15) + shutdownGracePeriod (60 s) + shutdownMarginSeconds (10) = 85", tooShort.StandardError);
+        Assert.Contains("gateway.terminationGracePeriodSeconds: 60 is below preStopSeconds (15) + drainDelay (5 s) + shutdownGracePeriod (60 s) + shutdownMarginSeconds (10) = 90", tooShort.StandardError);
         Assert.Contains("--set gateway.terminationGracePeriodSeconds=85", tooShort.StandardError);
     }
 

@@ -333,6 +333,15 @@ public sealed class ClusterRigOptions
     /// <summary>The service name the agents expose the in-process backend as.</summary>
     public string Service { get; set; } = ClusterRig.DefaultService;
 
+    /// <summary>Gateway:DrainDelay of every gateway (no load balancer in most tests, so none).</summary>
+    public string DrainDelay { get; set; } = "00:00:00";
+
+    /// <summary>Also expose the backend's h2c (gRPC) port as service "grpc", routed from 127.0.0.1/orleanstunnel.tests.Echo and host grpc.test.</summary>
+    public bool ExposeGrpc { get; set; }
+
+    /// <summary>Also listen for cleartext HTTP/2 (prior knowledge) on each gateway (Gateway:H2cIngress).</summary>
+    public bool H2cIngress { get; set; }
+
     /// <summary>Hosts seeded into the gateways' configuration as routes to <see cref="Service"/> (--route HOST=SERVICE).</summary>
     public List<string> SeededHosts { get; set; } = [];
 
@@ -363,7 +372,7 @@ public sealed class ClusterRig : IAsyncDisposable
     private readonly OtunProcess?[] _gateways;
     private readonly OtunProcess?[] _agents;
     private readonly (int Silo, int OrleansGateway, int Admin)[] _siloPorts;
-    private readonly (int Ingress, int Tunnel, int Admin)[] _gatewayPorts;
+    private readonly (int Ingress, int Tunnel, int Admin, int H2c)[] _gatewayPorts;
     private readonly string[] _agentTokens;
 
     public ClusterRigOptions Options { get; }
@@ -387,7 +396,7 @@ public sealed class ClusterRig : IAsyncDisposable
         _gateways = new OtunProcess?[options.Gateways];
         _agents = new OtunProcess?[options.Agents];
         _siloPorts = [.. Enumerable.Range(0, options.Silos).Select(_ => (Ports.Free(), Ports.Free(), Ports.Free()))];
-        _gatewayPorts = [.. Enumerable.Range(0, options.Gateways).Select(_ => (Ports.Free(), Ports.Free(), Ports.Free()))];
+        _gatewayPorts = [.. Enumerable.Range(0, options.Gateways).Select(_ => (Ports.Free(), Ports.Free(), Ports.Free(), Ports.Free()))];
         _agentTokens = [.. Enumerable.Range(0, options.Agents).Select(_ => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16)))];
     }
 
@@ -440,6 +449,9 @@ public sealed class ClusterRig : IAsyncDisposable
     public OtunProcess Agent(int i) => _agents[i] ?? throw new InvalidOperationException($"agent-{i + 1} was never started");
 
     public Uri GatewayIngressUrl(int i) => new($"http://127.0.0.1:{_gatewayPorts[i].Ingress}");
+
+    /// <summary>Gateway i's cleartext HTTP/2 ingress (with <see cref="ClusterRigOptions.H2cIngress"/>).</summary>
+    public Uri GatewayH2cUrl(int i) => new($"http://127.0.0.1:{_gatewayPorts[i].H2c}");
 
     public Uri GatewayTunnelUrl(int i) => new($"http://127.0.0.1:{_gatewayPorts[i].Tunnel}");
 
@@ -504,18 +516,28 @@ public sealed class ClusterRig : IAsyncDisposable
 
     public async Task StartGatewayAsync(int i)
     {
-        var (ingress, tunnel, admin) = _gatewayPorts[i];
+        var (ingress, tunnel, admin, h2c) = _gatewayPorts[i];
         string name = $"gateway-{i + 1}";
         List<string> args = [.. ClusterArgs(), "--gateway-id", name,
             "--ingress", $"http://127.0.0.1:{ingress}", "--tunnel", $"http://127.0.0.1:{tunnel}", "--admin", $"http://127.0.0.1:{admin}",
-            "--set", $"Gateway:AdminTokenSha256={AgentCredentialStore.Hash(AdminToken)}"];
+            "--set", $"Gateway:AdminTokenSha256={AgentCredentialStore.Hash(AdminToken)}",
+            "--set", $"Gateway:DrainDelay={Options.DrainDelay}"];
+        if (Options.H2cIngress)
+        {
+            args.AddRange(["--set", $"Gateway:H2cIngress=http://127.0.0.1:{h2c}"]);
+        }
         foreach (var host in Options.SeededHosts)
         {
             args.AddRange(["--route", $"{host}={Options.Service}"]);
         }
+        if (Options.ExposeGrpc)
+        {
+            args.AddRange(["--route", "grpc.test=grpc", "--route", "127.0.0.1/orleanstunnel.tests.Echo=grpc"]);
+        }
+        string services = Options.ExposeGrpc ? Options.Service + ",grpc" : Options.Service;
         for (int a = 0; a < _agentTokens.Length; a++)
         {
-            args.AddRange(["--agent", $"agent-{a + 1}:{AgentCredentialStore.Hash(_agentTokens[a])}:{Options.Service}"]);
+            args.AddRange(["--agent", $"agent-{a + 1}:{AgentCredentialStore.Hash(_agentTokens[a])}:{services}"]);
         }
         await ReplaceAsync(_gateways, i, OtunProcess.Start(name, "gateway", [.. args, .. Options.GatewayArgs, .. ExtraArgs(name)]));
     }
@@ -529,6 +551,10 @@ public sealed class ClusterRig : IAsyncDisposable
             args.AddRange(["--gateway", GatewayTunnelUrl(g).ToString().TrimEnd('/')]);
         }
         args.AddRange(["--expose", Backend.Url, "--service", Options.Service]);
+        if (Options.ExposeGrpc)
+        {
+            args.AddRange(["--expose", $"h2c://127.0.0.1:{Backend.H2cPort}", "--service", "grpc"]);
+        }
         await ReplaceAsync(_agents, i, OtunProcess.Start(name, "agent", [.. args, .. Options.AgentArgs, .. ExtraArgs(name)],
             new Dictionary<string, string> { ["OTUN_Agent__Token"] = _agentTokens[i] }));
     }
@@ -546,6 +572,24 @@ public sealed class ClusterRig : IAsyncDisposable
         slot[i] = process;
         await process.ReadyAsync(Options.ReadyTimeout);
     }
+
+    /// <summary>The running process of a role by index ("silo", "gateway", "agent").</summary>
+    public OtunProcess Process(string role, int i) => role switch
+    {
+        "silo" => Silo(i),
+        "gateway" => Gateway(i),
+        "agent" => Agent(i),
+        _ => throw new ArgumentException($"unknown role '{role}'", nameof(role)),
+    };
+
+    /// <summary>Starts process i of a role again (same ports and arguments) and waits until it is ready.</summary>
+    public Task StartAsync(string role, int i) => role switch
+    {
+        "silo" => StartSiloAsync(i),
+        "gateway" => StartGatewayAsync(i),
+        "agent" => StartAgentAsync(i),
+        _ => throw new ArgumentException($"unknown role '{role}'", nameof(role)),
+    };
 
     /// <summary>kill -9 silo i.</summary>
     public void KillSilo(int i) => Silo(i).Kill();

@@ -179,6 +179,8 @@ public sealed class TunnelHarness : IAsyncDisposable
             ["Gateway:CertificateKeyPath"] = DevCertificate.Value.Key,
             ["Gateway:ResponseTimeout"] = _options.ResponseTimeout.ToString(),
             ["Gateway:HeartbeatInterval"] = "00:00:02",
+            // No load balancer to wait for: stop at once (a test may set a delay).
+            ["Gateway:DrainDelay"] = "00:00:00",
             ["Gateway:AdminTokenSha256"] = AgentCredentialStore.Hash(AdminToken),
             ["Gateway:Agents:0:Id"] = AgentId,
             ["Gateway:Agents:0:TokenSha256"] = AgentCredentialStore.Hash(AgentToken),
