@@ -9,6 +9,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
 using OrleansTunnel.Agent;
 using OrleansTunnel.Gateway;
+using OrleansTunnel.Gateway.Telemetry;
 using OrleansTunnel.Silo;
 using OrleansTunnel.Silo.Dashboard;
 
@@ -25,7 +26,9 @@ public static class Roles
         var settings = builder.Configuration.GetSection(ClusterSettings.Section).Get<ClusterSettings>() ?? new ClusterSettings();
         builder.WebHost.ConfigureKestrel(k => GatewayHosting.Listen(k, settings.Admin, "admin", HttpProtocols.Http1));
         ListenDashboard(builder, settings);
+        RoleMetrics.Add(builder, "otun-silo", GatewayTelemetryHosting.OrleansMeterName);
         var app = builder.Build();
+        RoleMetrics.Map(app, settings.Admin);
         // No listener tagging here: the dashboard answers only on its listener, and only the dashboard does.
         app.UseDashboardListenerSeparation();
         app.MapTunnelDashboard();
@@ -94,7 +97,9 @@ public static class Roles
         var web = CreateBuilder(overrides);
         web.AddTunnelAgent();
         web.WebHost.ConfigureKestrel(k => GatewayHosting.Listen(k, admin, "admin", HttpProtocols.Http1));
+        RoleMetrics.Add(web, "otun-agent", OrleansTunnel.Agent.Telemetry.AgentTelemetry.MeterName);
         var app = web.Build();
+        RoleMetrics.Map(app, admin);
         var status = app.Services.GetRequiredService<AgentStatus>();
         app.MapGet("/healthz", () => Results.Text("ok\n"));
         app.MapGet("/readyz", () => status.Tunnels.Count > 0

@@ -166,7 +166,21 @@ public static class GatewayHosting
                     lo.UseHttps(tls);
                 })
                 : Listen(kestrel, gatewayOptions.Tunnel, "tunnel", HttpProtocols.Http2);
-            endpoints.Admin = Listen(kestrel, gatewayOptions.Admin, "admin", HttpProtocols.Http1);
+            endpoints.Admin = Uri.TryCreate(gatewayOptions.Admin, UriKind.Absolute, out var adminUri) && adminUri.Scheme == Uri.UriSchemeHttps
+                ? Listen(kestrel, gatewayOptions.Admin, "admin", HttpProtocols.Http1, lo =>
+                {
+                    // https:// is honoured: the admin API carries bearer tokens. Same certificate files as the ingress.
+                    if (string.IsNullOrWhiteSpace(gatewayOptions.CertificatePath))
+                    {
+                        throw new OptionsValidationException(nameof(GatewayOptions), typeof(GatewayOptions),
+                            [$"Gateway:Admin '{gatewayOptions.Admin}' is https:// but Gateway:CertificatePath is empty; give the certificate (and Gateway:CertificateKeyPath), or use http:// on loopback"]);
+                    }
+                    var adminCertificate = new ReloadingCertificate(() => IngressCertificate.Load(gatewayOptions),
+                        [gatewayOptions.CertificatePath, gatewayOptions.CertificateKeyPath], "admin", gatewayOptions.CertificateCheckInterval);
+                    UseCertificateLogger(kestrel, adminCertificate);
+                    lo.UseHttps(new HttpsConnectionAdapterOptions { ServerCertificateSelector = (_, _) => adminCertificate.Current });
+                })
+                : Listen(kestrel, gatewayOptions.Admin, "admin", HttpProtocols.Http1);
         });
 
         return builder;

@@ -53,7 +53,7 @@ public static class GatewayTelemetryHosting
         return builder;
     }
 
-    internal static void ConfigureOtlp(OtlpExporterOptions o, TelemetryOptions telemetry)
+    public static void ConfigureOtlp(OtlpExporterOptions o, TelemetryOptions telemetry)
     {
         o.Endpoint = new Uri(telemetry.OtlpEndpoint!);
         o.Protocol = string.Equals(telemetry.OtlpProtocol, "http/protobuf", StringComparison.OrdinalIgnoreCase)

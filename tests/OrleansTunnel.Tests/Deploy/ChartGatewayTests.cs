@@ -97,13 +97,14 @@ public sealed class ChartGatewayTests(HelmFixture helm)
         var sts = m.One("StatefulSet", "gateway");
         Assert.Equal(["sleep", "15"], At(Containers(sts).Single(), "lifecycle", "preStop", "exec", "command")!.Value.EnumerateArray().Select(x => x.GetString()));
         Assert.Equal("00:01:00", At(Settings(m, "gateway"), "Gateway", "ShutdownGracePeriod")?.GetString());
+        Assert.Equal("00:00:05", At(Settings(m, "gateway"), "Gateway", "DrainDelay")?.GetString());
         Assert.Equal(90, At(PodSpec(sts), "terminationGracePeriodSeconds")!.Value.GetInt32());
 
         var tooShort = await helm.TemplateAsync("--set", "gateway.preStopSeconds=15", "--set", "gateway.shutdownGracePeriod=00:01:00",
             "--set", "gateway.terminationGracePeriodSeconds=60");
         Assert.NotEqual(0, tooShort.ExitCode);
         Assert.Contains("gateway.terminationGracePeriodSeconds: 60 is below preStopSeconds (15) + drainDelay (5 s) + shutdownGracePeriod (60 s) + shutdownMarginSeconds (10) = 90", tooShort.StandardError);
-        Assert.Contains("--set gateway.terminationGracePeriodSeconds=85", tooShort.StandardError);
+        Assert.Contains("--set gateway.terminationGracePeriodSeconds=90", tooShort.StandardError);
     }
 
     [Fact]

@@ -89,15 +89,19 @@ public sealed class ChartOperatorTests(HelmFixture helm)
     }
 
     [Fact]
-    public async Task PodMonitor_ScrapesTheGatewaysAdminPort_AndHelmTestRequestsTheVisitorService()
+    public async Task PodMonitors_ScrapeEveryRolesAdminPort_AndHelmTestRequestsTheVisitorService()
     {
         var m = await helm.RenderAsync("--set", "metrics.podMonitor.enabled=true", "--set", "metrics.podMonitor.labels.release=prom",
             "--set", "tests.host=app.example.com", "--set", "tests.expectStatus=200");
-        var monitor = m.OfKind("PodMonitor").Single();
-        Assert.Equal("prom", At(monitor, "metadata", "labels", "release")?.GetString());
-        Assert.Equal("gateway", At(monitor, "spec", "selector", "matchLabels", "app.kubernetes.io/component")?.GetString());
-        var endpoint = At(monitor, "spec", "podMetricsEndpoints")!.Value[0];
-        Assert.Equal(("admin", "/metrics"), (Str(endpoint, "port"), Str(endpoint, "path")));
+        // Silos and gateways (the in-chart agent is off by default).
+        var monitors = m.OfKind("PodMonitor").ToList();
+        Assert.Equal(["gateway", "silo"], monitors.Select(x => At(x, "spec", "selector", "matchLabels", "app.kubernetes.io/component")?.GetString() ?? "").Order().ToArray());
+        foreach (var monitor in monitors)
+        {
+            Assert.Equal("prom", At(monitor, "metadata", "labels", "release")?.GetString());
+            var endpoint = At(monitor, "spec", "podMetricsEndpoints")!.Value[0];
+            Assert.Equal(("admin", "/metrics"), (Str(endpoint, "port"), Str(endpoint, "path")));
+        }
         Assert.Empty((await helm.RenderAsync()).OfKind("PodMonitor"));
 
         var test = m.OfKind("Pod").Single();
