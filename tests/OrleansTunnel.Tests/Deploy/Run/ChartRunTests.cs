@@ -217,7 +217,7 @@ public sealed partial class ChartRunTests(HelmFixture helm)
         };
         return await cluster.StartOutsideAsync("outside-agent",
             [new PodMount(files + "/ca.crt", "/etc/outside/ca.crt", true), new PodMount(files + "/tmp", "/tmp", false)], env,
-            ["dotnet", Path.Combine(AppContext.BaseDirectory, "otun.dll"), "agent", "--agent-id", "out-agent", "--gateway", "https://tunnel.test:7070",
+            [.. PodProcess.Otun, "agent", "--agent-id", "out-agent", "--gateway", "https://tunnel.test:7070",
              "--connections", "3", "--expose", $"http://backend.test:{backend.Port}", "--service", "outside"]);
     }
 

@@ -24,6 +24,15 @@ public sealed class PodProcess : IAsyncDisposable
 
     public string Name { get; }
 
+    /// <summary>
+    /// Where every pod sees this test run's build (bound read-only): the clone may live under a path a
+    /// pod's own volumes hide (an emptyDir at /tmp hides a checkout in /tmp).
+    /// </summary>
+    public const string BuildPath = "/opt/otun-test-build";
+
+    /// <summary>The otun CLI as a pod runs it (the image's /app/otun).</summary>
+    public static readonly string[] Otun = ["dotnet", BuildPath + "/otun.dll"];
+
     public PodProcess(string name, string netns, string podDirectory, string hosts, IReadOnlyList<PodMount> mounts, string workingDirectory,
         long uid, long gid, IReadOnlyDictionary<string, string> environment, IReadOnlyList<string> command)
     {
@@ -38,6 +47,7 @@ public sealed class PodProcess : IAsyncDisposable
         script.Append($"mount -t overlay overlay -o lowerdir=/,upperdir={Q(overlay + "/upper")},workdir={Q(overlay + "/work")} {Q(root)}\n");
         script.Append($"for d in proc dev sys; do mount --rbind /$d {Q(root)}/$d; done\n");
         script.Append($"cp {Q(Path.Combine(podDirectory, "hosts"))} {Q(root + "/etc/hosts")}\n");
+        script.Append($"mkdir -p {Q(root + BuildPath)}; mount --bind {Q(AppContext.BaseDirectory)} {Q(root + BuildPath)}; mount -o remount,bind,ro {Q(root + BuildPath)}\n");
         foreach (var m in mounts)
         {
             string target = root + m.Target;

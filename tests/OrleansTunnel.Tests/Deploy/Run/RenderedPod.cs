@@ -162,7 +162,7 @@ public sealed partial class RenderedPod(string name, JsonElement workload, Dicti
         if (command[0] == "/app/otun")
         {
             // The image's /app/otun is the published CLI: here, the same build next to the tests.
-            command = ["dotnet", Path.Combine(AppContext.BaseDirectory, "otun.dll"), .. command[1..]];
+            command = [.. PodProcess.Otun, .. command[1..]];
         }
         return command;
     }
