@@ -44,6 +44,7 @@ public static class ClusterCommand
         new("--admin-port", P + "admin-port", "admin port of gateway-1; gateway-n: +100*(n-1)", "9090"),
         new("--lb", P + "lb", "nginx load balancer in front of the gateways: HTTP/1.1 on this port, h2c (gRPC) on the next; gateways then also get an h2c ingress (ingress port + 1); 0: none", "0"),
         new("--nginx", P + "nginx", "the nginx executable (with --lb)", "nginx"),
+        new("--cluster-tls", P + "cluster-tls", "on: mutual TLS on every Orleans connection with a CA made in the data directory (pki/); off: cleartext", "on"),
     ];
 
     /// <summary>The pid file in the data directory: one "name pid" line per child, rewritten on every (re)start.</summary>
@@ -99,6 +100,12 @@ public static class ClusterCommand
             ?? throw new CliException($"{Opt("nginx", "nginx")} not found; install nginx (apt-get install nginx) or pass --nginx PATH, or leave out --lb");
         string clusterId = Opt("cluster-id", "otun-cluster"), serviceId = Opt("service-id", "orleans-tunnel");
         string dataDirectory = Path.GetFullPath(Opt("data", Path.Combine(".data", "cluster")));
+        bool clusterTls = Opt("cluster-tls", "on") switch
+        {
+            "on" => true,
+            "off" => false,
+            var other => throw new CliException($"--cluster-tls takes on or off, not '{other}'"),
+        };
         string redisServer = FindExecutable(Opt("redis-server", "redis-server"))
             ?? throw new CliException($"{Opt("redis-server", "redis-server")} not found; install Redis (apt-get install redis-server) or pass --redis-server PATH");
 
@@ -152,6 +159,9 @@ public static class ClusterCommand
         Directory.CreateDirectory(Path.Combine(dataDirectory, "redis"));
         Directory.CreateDirectory(Path.Combine(dataDirectory, "logs"));
         string adminTokenFile = AdminCli.EnsureDevAdminToken(dataDirectory);
+        // The cluster is locked as a production one is: Redis asks for a password, Orleans connections for
+        // a certificate of the cluster's own CA (both made once in the data directory).
+        var secrets = ClusterSecrets.Ensure(dataDirectory);
         string adminTokenSha = AgentCredentialStore.Hash(File.ReadAllText(adminTokenFile).Trim());
 
         using var signal = new ShutdownSignal();
@@ -183,14 +193,20 @@ public static class ClusterCommand
             // Redis first: clustering and durable state (appendonly, so state survives a redis restart).
             string redisDirectory = Path.Combine(dataDirectory, "redis");
             var redis = ClusterChild.Start("redis-1", null, redisServer,
-                ["--port", Inv(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--dir", redisDirectory], null, dataDirectory);
+                [secrets.WriteRedisConfig(dataDirectory), "--port", Inv(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--dir", redisDirectory], null, dataDirectory);
             children.Add(redis);
             WritePids();
             Console.WriteLine($"redis-1 pid={redis.Pid}");
-            Console.WriteLine($"  redis     127.0.0.1:{redisPort}  (appendonly in {redisDirectory})");
-            await Until(signal, redis, () => RedisAnswersAsync(redisPort), "redis to answer PING");
-            string redisConnection = $"127.0.0.1:{redisPort}";
-            string[] clusterArgs = ["--redis", redisConnection, "--cluster-id", clusterId, "--service-id", serviceId];
+            Console.WriteLine($"  redis     127.0.0.1:{redisPort}  (appendonly in {redisDirectory}; password in {Path.Combine(dataDirectory, "redis-password")})");
+            await Until(signal, redis, () => RedisAnswersAsync(redisPort, secrets.RedisPassword), "redis to answer PING");
+            // The connection string (with the password) reaches silos and gateways in their environment,
+            // never on a command line.
+            var clusterEnvironment = new Dictionary<string, string> { ["OTUN_Cluster__Redis"] = $"127.0.0.1:{redisPort},password={secrets.RedisPassword}" };
+            string[] clusterArgs = ["--cluster-id", clusterId, "--service-id", serviceId, .. clusterTls ? secrets.TlsArgs() : []];
+            if (clusterTls)
+            {
+                Console.WriteLine($"  cluster   mutual TLS, CA {secrets.CaPath}");
+            }
 
             var (command, prefix) = OtunCommand();
             for (int i = 0; i < silos; i++)
@@ -203,7 +219,7 @@ public static class ClusterCommand
                     siloArgs.AddRange(["--set", $"Cluster:Dashboard=http://127.0.0.1:{dashboardPort}"]);
                 }
                 siloArgs.AddRange(SetsFor("Cluster"));
-                var silo = ClusterChild.Start($"silo-{i + 1}", "otun silo: ready", command, siloArgs, null, dataDirectory);
+                var silo = ClusterChild.Start($"silo-{i + 1}", "otun silo: ready", command, siloArgs, clusterEnvironment, dataDirectory);
                 children.Add(silo);
                 WritePids();
                 Console.WriteLine($"silo-{i + 1} pid={silo.Pid}");
@@ -243,7 +259,7 @@ public static class ClusterCommand
                     gatewayArgs.AddRange(["--agent", $"agent-{a + 1}:{AgentCredentialStore.Hash(tokens[a])}:{serviceList}"]);
                 }
                 gatewayArgs.AddRange(SetsFor("Cluster", "Gateway"));
-                var gateway = ClusterChild.Start($"gateway-{i + 1}", "otun gateway: ready", command, gatewayArgs, null, dataDirectory);
+                var gateway = ClusterChild.Start($"gateway-{i + 1}", "otun gateway: ready", command, gatewayArgs, clusterEnvironment, dataDirectory);
                 children.Add(gateway);
                 WritePids();
                 gatewayStarts.Add(gateway);
@@ -499,8 +515,8 @@ public static class ClusterCommand
     private static Task Until(ShutdownSignal signal, ClusterChild child, Task ready, string what) =>
         Until(signal, child, () => Task.FromResult(ready.IsCompletedSuccessfully), what);
 
-    /// <summary>True when a redis-server on this loopback port answers PING with +PONG (raw RESP over TCP).</summary>
-    public static async Task<bool> RedisAnswersAsync(int port)
+    /// <summary>True when a redis-server on this loopback port takes the password (if any) and answers PING with +PONG (raw RESP over TCP).</summary>
+    public static async Task<bool> RedisAnswersAsync(int port, string? password)
     {
         try
         {
@@ -508,10 +524,20 @@ public static class ClusterCommand
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(1));
             await client.ConnectAsync(IPAddress.Loopback, port, timeout.Token);
             var stream = client.GetStream();
-            await stream.WriteAsync("PING\r\n"u8.ToArray(), timeout.Token);
+            string expected = password is null ? "+PONG\r\n" : "+OK\r\n+PONG\r\n";
+            await stream.WriteAsync(Encoding.ASCII.GetBytes((password is null ? "" : $"AUTH \"{password}\"\r\n") + "PING\r\n"), timeout.Token);
+            var answer = new StringBuilder();
             var buffer = new byte[64];
-            int n = await stream.ReadAsync(buffer, timeout.Token);
-            return Encoding.ASCII.GetString(buffer, 0, n).StartsWith("+PONG", StringComparison.Ordinal);
+            while (answer.Length < expected.Length && !answer.ToString().StartsWith('-'))
+            {
+                int n = await stream.ReadAsync(buffer, timeout.Token);
+                if (n == 0)
+                {
+                    return false;
+                }
+                answer.Append(Encoding.ASCII.GetString(buffer, 0, n));
+            }
+            return answer.ToString().StartsWith(expected, StringComparison.Ordinal);
         }
         catch (Exception ex) when (ex is SocketException or IOException or OperationCanceledException)
         {

@@ -46,6 +46,10 @@ public static class GatewayHosting
         if (joinAsClient)
         {
             var cluster = builder.Configuration.GetSection(ClusterSettings.Section).Get<ClusterSettings>() ?? new ClusterSettings();
+            if (cluster.RedisTls.Problem() is { } redisTlsProblem)
+            {
+                throw new InvalidOperationException(redisTlsProblem);
+            }
             builder.Logging.AddFilter("Polly", LogLevel.Warning);
             builder.UseOrleansClient(client =>
             {
@@ -60,7 +64,7 @@ public static class GatewayHosting
                 }
                 else
                 {
-                    client.UseRedisClustering(o => o.ConfigurationOptions = ConfigurationOptions.Parse(cluster.Redis));
+                    client.UseRedisClustering(o => o.ConfigurationOptions = RedisConnection.Options(cluster));
                 }
                 ClusterTls.Apply(client, cluster.Tls);
                 if (cluster.ResponseTimeout is { } responseTimeout)

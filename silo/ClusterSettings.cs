@@ -66,6 +66,9 @@ public sealed class ClusterSettings
     /// <summary>Mutual TLS between silos and gateways (Cluster:Tls:CertificatePath, KeyPath, CaPath).</summary>
     public ClusterTlsSettings Tls { get; set; } = new();
 
+    /// <summary>TLS to Redis (Cluster:RedisTls:CaPath, CertificatePath, KeyPath).</summary>
+    public RedisTlsSettings RedisTls { get; set; } = new();
+
     /// <summary>Hides the Redis password from logs.</summary>
     public override string ToString() =>
         $"cluster={ClusterId} service={ServiceId} clustering={(string.IsNullOrEmpty(Redis) ? "localhost" : "redis " + RedactRedis(Redis))} tls={(Tls.Enabled ? "mutual" : "off")}";

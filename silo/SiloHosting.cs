@@ -17,6 +17,10 @@ public static class SiloHosting
     public static IHostApplicationBuilder AddTunnelSilo(this IHostApplicationBuilder builder)
     {
         var settings = builder.Configuration.GetSection(ClusterSettings.Section).Get<ClusterSettings>() ?? new ClusterSettings();
+        if (settings.RedisTls.Problem() is { } redisTlsProblem)
+        {
+            throw new InvalidOperationException(redisTlsProblem);
+        }
         builder.Services.Configure<BackpressureOptions>(builder.Configuration.GetSection(BackpressureOptions.Section));
         builder.Services.Configure<DirectoryOptions>(builder.Configuration.GetSection(DirectoryOptions.Section));
         builder.Services.Configure<RequestRecordOptions>(builder.Configuration.GetSection(RequestRecordOptions.Section));
@@ -46,8 +50,8 @@ public static class SiloHosting
                     var advertised = string.IsNullOrWhiteSpace(settings.AdvertisedAddress) ? null : IPAddress.Parse(settings.AdvertisedAddress);
                     silo.ConfigureEndpoints(advertised ?? IPAddress.Loopback, settings.SiloPort, settings.GatewayPort, listenOnAnyHostAddress: advertised is not null);
                 }
-                silo.UseRedisClustering(o => o.ConfigurationOptions = ConfigurationOptions.Parse(settings.Redis));
-                silo.AddRedisGrainStorage(RoutingGrain.StorageName, o => o.ConfigurationOptions = ConfigurationOptions.Parse(settings.Redis));
+                silo.UseRedisClustering(o => o.ConfigurationOptions = RedisConnection.Options(settings));
+                silo.AddRedisGrainStorage(RoutingGrain.StorageName, o => o.ConfigurationOptions = RedisConnection.Options(settings));
             }
             silo.Configure<ClusterMembershipOptions>(o =>
             {

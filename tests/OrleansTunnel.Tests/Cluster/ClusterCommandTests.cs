@@ -1,4 +1,8 @@
 using System.Diagnostics;
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Text;
 using System.Text.RegularExpressions;
 using OrleansTunnel.Tests.Infrastructure;
 using Xunit;
@@ -6,7 +10,10 @@ using Xunit.Abstractions;
 
 namespace OrleansTunnel.Tests.Cluster;
 
-/// <summary>`otun cluster` as a user runs it: every process announced, ready, failover, Ctrl-C (SIGTERM) stops all.</summary>
+/// <summary>
+/// `otun cluster` as a user runs it: every process announced, ready, locked (Redis password, mutual TLS
+/// between nodes), failover, Ctrl-C (SIGTERM) stops all.
+/// </summary>
 public sealed partial class ClusterCommandTests(ITestOutputHelper output)
 {
     [GeneratedRegex(@"^(?<role>redis|silo|gateway|agent)-(?<n>\d+) pid=(?<pid>\d+)$")]
@@ -73,6 +80,16 @@ public sealed partial class ClusterCommandTests(ITestOutputHelper output)
             Assert.Equal(["agent-1", "agent-2", "gateway-1", "gateway-2", "redis-1", "silo-1", "silo-2"], pids.Keys.Order());
             Assert.All(pids.Values, pid => Assert.False(Process.GetProcessById(pid).HasExited));
 
+            // Locked as a production cluster: Redis wants the password made in the data directory, a silo
+            // drops a TLS client that shows no certificate of the cluster's CA, and no log holds the password.
+            Assert.StartsWith("-NOAUTH", await RawAsync(6390 + offset, "PING\r\n"));
+            await AssertSiloDropsClientWithoutCertificateAsync(30000 + offset);
+            string password = File.ReadAllText(Path.Combine(data, "redis-password")).Trim();
+            Assert.True(password.Length >= 32, "a generated Redis password of at least 32 characters");
+            Assert.All(Directory.GetFiles(Path.Combine(data, "logs")), log => Assert.DoesNotContain(password, File.ReadAllText(log)));
+            Assert.DoesNotContain(password, string.Join("\n", Snapshot()));
+            Assert.Contains(Snapshot(), line => line.Contains("tls=mutual", StringComparison.Ordinal));
+
             using var client = TunnelHarness.NewClient();
             var gateway1 = new Uri($"http://127.0.0.1:{8080 + offset}/hello");
             var gateway2 = new Uri($"http://127.0.0.1:{8180 + offset}/hello");
@@ -114,6 +131,42 @@ public sealed partial class ClusterCommandTests(ITestOutputHelper output)
                 Directory.Delete(data, recursive: true);
             }
         }
+    }
+
+    private static async Task<string> RawAsync(int port, string command)
+    {
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync(IPAddress.Loopback, port);
+        var stream = tcp.GetStream();
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(command));
+        var buffer = new byte[256];
+        int n = await stream.ReadAsync(buffer).AsTask().Within(TimeSpan.FromSeconds(10));
+        return Encoding.ASCII.GetString(buffer, 0, n);
+    }
+
+    private static async Task AssertSiloDropsClientWithoutCertificateAsync(int port)
+    {
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync(IPAddress.Loopback, port);
+        using var tls = new SslStream(tcp.GetStream());
+        // The silo speaks TLS (a cleartext silo fails this handshake)...
+        await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+        {
+            TargetHost = "localhost",
+            RemoteCertificateValidationCallback = (_, _, _, _) => true,
+        }).Within(TimeSpan.FromSeconds(10));
+        // ...and, TLS 1.3 reporting a missing client certificate after the handshake, ends the connection.
+        int read;
+        try
+        {
+            await tls.WriteAsync(new byte[16]);
+            read = await tls.ReadAsync(new byte[16]).AsTask().Within(TimeSpan.FromSeconds(10));
+        }
+        catch (IOException)
+        {
+            read = 0;
+        }
+        Assert.Equal(0, read);
     }
 
     private static bool IsRunning(int pid)

@@ -23,7 +23,11 @@ public sealed class RedisServer : IAsyncDisposable
     public string Directory { get; } = Path.Combine(Path.GetTempPath(), "otun-redis-" + Guid.NewGuid().ToString("N")[..8]);
 
     /// <summary>The StackExchange.Redis connection string (Cluster:Redis).</summary>
-    public string ConnectionString => $"127.0.0.1:{Port}";
+    public string ConnectionString => _connectionString ?? $"127.0.0.1:{Port}";
+
+    private string[] _extraArgs = [];
+    private string? _password;
+    private string? _connectionString;
 
     public int? Pid => _process is { HasExited: false } p ? p.Id : null;
 
@@ -37,9 +41,14 @@ public sealed class RedisServer : IAsyncDisposable
             .Concat((Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries).Select(d => Path.Combine(d, "redis-server")))
             .FirstOrDefault(File.Exists);
 
-    public static async Task<RedisServer> StartAsync()
+    /// <summary>
+    /// Starts redis-server; <paramref name="extraArgs"/> are added to its command line (e.g. a TLS port),
+    /// <paramref name="password"/> is its requirepass, <paramref name="connectionString"/> replaces the
+    /// plain one the nodes get.
+    /// </summary>
+    public static async Task<RedisServer> StartAsync(string[]? extraArgs = null, string? password = null, string? connectionString = null)
     {
-        var redis = new RedisServer();
+        var redis = new RedisServer { _extraArgs = extraArgs ?? [], _password = password, _connectionString = connectionString };
         System.IO.Directory.CreateDirectory(redis.Directory);
         try
         {
@@ -57,7 +66,8 @@ public sealed class RedisServer : IAsyncDisposable
     {
         string executable = Executable() ?? throw new InvalidOperationException("redis-server is not installed (apt-get install -y redis-server)");
         var start = new ProcessStartInfo(executable) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in new[] { "--port", Port.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", Directory })
+        foreach (var arg in new[] { "--port", Port.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", Directory }
+            .Concat(_extraArgs).Concat(_password is null ? [] : ["--requirepass", _password]))
         {
             start.ArgumentList.Add(arg);
         }
@@ -101,7 +111,7 @@ public sealed class RedisServer : IAsyncDisposable
     }
 
     /// <summary>True when redis answers PING with +PONG (raw RESP over TCP).</summary>
-    public Task<bool> PingAsync() => OrleansTunnel.Cli.ClusterCommand.RedisAnswersAsync(Port);
+    public Task<bool> PingAsync() => OrleansTunnel.Cli.ClusterCommand.RedisAnswersAsync(Port, _password);
 
     /// <summary>kill -9: no shutdown, no final fsync (the append-only file is what survives).</summary>
     public async Task KillAsync()
@@ -348,6 +358,15 @@ public sealed class ClusterRigOptions
     /// <summary>Extra args for silos, e.g. ["--set", "Cluster:ProbeTimeout=00:00:01"].</summary>
     public List<string> SiloArgs { get; set; } = [];
 
+    /// <summary>Extra redis-server arguments (e.g. --tls-port and its certificates).</summary>
+    public List<string> RedisArgs { get; set; } = [];
+
+    /// <summary>Redis requirepass; null: none.</summary>
+    public string? RedisPassword { get; set; }
+
+    /// <summary>The Cluster:Redis connection string nodes get instead of the plain one (e.g. the TLS port with the password).</summary>
+    public string? RedisConnectionString { get; set; }
+
     public List<string> GatewayArgs { get; set; } = [];
 
     public List<string> AgentArgs { get; set; } = [];
@@ -404,7 +423,7 @@ public sealed class ClusterRig : IAsyncDisposable
     public static async Task<ClusterRig> StartAsync(ClusterRigOptions? options = null)
     {
         options ??= new ClusterRigOptions();
-        var redis = await RedisServer.StartAsync();
+        var redis = await RedisServer.StartAsync(options.RedisArgs.ToArray(), options.RedisPassword, options.RedisConnectionString);
         TestBackend backend;
         try
         {

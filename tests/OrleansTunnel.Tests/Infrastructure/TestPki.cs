@@ -39,4 +39,20 @@ public static class TestPki
         File.WriteAllText(Path.Combine(dir, name + ".pem"), signed.ExportCertificatePem());
         File.WriteAllText(Path.Combine(dir, name + ".key"), key.ExportPkcs8PrivateKeyPem());
     }
+
+    /// <summary>Writes <c>dir/name.pem</c> and <c>dir/name.key</c>: a server (and client) certificate for localhost and 127.0.0.1 issued by the CA.</summary>
+    public static void WriteLoopbackServer(string dir, string name, X509Certificate2 ca, ECDsa caKey)
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=localhost", key, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid(ServerAuth), new Oid(ClientAuth)], false));
+        var san = new SubjectAlternativeNameBuilder();
+        san.AddDnsName("localhost");
+        san.AddIpAddress(System.Net.IPAddress.Loopback);
+        request.CertificateExtensions.Add(san.Build());
+        using var signed = request.Create(ca.SubjectName, X509SignatureGenerator.CreateForECDsa(caKey), DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1), RandomNumberGenerator.GetBytes(8));
+        File.WriteAllText(Path.Combine(dir, name + ".pem"), signed.ExportCertificatePem());
+        File.WriteAllText(Path.Combine(dir, name + ".key"), key.ExportPkcs8PrivateKeyPem());
+    }
 }
