@@ -223,6 +223,9 @@ with silo.config merged over it. Listeners bind 0.0.0.0 (the code's defaults are
 {{- $v := .Values -}}
 {{- $cluster := dict "ClusterId" $v.cluster.clusterId "ServiceId" $v.cluster.serviceId "SiloPort" $v.cluster.siloPort "GatewayPort" $v.cluster.gatewayPort "Admin" (printf "http://0.0.0.0:%v" $v.silo.adminPort) -}}
 {{- $backpressure := dict "MaxConcurrentPerAgent" $v.backpressure.maxConcurrentPerAgent "MaxConcurrentPerService" $v.backpressure.maxConcurrentPerService "LeaseTimeout" $v.backpressure.leaseTimeout -}}
+{{- if $v.cluster.tls.enabled -}}
+{{- $_ := set $cluster "Tls" (include "orleans-tunnel.clusterTlsSettings" . | fromJson) -}}
+{{- end -}}
 {{- $settings := dict "Cluster" $cluster "Backpressure" $backpressure -}}
 {{- mergeOverwrite $settings (deepCopy $v.silo.config) | toPrettyJson -}}
 {{- end -}}
@@ -253,8 +256,11 @@ token hashes only, so they may live in a ConfigMap.
 {{- $_ := set $gateway "TunnelClientCaPath" (printf "/etc/otun/ca/agents/%s" $g.tls.tunnel.clientCa.key) -}}
 {{- end -}}
 {{- end -}}
-{{- if $g.tls.peerCa.secretName -}}
+{{- if include "orleans-tunnel.peerCaSecret" . -}}
 {{- $_ := set $gateway "PeerCaFile" (printf "/etc/otun/ca/peers/%s" $g.tls.peerCa.key) -}}
+{{- end -}}
+{{- if $v.cluster.tls.enabled -}}
+{{- $_ := set $cluster "Tls" (include "orleans-tunnel.clusterTlsSettings" . | fromJson) -}}
 {{- end -}}
 {{- $routes := list -}}
 {{- range $g.routes -}}
@@ -286,7 +292,7 @@ which comes from a Secret), with agent.config merged over it.
 {{- $services = append $services (dict "Name" .name "Url" .url) -}}
 {{- end -}}
 {{- $agent := dict "AgentId" $a.agentId "Gateways" $gateways "Connections" $a.connections "Services" $services -}}
-{{- if $a.gatewayCa.secretName -}}
+{{- if include "orleans-tunnel.agentGatewayCaSecret" . -}}
 {{- $_ := set $agent "GatewayCaFile" (printf "/etc/otun/ca/gateways/%s" $a.gatewayCa.key) -}}
 {{- end -}}
 {{- /* An agent refuses http:// to anything but loopback unless allowed: in the cluster, without tunnel TLS,
@@ -377,9 +383,6 @@ every problem at once, each naming the key and the --set that fixes it.
 {{- if and $v.gateway.tls.ingress.enabled (not $v.gateway.tls.ingress.secretName) -}}
 {{- $errors = append $errors "gateway.tls.ingress.secretName: HTTPS ingress needs a kubernetes.io/tls Secret (--set gateway.tls.ingress.secretName=NAME)" -}}
 {{- end -}}
-{{- if and $v.gateway.tls.tunnel.enabled (not $v.gateway.tls.tunnel.secretName) -}}
-{{- $errors = append $errors "gateway.tls.tunnel.secretName: a tunnel certificate needs a kubernetes.io/tls Secret (--set gateway.tls.tunnel.secretName=NAME)" -}}
-{{- end -}}
 {{- if $v.agent.enabled -}}
 {{- if not $v.agent.agentId -}}
 {{- $errors = append $errors "agent.agentId: the agent needs its id, one of gateway.agents[].id (--set agent.agentId=app-agent)" -}}
@@ -417,5 +420,102 @@ every problem at once, each naming the key and the --set that fixes it.
 {{- end -}}
 {{- if $errors -}}
 {{- fail (printf "\n\nVALUES VALIDATION:\n%s" (join "\n" $errors)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+orleans-tunnel.clusterTlsSecret: the Secret (tls.crt, tls.key, ca.crt) of mutual TLS between silos and
+gateways: cluster.tls.secretName, or the one the chart makes.
+*/}}
+{{- define "orleans-tunnel.clusterTlsSecret" -}}
+{{- .Values.cluster.tls.secretName | default (include "orleans-tunnel.componentName" (dict "context" . "component" "cluster-tls")) -}}
+{{- end -}}
+
+{{/*
+orleans-tunnel.tunnelTlsSecret: the Secret of the tunnel endpoint's certificate: gateway.tls.tunnel.secretName,
+or the one the chart makes (a private CA whose ca.crt agents and peers trust).
+*/}}
+{{- define "orleans-tunnel.tunnelTlsSecret" -}}
+{{- .Values.gateway.tls.tunnel.secretName | default (include "orleans-tunnel.componentName" (dict "context" . "component" "tunnel-tls")) -}}
+{{- end -}}
+
+{{/*
+orleans-tunnel.tunnelTlsGenerated: "true" when the chart makes the tunnel certificate.
+*/}}
+{{- define "orleans-tunnel.tunnelTlsGenerated" -}}
+{{- if and .Values.gateway.tls.tunnel.enabled (not .Values.gateway.tls.tunnel.secretName) -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+orleans-tunnel.peerCaSecret: the Secret holding the CA other gateways' tunnel certificates chain to:
+gateway.tls.peerCa.secretName, else the chart-made tunnel Secret, else none (system trust store).
+*/}}
+{{- define "orleans-tunnel.peerCaSecret" -}}
+{{- if .Values.gateway.tls.peerCa.secretName -}}
+{{- .Values.gateway.tls.peerCa.secretName -}}
+{{- else if include "orleans-tunnel.tunnelTlsGenerated" . -}}
+{{- include "orleans-tunnel.tunnelTlsSecret" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+orleans-tunnel.agentGatewayCaSecret: the Secret holding the CA the in-chart agent trusts for its gateways:
+agent.gatewayCa.secretName, else the chart-made tunnel Secret when the agent dials this release, else none.
+*/}}
+{{- define "orleans-tunnel.agentGatewayCaSecret" -}}
+{{- if .Values.agent.gatewayCa.secretName -}}
+{{- .Values.agent.gatewayCa.secretName -}}
+{{- else if and (include "orleans-tunnel.tunnelTlsGenerated" .) (not .Values.agent.gateways) -}}
+{{- include "orleans-tunnel.tunnelTlsSecret" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+orleans-tunnel.tunnelTlsNames: the DNS names a chart-made tunnel certificate covers: the tunnel Service
+(short, namespaced and cluster.local forms), every gateway under the headless Service (peers dial those),
+the hosts of agentEndpoints.urlTemplate for every possible ordinal, and gateway.tls.tunnel.extraNames.
+*/}}
+{{- define "orleans-tunnel.tunnelTlsNames" -}}
+{{- $ns := .Release.Namespace -}}
+{{- $svc := include "orleans-tunnel.componentName" (dict "context" . "component" "gateway-tunnel") -}}
+{{- $headless := include "orleans-tunnel.headlessName" . -}}
+{{- $names := list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) (printf "*.%s.%s.svc" $headless $ns) (printf "*.%s.%s.svc.cluster.local" $headless $ns) -}}
+{{- $template := .Values.gateway.agentEndpoints.urlTemplate -}}
+{{- if $template -}}
+{{- $sts := include "orleans-tunnel.componentName" (dict "context" . "component" "gateway") -}}
+{{- $count := ternary (int .Values.gateway.autoscaling.maxReplicas) (int .Values.gateway.replicas) .Values.gateway.autoscaling.enabled -}}
+{{- range $i := until $count -}}
+{{- $url := $template | replace "{ordinal}" (toString $i) | replace "{name}" (printf "%s-%d" $sts $i) -}}
+{{- $names = append $names ((urlParse $url).host | splitList ":" | first) -}}
+{{- end -}}
+{{- end -}}
+{{- range .Values.gateway.tls.tunnel.extraNames -}}
+{{- $names = append $names . -}}
+{{- end -}}
+{{- $names | uniq | toJson -}}
+{{- end -}}
+
+{{/*
+orleans-tunnel.clusterTlsSettings: Cluster:Tls of silos and gateways (the Secret mounted at /etc/otun/tls/cluster).
+*/}}
+{{- define "orleans-tunnel.clusterTlsSettings" -}}
+{{- dict "CertificatePath" "/etc/otun/tls/cluster/tls.crt" "KeyPath" "/etc/otun/tls/cluster/tls.key" "CaPath" "/etc/otun/tls/cluster/ca.crt" | toJson -}}
+{{- end -}}
+
+{{/*
+orleans-tunnel.clusterTlsVolume: the volume of the cluster TLS Secret (never its CA key), when cluster.tls is on.
+*/}}
+{{- define "orleans-tunnel.clusterTlsVolume" -}}
+{{- if .Values.cluster.tls.enabled -}}
+- name: tls-cluster
+  secret:
+    secretName: {{ include "orleans-tunnel.clusterTlsSecret" . }}
+    items:
+      - key: tls.crt
+        path: tls.crt
+      - key: tls.key
+        path: tls.key
+      - key: ca.crt
+        path: ca.crt
 {{- end -}}
 {{- end -}}

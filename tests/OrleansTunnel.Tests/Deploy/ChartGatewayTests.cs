@@ -32,7 +32,7 @@ public sealed class ChartGatewayTests(HelmFixture helm)
         Assert.DoesNotContain(env, e => At(e, "valueFrom", "fieldRef", "fieldPath")?.GetString() == "status.podIP");
         // TLS on the tunnel: no h2c appProtocol on its Service.
         Assert.Null(At(At(m.One("Service", "gateway-tunnel"), "spec", "ports")!.Value[0], "appProtocol"));
-        var cleartext = await helm.RenderAsync();
+        var cleartext = await helm.RenderAsync("--set", "gateway.tls.tunnel.enabled=false");
         Assert.Equal("kubernetes.io/h2c", At(At(cleartext.One("Service", "gateway-tunnel"), "spec", "ports")!.Value[0], "appProtocol")?.GetString());
     }
 
@@ -79,16 +79,6 @@ public sealed class ChartGatewayTests(HelmFixture helm)
     }
 
     /// <summary>The file at <paramref name="path"/> comes from key <paramref name="key"/> of Secret <paramref name="secret"/>.</summary>
-    private static void AssertMountedFrom(JsonElement workload, string path, string secret, string key)
-    {
-        var mount = Containers(workload).Single().GetProperty("volumeMounts").EnumerateArray()
-            .Single(vm => path.StartsWith(Str(vm, "mountPath")! + "/", StringComparison.Ordinal));
-        var volume = PodSpec(workload).GetProperty("volumes").EnumerateArray().Single(v => Str(v, "name") == Str(mount, "name"));
-        Assert.Equal(secret, At(volume, "secret", "secretName")?.GetString());
-        string file = path[(Str(mount, "mountPath")!.Length + 1)..];
-        Assert.Contains(At(volume, "secret", "items")!.Value.EnumerateArray(), i => Str(i, "key") == key && Str(i, "path") == file);
-    }
-
     [Fact]
     public async Task Shutdown_PreStopAndGraceComeFromValues_AndMustFitTheTerminationGracePeriod()
     {

@@ -234,7 +234,7 @@ public sealed class ChartRenderTests(HelmFixture helm)
 
         var settings = JsonDocument.Parse(At(m.One("ConfigMap", "gateway"), "data", "appsettings.json")!.Value.GetString()!).RootElement;
         Assert.Equal("http://0.0.0.0:8080", At(settings, "Gateway", "Ingress")?.GetString());
-        Assert.Equal("http://0.0.0.0:7070", At(settings, "Gateway", "Tunnel")?.GetString());
+        Assert.Equal("https://0.0.0.0:7070", At(settings, "Gateway", "Tunnel")?.GetString());
         Assert.Equal("http://0.0.0.0:9090", At(settings, "Gateway", "Admin")?.GetString());
         var route = At(settings, "Gateway", "Routes")!.Value[1];
         Assert.Equal(("demo.example.com", "/api", "demo-api"), (Str(route, "Host"), Str(route, "PathPrefix"), Str(route, "Service")));
@@ -247,7 +247,8 @@ public sealed class ChartRenderTests(HelmFixture helm)
         Assert.Equal("http://0.0.0.0:9091", At(silo, "Cluster", "Admin")?.GetString());
 
         var agentSettings = JsonDocument.Parse(At(m.One("ConfigMap", "agent"), "data", "appsettings.json")!.Value.GetString()!).RootElement;
-        Assert.Equal($"http://{Name(m.One("Service", "gateway-tunnel"))}:7070", At(agentSettings, "Agent", "Gateways")!.Value[0].GetString());
+        Assert.Equal($"https://{Name(m.One("Service", "gateway-tunnel"))}:7070", At(agentSettings, "Agent", "Gateways")!.Value[0].GetString());
+        Assert.Null(At(agentSettings, "Agent", "AllowCleartext"));
         var tokenEnv = Containers(m.One("Deployment", "agent")).Single().GetProperty("env").EnumerateArray()
             .Single(e => Str(e, "name") == "OTUN_Agent__Token");
         Assert.Equal(Name(m.One("Secret", "agent")), At(tokenEnv, "valueFrom", "secretKeyRef", "name")?.GetString());

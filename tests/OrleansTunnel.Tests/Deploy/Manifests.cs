@@ -50,4 +50,15 @@ public sealed class Manifests(JsonElement documents)
     public static JsonElement PodSpec(JsonElement workload) => At(workload, "spec", "template", "spec")!.Value;
 
     public static IEnumerable<JsonElement> Containers(JsonElement workload) => PodSpec(workload).GetProperty("containers").EnumerateArray();
+
+    /// <summary>The file at <paramref name="path"/> in the workload's container is the <paramref name="key"/> of Secret <paramref name="secret"/>, mounted by items.</summary>
+    public static void AssertMountedFrom(JsonElement workload, string path, string secret, string key)
+    {
+        var mount = Containers(workload).Single().GetProperty("volumeMounts").EnumerateArray()
+            .Single(vm => path.StartsWith(Str(vm, "mountPath")! + "/", StringComparison.Ordinal));
+        var volume = PodSpec(workload).GetProperty("volumes").EnumerateArray().Single(v => Str(v, "name") == Str(mount, "name"));
+        Assert.Equal(secret, At(volume, "secret", "secretName")?.GetString());
+        string file = path[(Str(mount, "mountPath")!.Length + 1)..];
+        Assert.Contains(At(volume, "secret", "items")!.Value.EnumerateArray(), i => Str(i, "key") == key && Str(i, "path") == file);
+    }
 }
