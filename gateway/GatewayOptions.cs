@@ -163,6 +163,18 @@ public sealed class GatewayOptions
     /// </summary>
     public int MaxInFlightPerAgent { get; set; }
 
+    /// <summary>
+    /// Requests one service may have in flight through this gateway, over all the agents serving it, so one
+    /// tenant's service cannot take every slot even with many agents. Over it: 503. Default 0: the same
+    /// default as <see cref="MaxInFlightPerAgent"/> (three quarters of the gateway's own bound).
+    /// </summary>
+    public int MaxInFlightPerService { get; set; }
+
+    /// <summary>The per-service bound in force (<see cref="MaxInFlightPerService"/>, or its default).</summary>
+    internal long EffectiveMaxInFlightPerService => MaxInFlightPerService > 0
+        ? MaxInFlightPerService
+        : Math.Max(1, Math.Min(MaxInFlight, MaxTunnelBufferBytes / Math.Max(1, ReceiveWindow)) * 3 / 4);
+
     /// <summary>The per-agent bound in force (<see cref="MaxInFlightPerAgent"/>, or its default).</summary>
     internal long EffectiveMaxInFlightPerAgent => MaxInFlightPerAgent > 0
         ? MaxInFlightPerAgent

@@ -132,6 +132,10 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         {
             failures.Add($"Gateway:MaxInFlightPerAgent ({o.MaxInFlightPerAgent}) may not be negative (0: three quarters of the gateway's bound)");
         }
+        if (o.MaxInFlightPerService < 0)
+        {
+            failures.Add($"Gateway:MaxInFlightPerService ({o.MaxInFlightPerService}) may not be negative (0: three quarters of the gateway's bound)");
+        }
         if (o.MaxHelloServices < 1 || o.MaxAgentSlots < 1)
         {
             failures.Add($"Gateway:MaxHelloServices ({o.MaxHelloServices}) and Gateway:MaxAgentSlots ({o.MaxAgentSlots}) must be at least 1");

@@ -34,6 +34,7 @@ public sealed class IngressForwarder(
     private long _inFlight;
     // Per agent on this gateway; entries stay (one per agent ever served here: bounded by the credentials).
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, StrongBox<long>> _inFlightByAgent = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, StrongBox<long>> _inFlightByService = new(StringComparer.Ordinal);
     private long _rejections;
     private long _refusedBeforeForwarding;
 
@@ -161,6 +162,8 @@ public sealed class IngressForwarder(
         long inFlight = Interlocked.Increment(ref _inFlight);
         var agentInFlight = _inFlightByAgent.GetOrAdd(target.AgentId, static _ => new StrongBox<long>());
         long agentCount = Interlocked.Increment(ref agentInFlight.Value);
+        var serviceInFlight = _inFlightByService.GetOrAdd(route.Service, static _ => new StrongBox<long>());
+        long serviceCount = Interlocked.Increment(ref serviceInFlight.Value);
         PermitResult permit = default;
         MuxStream? stream = null;
         try
@@ -173,6 +176,11 @@ public sealed class IngressForwarder(
             if (agentCount > o.EffectiveMaxInFlightPerAgent)
             {
                 await RejectAsync(context, o, $"agent '{target.AgentId}' is at this gateway's limit of {o.EffectiveMaxInFlightPerAgent} in-flight requests per agent", GatewayTelemetry.Limits.AgentOnGateway, route.Service);
+                return;
+            }
+            if (serviceCount > o.EffectiveMaxInFlightPerService)
+            {
+                await RejectAsync(context, o, $"service '{route.Service}' is at this gateway's limit of {o.EffectiveMaxInFlightPerService} in-flight requests per service", GatewayTelemetry.Limits.ServiceOnGateway, route.Service);
                 return;
             }
             if (inFlight * o.ReceiveWindow > o.MaxTunnelBufferBytes)
@@ -209,6 +217,7 @@ public sealed class IngressForwarder(
             }
             dispatcher.Release(target);
             Interlocked.Decrement(ref agentInFlight.Value);
+            Interlocked.Decrement(ref serviceInFlight.Value);
             Interlocked.Decrement(ref _inFlight);
         }
     }

@@ -26,6 +26,7 @@ public sealed class GatewayTelemetry
         public const string GatewayInFlight = "gateway_inflight";
         public const string GatewayBuffer = "gateway_buffer";
         public const string AgentOnGateway = "agent_on_gateway";
+        public const string ServiceOnGateway = "service_on_gateway";
         public const string NoAgent = "no_agent";
     }
 

@@ -8,15 +8,18 @@ using Xunit;
 namespace OrleansTunnel.Tests.Security;
 
 /// <summary>
-/// Per-tenant bounds on a gateway (issue 12, section 4): one agent at Gateway:MaxInFlightPerAgent gets
-/// 503 for its next request while another agent's visitors are served.
+/// Per-tenant bounds on a gateway (issue 12, section 4): one agent at Gateway:MaxInFlightPerAgent, or one
+/// service at Gateway:MaxInFlightPerService, gets 503 for its next request while another agent's (and
+/// service's) visitors are served.
 /// </summary>
 public sealed class TenantLimitTests
 {
-    [Fact]
-    public async Task OneAgentAtItsPerAgentLimit_IsRefused_WhileAnotherAgentIsServed()
+    [Theory]
+    [InlineData("Gateway:MaxInFlightPerAgent", "otun: agent 'test-agent' is at this gateway's limit of 2 in-flight requests per agent\n")]
+    [InlineData("Gateway:MaxInFlightPerService", "otun: service 'backend' is at this gateway's limit of 2 in-flight requests per service\n")]
+    public async Task OneTenantAtItsLimit_IsRefused_WhileAnotherIsServed(string option, string refusal)
     {
-        await using var h = await TunnelHarness.StartAsync(o => o.Gateway["Gateway:MaxInFlightPerAgent"] = "2");
+        await using var h = await TunnelHarness.StartAsync(o => o.Gateway[option] = "2");
         var other = await h.StartExtraAgentAsync(TunnelHarness.OtherAgentId, h.OtherAgentToken, "other");
         await other.Services.GetRequiredService<AgentStatus>().AnyUp.WaitAsync(TimeSpan.FromSeconds(30));
         using var cancel = new CancellationTokenSource();
@@ -31,7 +34,7 @@ public sealed class TenantLimitTests
             using (var refused = await h.Client.GetAsync(h.Url("/hello")))
             {
                 Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
-                Assert.Equal($"otun: agent '{TunnelHarness.AgentId}' is at this gateway's limit of 2 in-flight requests per agent\n", await refused.Content.ReadAsStringAsync());
+                Assert.Equal(refusal, await refused.Content.ReadAsStringAsync());
                 Assert.NotNull(refused.Headers.RetryAfter);
             }
             // The other tenant is not starved.
