@@ -30,6 +30,12 @@ public sealed class AgentOptions
     /// <summary>Optional health endpoint (/healthz, /readyz: at least one tunnel up), e.g. http://0.0.0.0:9092; empty: the agent listens on no port.</summary>
     public string? Admin { get; set; }
 
+    /// <summary>
+    /// Further Host names the agent's admin listener answers (DNS rebinding); IP literals, localhost and
+    /// *.localhost always pass; any other name gets 421.
+    /// </summary>
+    public List<string> AdminHosts { get; set; } = [];
+
     /// <summary>https:// gateways: PEM CA to trust for the gateway's certificate (e.g. a private CA).</summary>
     public string? GatewayCaFile { get; set; }
 

@@ -28,6 +28,9 @@ public static class Roles
         ListenDashboard(builder, settings);
         RoleMetrics.Add(builder, "otun-silo", GatewayTelemetryHosting.OrleansMeterName);
         var app = builder.Build();
+        // The dashboard's own check (MapTunnelDashboard) names its listener.
+        app.UseHostAllowList(settings.AdminHosts, "silo admin", "Cluster:AdminHosts",
+            context => !context.Request.Path.StartsWithSegments(DashboardHosting.RoutePrefix, StringComparison.Ordinal));
         RoleMetrics.Map(app, settings.Admin);
         // No listener tagging here: the dashboard answers only on its listener, and only the dashboard does.
         app.UseDashboardListenerSeparation();
@@ -99,6 +102,7 @@ public static class Roles
         web.WebHost.ConfigureKestrel(k => GatewayHosting.Listen(k, admin, "admin", HttpProtocols.Http1));
         RoleMetrics.Add(web, "otun-agent", OrleansTunnel.Agent.Telemetry.AgentTelemetry.MeterName);
         var app = web.Build();
+        app.UseHostAllowList(app.Configuration.GetSection("Agent:AdminHosts").Get<List<string>>() ?? [], "agent admin", "Agent:AdminHosts");
         RoleMetrics.Map(app, admin);
         var status = app.Services.GetRequiredService<AgentStatus>();
         app.MapGet("/healthz", () => Results.Text("ok\n"));

@@ -40,6 +40,12 @@ public sealed class ClusterSettings
     /// </summary>
     public string? Dashboard { get; set; }
 
+    /// <summary>
+    /// Further Host names the silo's admin and dashboard listeners answer (DNS rebinding); IP literals,
+    /// localhost and *.localhost always pass; any other name gets 421.
+    /// </summary>
+    public List<string> AdminHosts { get; set; } = [];
+
     /// <summary>IP address other nodes reach this silo at (default: loopback, fine when every node runs on one machine).</summary>
     public string? AdvertisedAddress { get; set; }
 

@@ -1,4 +1,3 @@
-using System.Net;
 using Microsoft.AspNetCore.Http;
 
 namespace OrleansTunnel.Gateway.Admin;
@@ -24,23 +23,6 @@ public static class AdminHostCheck
             statusCode: StatusCodes.Status421MisdirectedRequest);
     }
 
-    public static bool IsAllowed(string host, IReadOnlyCollection<string> configured)
-    {
-        if (string.IsNullOrEmpty(host))
-        {
-            return false;
-        }
-        string bare = host.Trim('[', ']');
-        if (IPAddress.TryParse(bare, out _))
-        {
-            return true;
-        }
-        host = host.TrimEnd('.');
-        if (host.Equals("localhost", StringComparison.OrdinalIgnoreCase)
-            || host.EndsWith(".localhost", StringComparison.OrdinalIgnoreCase))
-        {
-            return true;
-        }
-        return configured.Any(name => name.Equals(host, StringComparison.OrdinalIgnoreCase));
-    }
+    public static bool IsAllowed(string host, IReadOnlyCollection<string> configured) =>
+        OrleansTunnel.Silo.HostAllowList.IsAllowed(host, configured);
 }

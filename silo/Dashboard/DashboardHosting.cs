@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
@@ -63,6 +64,10 @@ public static class DashboardHosting
     {
         if (app.Services.GetService<DashboardEndpoint>() is not null)
         {
+            // The dashboard has no login: at least a page under a rebound name must not read it.
+            var hosts = app.Configuration.GetSection(ClusterSettings.Section).Get<ClusterSettings>()?.AdminHosts ?? [];
+            app.UseHostAllowList(hosts, "dashboard", "Cluster:AdminHosts",
+                context => context.Request.Path.StartsWithSegments(RoutePrefix, StringComparison.Ordinal));
             app.MapOrleansDashboard(routePrefix: RoutePrefix);
         }
         return app;
