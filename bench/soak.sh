@@ -2,8 +2,9 @@
 # Soak: DURATION (default 1h; DURATION=10m for the short variant) of a fixed-rate mix through the local
 # cluster (`otun cluster --lb`: redis, 2 silos, 2 gateways, 2 agents, nginx in front) — small GETs,
 # 1 MiB downloads, SSE streams, WebSocket echo, gRPC bidi streams and a few slow readers — sampling
-# every SAMPLE seconds, per process, RSS, threads and open file descriptors, the gateways' GC heap,
-# in-flight requests and permits in use, and the cluster's grain activations, into samples.csv.
+# every SAMPLE seconds, per process, RSS, threads and open file descriptors, the GC heap of gateways and
+# silos (their /metrics), in-flight requests and permits in use, and the cluster's grain activations (the
+# silos' orleans_catalog_activations), into samples.csv.
 # Pass: no failed request the mix did not ask for, and the last quarter's RSS (per process) and
 # activations no more than 10 % above the second quarter's. Writes summary.md (the table) and soak.png.
 #
@@ -14,6 +15,7 @@
 #        SSE=2 WS=4 GRPC=4 SLOW=3   concurrent SSE streams, WebSockets, gRPC bidi streams, slow readers
 #        SAMPLE=10          seconds between samples
 #        PORT_OFFSET=3000   added to every `otun cluster` port (the load balancer is on 8000 + offset)
+#        DASHBOARD=0        1: silo-1 also runs the Orleans dashboard (nothing asks it)
 #        OTUN_COPY=1 COPY_DIR=/tmp/bench-src   build a copy of the tree (as run.sh)
 set -euo pipefail
 
@@ -39,8 +41,10 @@ case "$DURATION" in
 esac
 LB=$((8000 + OFF)) LB_H2C=$((8001 + OFF)) DASH=$((8090 + OFF)) GRPC_PORT=$((8777 + OFF))
 GW_ADMIN=($((9090 + OFF)) $((9190 + OFF)))
+SILO_ADMIN=($((9091 + OFF)) $((9092 + OFF)))
+DASHBOARD="${DASHBOARD:-0}"
 require_tools curl nginx redis-server
-require_free_ports "$LB" "$LB_H2C" "$DASH" "$GRPC_PORT" "${GW_ADMIN[@]}"
+require_free_ports "$LB" "$LB_H2C" "$DASH" "$GRPC_PORT" "${GW_ADMIN[@]}" "${SILO_ADMIN[@]}"
 
 WITH_LOADGEN=1 build
 data="$out/cluster"
@@ -56,7 +60,8 @@ log "gRPC backend on $GRPC_PORT"
 pids_bg+=($!)
 
 log "otun cluster --lb $((8000)) (+$OFF) in $data"
-"$OTUN" cluster --port-offset "$OFF" --data "$data" --lb 8000 --with-demo \
+dash_args=(); [ "$DASHBOARD" = 1 ] || dash_args=(--dashboard-port 0)
+"$OTUN" cluster --port-offset "$OFF" --data "$data" --lb 8000 --with-demo "${dash_args[@]}" \
   --expose "h2c://127.0.0.1:$GRPC_PORT" --host "127.0.0.1/otunbench.BenchSvc" --service grpc \
   >"$out/cluster.log" 2>&1 &
 cluster_pid=$!
@@ -103,9 +108,14 @@ metric() { awk -v m="$2" '$1 == m || index($1, m"{") == 1 { s += $NF; seen = 1 }
 t0=$(date +%s)
 while [ "$(date +%s)" -lt "$end" ]; do
   t=$(( $(date +%s) - t0 ))
-  # Cluster-wide activations from silo-1's Orleans dashboard (its profiler is on while it is asked).
-  act=$(curl -s --max-time 5 "http://127.0.0.1:$DASH/dashboard/DashboardCounters" | /usr/bin/python3 -c \
-    'import json,sys; d=json.load(sys.stdin); print(sum(s["activationCount"] for s in d.get("simpleGrainStats", [])))' 2>/dev/null || true)
+  # Cluster-wide activations: the silos' own gauge (the Orleans meter on their admin /metrics).
+  act="" silo_metrics=()
+  for port in "${SILO_ADMIN[@]}"; do
+    sm=$(curl -s --max-time 5 "http://127.0.0.1:$port/metrics" || true)
+    silo_metrics+=("$sm")
+    a=$(metric "$sm" orleans_catalog_activations)
+    [ -n "$a" ] && act=$(( ${act:-0} + a ))
+  done
   while read -r name pid; do
     [ -d "/proc/$pid" ] || continue
     rss=$(vm "$pid" VmRSS) threads=$(vm "$pid" Threads) fds=$(ls "/proc/$pid/fd" 2>/dev/null | wc -l)
@@ -116,6 +126,8 @@ while [ "$(date +%s)" -lt "$end" ]; do
         gc=$(metric "$m" dotnet_gc_last_collection_heap_size_bytes)
         inflight=$(metric "$m" otun_gateway_requests_in_flight)
         permits=$(metric "$m" otun_gateway_permits_in_use) ;;
+      silo-*)
+        gc=$(metric "${silo_metrics[$(( ${name#silo-} - 1 ))]:-}" dotnet_gc_last_collection_heap_size_bytes) ;;
     esac
     echo "$t,$name,$pid,$rss,$threads,$fds,$gc,$act,$inflight,$permits" >>samples.csv
   done <"$data/pids"

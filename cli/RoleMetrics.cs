@@ -21,7 +21,8 @@ internal static class RoleMetrics
             .ConfigureResource(r => r.AddService(service))
             .WithMetrics(metrics =>
             {
-                metrics.AddMeter(meters);
+                // .NET's own runtime meter: GC heap, allocations, working set, thread pool.
+                metrics.AddMeter([.. meters, GatewayTelemetryHosting.RuntimeMeterName]);
                 // A scrape reflects the moment it is asked (no cached answer).
                 metrics.AddPrometheusExporter(o => o.ScrapeResponseCacheDurationMilliseconds = 0);
                 if (!string.IsNullOrWhiteSpace(telemetry.OtlpEndpoint))

@@ -20,6 +20,9 @@ public static class GatewayTelemetryHosting
     /// <summary>Orleans' own meter, exported too (useful when a silo is co-hosted, harmless otherwise).</summary>
     public const string OrleansMeterName = "Microsoft.Orleans";
 
+    /// <summary>.NET's built-in runtime meter (GC heap size, allocations, working set, thread pool), exported on every role's /metrics.</summary>
+    public const string RuntimeMeterName = "System.Runtime";
+
     public static WebApplicationBuilder AddGatewayTelemetry(this WebApplicationBuilder builder)
     {
         var section = builder.Configuration.GetSection(TelemetryOptions.Section);
@@ -35,7 +38,7 @@ public static class GatewayTelemetryHosting
             .ConfigureResource(r => r.AddService("otun-gateway", serviceInstanceId: string.IsNullOrWhiteSpace(gatewayId) ? null : gatewayId))
             .WithMetrics(metrics =>
             {
-                metrics.AddMeter(GatewayTelemetry.MeterName, OrleansMeterName);
+                metrics.AddMeter(GatewayTelemetry.MeterName, OrleansMeterName, RuntimeMeterName);
                 // A scrape always reflects the moment it is asked (no cached answer).
                 metrics.AddPrometheusExporter(o => o.ScrapeResponseCacheDurationMilliseconds = 0);
                 if (!string.IsNullOrWhiteSpace(telemetry.OtlpEndpoint))
