@@ -114,13 +114,25 @@ public sealed class GatewayChurnTests(ITestOutputHelper output)
 
     private sealed record Counts(int Sent, int Ok, List<string> Failures);
 
-    /// <summary>Requests through the stable gateway, one after another, each bounded by a timeout.</summary>
+    /// <summary>
+    /// Requests through the stable gateway, one after another (at most one per 10 ms per loop, so the load
+    /// does not starve the gateways being started on a 2-core machine), each bounded by a timeout.
+    /// </summary>
     private static async Task<Counts> SendRequestsAsync(TunnelHarness h, CancellationToken stop)
     {
         int sent = 0, ok = 0;
         var failures = new List<string>();
+        using var pace = new PeriodicTimer(TimeSpan.FromMilliseconds(10));
         while (!stop.IsCancellationRequested)
         {
+            try
+            {
+                await pace.WaitForNextTickAsync(stop);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
             sent++;
             using var timeout = new CancellationTokenSource(RequestTimeout);
             try
