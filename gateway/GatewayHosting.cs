@@ -14,6 +14,7 @@ using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using OrleansTunnel.Gateway.Admin;
 using OrleansTunnel.Gateway.Auth;
+using OrleansTunnel.Gateway.Identity;
 using OrleansTunnel.Gateway.Ingress;
 using OrleansTunnel.Gateway.Routing;
 using OrleansTunnel.Gateway.Telemetry;
@@ -100,6 +101,7 @@ public static class GatewayHosting
         builder.Services.AddSingleton<TrustedProxies>();
         builder.Services.AddSingleton<ResponseRelay>();
         builder.Services.AddSingleton<TunnelExchange>();
+        builder.Services.AddTunnelIdentity(builder.Configuration);
         builder.Services.AddSingleton<IngressForwarder>();
         builder.Services.AddSingleton<AdminAuthorizer>();
         builder.Services.AddSingleton<AdminAudit>();
