@@ -199,6 +199,10 @@ public static class GatewayHosting
     /// <summary>Maps the gateway's three listeners: ingress (everything), tunnel (gRPC), admin (health).</summary>
     public static WebApplication MapTunnelGateway(this WebApplication app)
     {
+        // WebApplication adds the authentication middleware by itself once authentication services exist; here
+        // only the identity gate authenticates (oidc/jwt routes on the ingress), so every other request and
+        // listener (tunnel, admin) skips the scheme loop. This is the key UseAuthentication() sets.
+        ((IApplicationBuilder)app).Properties["__AuthenticationMiddlewareSet"] = true;
         var forwarder = app.Services.GetRequiredService<IngressForwarder>();
         var admin = app.Services.GetRequiredService<AdminEndpoints>();
         var drain = app.Services.GetRequiredService<GatewayDrain>();

@@ -1,6 +1,7 @@
 using System.Security.Claims;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using OrleansTunnel.Gateway.Ingress;
 using OrleansTunnel.Grains;
@@ -13,7 +14,7 @@ namespace OrleansTunnel.Gateway.Identity;
 /// allow-lists and hands the identity to the backend in headers (and to later ingress steps in
 /// HttpContext.Items). Routes without these kinds never reach it.
 /// </summary>
-public sealed class IdentityGate(IdentitySchemes schemes, IAuthenticationHandlerProvider handlers, IOptionsMonitor<IdentityAccessOptions> options)
+public sealed class IdentityGate(IdentitySchemes schemes, IOptionsMonitor<IdentityAccessOptions> options)
 {
     /// <summary>What the gate did: let the request on, answered it itself (redirect, callback, logout), or refused it.</summary>
     public enum Outcome
@@ -53,6 +54,8 @@ public sealed class IdentityGate(IdentitySchemes schemes, IAuthenticationHandler
     {
         var request = context.Request;
         string path = request.Path.Value ?? "/";
+        // The handler provider is per request (it caches the request's handlers).
+        var handlers = context.RequestServices.GetRequiredService<IAuthenticationHandlerProvider>();
         if (await handlers.GetHandlerAsync(context, s.Oidc!) is IAuthenticationRequestHandler remote && await remote.HandleRequestAsync())
         {
             // The callback: the code was exchanged and the session cookie set (or the handler answered the error).
@@ -71,7 +74,17 @@ public sealed class IdentityGate(IdentitySchemes schemes, IAuthenticationHandler
         }
         if (HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method))
         {
-            await context.ChallengeAsync(s.Oidc, new AuthenticationProperties { RedirectUri = request.PathBase + request.Path + request.QueryString });
+            try
+            {
+                await context.ChallengeAsync(s.Oidc, new AuthenticationProperties { RedirectUri = request.PathBase + request.Path + request.QueryString });
+            }
+            catch (Exception ex) when (ex is Microsoft.IdentityModel.Protocols.OpenIdConnect.OpenIdConnectProtocolException or HttpRequestException or InvalidOperationException && !context.Response.HasStarted)
+            {
+                // The issuer could not be read or refused the sign-in request (e.g. an unregistered redirect URI).
+                await GatewayErrors.WriteAsync(context, StatusCodes.Status502BadGateway,
+                    $"cannot start the sign-in at {s.Identity.Issuer}: {ex.Message}; the operator should check the route's Identity:Issuer and ClientId and the redirect URI registered at the issuer");
+                return Outcome.Refused;
+            }
             return Outcome.Answered;
         }
         await GatewayErrors.WriteAsync(context, StatusCodes.Status401Unauthorized,

@@ -79,6 +79,17 @@ public sealed class IdentitySchemeOptions(IdentitySchemes schemes, IOptions<Iden
         }
         options.TokenValidationParameters.NameClaimType = identity.UserClaimName;
         options.TokenValidationParameters.RoleClaimType = identity.GroupsClaimName;
+        options.Events = new OpenIdConnectEvents
+        {
+            // A failed callback (the provider said no, a stale or replayed callback, a code that does not
+            // redeem) is the visitor's answer, not a 500.
+            OnRemoteFailure = async context =>
+            {
+                context.HandleResponse();
+                await Ingress.GatewayErrors.WriteAsync(context.HttpContext, StatusCodes.Status401Unauthorized,
+                    $"sign-in failed: {context.Failure?.Message ?? "unknown reason"}; open the site again to retry");
+            },
+        };
         options.RefreshInterval = gateway.Value.JwksRefreshInterval;
         options.AutomaticRefreshInterval = gateway.Value.JwksCacheLifetime;
     }

@@ -27,7 +27,8 @@ public sealed class OidcAccessTests(IdentityFixture fixture, ITestOutputHelper o
     {
         using var client = TunnelHarness.NewClient();
         var request = new HttpRequestMessage(method ?? HttpMethod.Get, new Uri(ingress, "/echo"));
-        request.Headers.Host = host;
+        // The port too, as a browser sends it: the redirect URI registered at the provider names it.
+        request.Headers.Host = $"{host}:{ingress.Port}";
         if (cookie is not null)
         {
             request.Headers.Add("Cookie", cookie);
@@ -104,10 +105,23 @@ public sealed class OidcAccessTests(IdentityFixture fixture, ITestOutputHelper o
         Assert.Equal(HttpStatusCode.Found, get.StatusCode);
         var location = get.Headers.Location!;
         Assert.StartsWith(fixture.Issuer + "/", location.ToString());
-        Assert.Contains("code_challenge_method=S256", location.Query);
+        // The provider advertises pushed authorization requests, so the handler pushed the request (with
+        // its PKCE challenge: the provider demands PKCE) and the browser carries only its reference.
         Assert.Contains("client_id=" + IdentityFixture.ClientId, location.Query);
-        Assert.Contains(Uri.EscapeDataString($"http://{IdentityFixture.OkHost}:{H.Ingress.Port}/.otun/oidc/callback"), location.Query);
         Assert.DoesNotContain(fixture.ClientSecret, location.ToString());
+
+        // A host whose redirect URI the provider does not know (denied.test on gateway B): a 502 naming the fix, not a 500.
+        using var unregistered = await SendAsync(fixture.B.Ingress, IdentityFixture.DeniedHost, null);
+        Assert.Equal(HttpStatusCode.BadGateway, unregistered.StatusCode);
+        Assert.Contains("redirect URI registered at the issuer", await unregistered.Content.ReadAsStringAsync());
+
+        // A callback that this browser did not start (no correlation cookie): 401 with the reason, not a 500.
+        using var client = TunnelHarness.NewClient();
+        var callback = new HttpRequestMessage(HttpMethod.Get, new Uri(H.Ingress, "/.otun/oidc/callback?code=made-up&state=made-up"));
+        callback.Headers.Host = $"{IdentityFixture.OkHost}:{H.Ingress.Port}";
+        using var refusedCallback = await client.SendAsync(callback);
+        Assert.Equal(HttpStatusCode.Unauthorized, refusedCallback.StatusCode);
+        Assert.Contains("sign-in failed", await refusedCallback.Content.ReadAsStringAsync());
 
         using var post = await SendAsync(H.Ingress, IdentityFixture.OkHost, null, HttpMethod.Post);
         Assert.Equal(HttpStatusCode.Unauthorized, post.StatusCode);
