@@ -70,6 +70,8 @@ public sealed class IdentityGate(IdentitySchemes schemes, IOptionsMonitor<Identi
         var result = await context.AuthenticateAsync(s.Cookie);
         if (result.Succeeded)
         {
+            // The backend gets the identity, not the session cookie (it could replay it).
+            RemoveCookie(request.Headers, s.CookieName!);
             return await AllowAsync(context, s, result.Principal!);
         }
         if (HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method))
@@ -127,6 +129,26 @@ public sealed class IdentityGate(IdentitySchemes schemes, IOptionsMonitor<Identi
         // The backend gets the identity, not the token.
         context.Request.Headers.Remove("Authorization");
         return await AllowAsync(context, s, result.Principal!);
+    }
+
+    /// <summary>Removes the session cookie (and its chunks) from the Cookie header, keeping the others as sent.</summary>
+    public static void RemoveCookie(IHeaderDictionary headers, string name)
+    {
+        var values = headers.Cookie;
+        if (values.Count == 0)
+        {
+            return;
+        }
+        var kept = values.SelectMany(v => (v ?? "").Split(';')).Select(c => c.Trim())
+            .Where(c => c.Length > 0 && !c.StartsWith(name, StringComparison.Ordinal)).ToArray();
+        if (kept.Length == 0)
+        {
+            headers.Remove("Cookie");
+        }
+        else
+        {
+            headers.Cookie = string.Join("; ", kept);
+        }
     }
 
     private static async Task<Outcome> AllowAsync(HttpContext context, RouteSchemes s, ClaimsPrincipal principal)

@@ -30,7 +30,7 @@ public sealed class IdentitySchemeOptions(IdentitySchemes schemes, IOptions<Iden
         {
             return;
         }
-        options.Cookie.Name = "otun_session_" + name["otun-cookie-".Length..][..8];
+        options.Cookie.Name = s.CookieName;
         options.Cookie.Path = s.CookiePath;
         options.Cookie.HttpOnly = true;
         options.Cookie.SameSite = SameSiteMode.Lax;

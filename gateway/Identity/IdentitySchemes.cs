@@ -11,7 +11,11 @@ using OrleansTunnel.Grains;
 namespace OrleansTunnel.Gateway.Identity;
 
 /// <summary>The authentication schemes that serve one route: a cookie and an OIDC scheme, or a JWT bearer scheme.</summary>
-public sealed record RouteSchemes(string? Cookie, string? Oidc, string? Jwt, string CallbackPath, string LogoutPath, string CookiePath, RouteIdentity Identity, string Prefix);
+public sealed record RouteSchemes(string? Cookie, string? Oidc, string? Jwt, string CallbackPath, string LogoutPath, string CookiePath, RouteIdentity Identity, string Prefix)
+{
+    /// <summary>Name of the session cookie (chunks of a large one add "C1", "C2"...).</summary>
+    public string? CookieName => Cookie is null ? null : "otun_session_" + Cookie["otun-cookie-".Length..][..8];
+}
 
 /// <summary>
 /// ASP.NET Core authentication schemes made at run time, one per distinct identity configuration: routes

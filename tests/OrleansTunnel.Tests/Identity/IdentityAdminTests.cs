@@ -65,6 +65,62 @@ public sealed class IdentityAdminTests(IdentityFixture fixture)
         Assert.Equal(HttpStatusCode.NoContent, removed.StatusCode);
     }
 
+    [Fact]
+    public async Task OtunAdminRouteSet_WithAccessAndIdentity_SetsAJwtRoute_AndNeverPrintsASecret()
+    {
+        string url = H.Admin.ToString(), token = H.AdminToken;
+        string identity = $"{{\"issuer\":\"{IdentityFixture.JwtIssuer}\",\"jwksUri\":\"{fixture.JwksUri}\",\"requireHttpsMetadata\":false,\"audiences\":[\"{IdentityFixture.Audience}\"]}}";
+        var set = await OtunAsync("admin", "--url", url, "--token", token, "route", "set", "cli-jwt.test", "backend", "--access", "jwt", "--identity", identity);
+        Assert.True(set.Exit == 0, set.Err);
+        using var client = TunnelHarness.NewClient();
+        HttpStatusCode status = 0;
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (status != HttpStatusCode.OK)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the route set by otun admin did not accept a valid JWT ({status})");
+            var request = new HttpRequestMessage(HttpMethod.Get, new Uri(H.Ingress, "/echo"));
+            request.Headers.Host = "cli-jwt.test";
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", fixture.Mint());
+            using var response = await client.SendAsync(request);
+            status = response.StatusCode;
+            if (status != HttpStatusCode.OK)
+            {
+                await Task.Delay(200);
+            }
+        }
+
+        string secret = "cli-secret-" + Guid.NewGuid().ToString("N");
+        var oidc = await OtunAsync("admin", "--url", url, "--token", token, "route", "set", "cli-oidc.test", "backend", "--access", "oidc", "--identity",
+            $"{{\"issuer\":\"https://id.example.com\",\"clientId\":\"c\",\"clientSecret\":\"{secret}\"}}");
+        Assert.True(oidc.Exit == 0, oidc.Err);
+        Assert.DoesNotContain(secret, oidc.Out);
+        var routes = await OtunAsync("admin", "--url", url, "--token", token, "routes");
+        Assert.Contains("cli-oidc.test", routes.Out);
+        Assert.DoesNotContain(secret, routes.Out);
+        var bad = await OtunAsync("admin", "--url", url, "--token", token, "route", "set", "cli-bad.test", "backend", "--access", "jwt", "--identity", "{not json");
+        Assert.Equal(2, bad.Exit);
+        Assert.Contains("--identity is not valid JSON", bad.Err);
+
+        using var admin = Admin();
+        (await admin.DeleteAsync("api/routes?host=cli-jwt.test")).Dispose();
+        (await admin.DeleteAsync("api/routes?host=cli-oidc.test")).Dispose();
+    }
+
+    private static async Task<(int Exit, string Out, string Err)> OtunAsync(params string[] args)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "otun.dll"));
+        foreach (var a in args)
+        {
+            start.ArgumentList.Add(a);
+        }
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().Within(TimeSpan.FromSeconds(60));
+        return (process.ExitCode, await stdout, await stderr);
+    }
+
     [Theory]
     [InlineData("oidc", null, "Access 'oidc' needs Identity")]
     [InlineData("oidc", "{\"issuer\":\"https://id.example.com\"}", "Identity:ClientId")]

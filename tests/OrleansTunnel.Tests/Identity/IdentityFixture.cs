@@ -33,6 +33,7 @@ public sealed class IdentityFixture : IAsyncLifetime
     public TunnelHarness Harness { get; private set; } = null!;
     public PeerGateway B { get; private set; } = null!;
     public string Issuer { get; private set; } = "";
+    public string JwksUri { get; private set; } = "";
     public RsaSecurityKey SigningKey { get; } = NewKey("k1");
     private readonly List<RsaSecurityKey> _published = [];
     private WebApplication? _jwks;
@@ -75,6 +76,7 @@ public sealed class IdentityFixture : IAsyncLifetime
 
         Publish(SigningKey);
         int jwksPort = Ports.Free();
+        JwksUri = $"http://127.0.0.1:{jwksPort}/jwks";
         var jwksBuilder = WebApplication.CreateSlimBuilder();
         jwksBuilder.Logging.SetMinimumLevel(LogLevel.Warning);
         jwksBuilder.WebHost.UseUrls($"http://127.0.0.1:{jwksPort}");

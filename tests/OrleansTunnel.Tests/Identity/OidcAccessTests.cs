@@ -90,11 +90,13 @@ public sealed class OidcAccessTests(IdentityFixture fixture, ITestOutputHelper o
         // The browser's cookie, sent by another client to either gateway: the identity, never a forged one.
         foreach (var ingress in new[] { H.Ingress, fixture.B.Ingress })
         {
-            using var response = await SendAsync(ingress, IdentityFixture.OkHost, cookie, null, ("X-Otun-Email", "boss@example.com"), ("X-Otun-User", "boss"));
+            using var response = await SendAsync(ingress, IdentityFixture.OkHost, cookie + "; theme=dark", null, ("X-Otun-Email", "boss@example.com"), ("X-Otun-User", "boss"));
             string body = await response.Content.ReadAsStringAsync();
             Assert.True(response.StatusCode == HttpStatusCode.OK, body);
             Assert.Equal([login], JwtAccessTests.Seen(body, "X-Otun-Email"));
             Assert.Equal([login], JwtAccessTests.Seen(body, "X-Otun-User"));
+            // The backend never sees the session cookie, only the visitor's other cookies.
+            Assert.Equal(["theme=dark"], JwtAccessTests.Seen(body, "Cookie"));
         }
     }
 
