@@ -84,6 +84,16 @@ public sealed class IdentityAccessOptions
     /// </summary>
     public List<string> StripHeaders { get; set; } = [RouteIdentity.DefaultUserHeader, RouteIdentity.DefaultEmailHeader, RouteIdentity.DefaultGroupsHeader];
 
+    /// <summary>
+    /// PEM certificate (RSA) whose public key encrypts the session-cookie keys before they are stored in the
+    /// cluster (grain storage, Redis); every gateway needs it with <see cref="KeyCertificateKeyPath"/> to read them.
+    /// Empty (default): keys are stored unencrypted, readable by whoever reads the grain storage.
+    /// </summary>
+    public string? KeyCertificatePath { get; set; }
+
+    /// <summary>PEM private key of <see cref="KeyCertificatePath"/>.</summary>
+    public string? KeyCertificateKeyPath { get; set; }
+
     /// <summary>How often a cached JWKS / discovery document is re-read at most when a token names an unknown key id. Default 30 s.</summary>
     public TimeSpan JwksRefreshInterval { get; set; } = TimeSpan.FromSeconds(30);
 

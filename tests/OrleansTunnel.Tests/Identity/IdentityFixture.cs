@@ -34,6 +34,10 @@ public sealed class IdentityFixture : IAsyncLifetime
     public PeerGateway B { get; private set; } = null!;
     public string Issuer { get; private set; } = "";
     public string JwksUri { get; private set; } = "";
+
+    /// <summary>How often the JWKS endpoint was read (the gateways cache it).</summary>
+    public int JwksReads => Volatile.Read(ref _jwksReads);
+    private int _jwksReads;
     public RsaSecurityKey SigningKey { get; } = NewKey("k1");
     private readonly List<RsaSecurityKey> _published = [];
     private WebApplication? _jwks;
@@ -83,6 +87,7 @@ public sealed class IdentityFixture : IAsyncLifetime
         _jwks = jwksBuilder.Build();
         _jwks.MapGet("/jwks", () =>
         {
+            Interlocked.Increment(ref _jwksReads);
             lock (_published)
             {
                 return Results.Json(new { keys = _published.Select(Jwk).ToArray() });
@@ -90,12 +95,20 @@ public sealed class IdentityFixture : IAsyncLifetime
         });
         await _jwks.StartAsync();
 
+        // The session-cookie keys are stored encrypted with this certificate (both gateways have it).
+        var (keyCert, keyKey) = KeyEncryptionCertificate();
+        var keyEncryption = new Dictionary<string, string?> { ["Gateway:Identity:KeyCertificatePath"] = keyCert, ["Gateway:Identity:KeyCertificateKeyPath"] = keyKey };
+
         int providerPort = Ports.Free();
         Issuer = $"http://127.0.0.1:{providerPort}";
         Harness = await TunnelHarness.StartAsync(o =>
         {
             var g = o.Gateway;
             g["Gateway:Identity:JwksRefreshInterval"] = "00:00:01";
+            foreach (var (k, v) in keyEncryption)
+            {
+                g[k] = v;
+            }
             OidcRoute(g, 40, OkHost, ("AllowedDomains:0", "example.com"));
             OidcRoute(g, 41, DeniedHost, ("AllowedEmails:0", "bob@example.org"), ("AllowedGroups:0", "admins"));
             g["Gateway:Routes:42:Host"] = JwtHost;
@@ -108,7 +121,7 @@ public sealed class IdentityFixture : IAsyncLifetime
             g["Gateway:Routes:42:Identity:RequiredClaims:0"] = "tenant";
             g["Gateway:Routes:42:Identity:ClockSkew"] = "00:00:30";
         });
-        B = await Harness.StartPeerGatewayAsync("gw-b");
+        B = await Harness.StartPeerGatewayAsync("gw-b", keyEncryption);
 
         int a = Harness.Ingress.Port, b = B.Ingress.Port;
         var redirects = string.Join(',', new[] { $"http://{OkHost}:{a}", $"http://{OkHost}:{b}", $"http://{DeniedHost}:{a}" }.Select(u => u + "/.otun/oidc/callback"));
@@ -173,6 +186,19 @@ public sealed class IdentityFixture : IAsyncLifetime
         {
             g[$"Gateway:Routes:{i}:Identity:{key}"] = value;
         }
+    }
+
+    private static (string Cert, string Key) KeyEncryptionCertificate()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "otun-identity-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(dir);
+        using var rsa = RSA.Create(2048);
+        var request = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=otun session keys", rsa, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        using var cert = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30));
+        string certPath = Path.Combine(dir, "keys.crt"), keyPath = Path.Combine(dir, "keys.key");
+        File.WriteAllText(certPath, cert.ExportCertificatePem());
+        File.WriteAllText(keyPath, rsa.ExportPkcs8PrivateKeyPem());
+        return (certPath, keyPath);
     }
 
     private static object Jwk(RsaSecurityKey key)

@@ -40,12 +40,20 @@ public sealed class JwtAccessTests(IdentityFixture fixture)
     [Fact]
     public async Task AValidToken_ReachesTheBackend_AsIdentityHeaders_NeverAsTheTokenNorAsWhatTheVisitorForged()
     {
+        // The JWKS is cached: valid tokens with a known key id do not read it again.
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(fixture.Mint())).Status);
+        int reads = fixture.JwksReads;
         var (status, body, _) = await SendAsync(fixture.Mint(), null, ("X-Otun-User", "admin"), ("X-Otun-Email", "boss@example.com"));
         Assert.True(status == HttpStatusCode.OK, body);
         Assert.Equal(["svc-42"], Seen(body, "X-Otun-User"));
         Assert.Equal(["svc@example.com"], Seen(body, "X-Otun-Email"));
         Assert.Equal(["robots"], Seen(body, "X-Otun-Groups"));
         Assert.Empty(Seen(body, "Authorization"));
+        for (int i = 0; i < 5; i++)
+        {
+            Assert.Equal(HttpStatusCode.OK, (await SendAsync(fixture.Mint())).Status);
+        }
+        Assert.Equal(reads, fixture.JwksReads);
 
         // Through the second gateway of the cluster too (it reads the same route and JWKS).
         var (statusB, bodyB, _) = await SendAsync(fixture.Mint(), fixture.B.Ingress);
