@@ -125,6 +125,12 @@ public sealed class OidcAccessTests(IdentityFixture fixture, ITestOutputHelper o
         Assert.Equal(HttpStatusCode.Unauthorized, refusedCallback.StatusCode);
         Assert.Contains("sign-in failed", await refusedCallback.Content.ReadAsStringAsync());
 
+        // Only the ingress's gate runs the handlers: the same callback on the admin listener is not an OIDC callback
+        // (WebApplication's automatic authentication middleware, which would run it on every listener, is off).
+        using var onAdmin = await client.GetAsync(new Uri(H.Admin, "/.otun/oidc/callback?code=made-up&state=made-up"));
+        Assert.Equal(HttpStatusCode.NotFound, onAdmin.StatusCode);
+        Assert.Contains("unknown path", await onAdmin.Content.ReadAsStringAsync());
+
         using var post = await SendAsync(H.Ingress, IdentityFixture.OkHost, null, HttpMethod.Post);
         Assert.Equal(HttpStatusCode.Unauthorized, post.StatusCode);
         Assert.Contains("needs a signed-in session", await post.Content.ReadAsStringAsync());
