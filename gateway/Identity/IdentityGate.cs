@@ -36,7 +36,7 @@ public sealed class IdentityGate(IdentitySchemes schemes, IOptionsMonitor<Identi
     public async Task<Outcome> AdmitAsync(HttpContext context, Route route)
     {
         string kind = VisitorAccess.Kind(route.Access)!;
-        if (schemes.For(route, kind) is not { } s)
+        if (schemes.For(route) is not { } s)
         {
             // Fails closed: validation refuses such routes, so only a hand-made snapshot can get here.
             await GatewayErrors.WriteAsync(context, StatusCodes.Status403Forbidden, "this route's access settings are invalid (no Identity); ask its operator");

@@ -25,8 +25,18 @@ public sealed record RouteSchemes(string? Cookie, string? Oidc, string? Jwt, str
 /// and every gateway of the cluster derives the same names, hence the same Data Protection purposes:
 /// a cookie made by one gateway is read by all.
 /// </summary>
-public sealed class IdentitySchemes(IAuthenticationSchemeProvider provider)
+public sealed class IdentitySchemes
 {
+    private readonly IAuthenticationSchemeProvider _provider;
+    // Cached so that the per-request lookup allocates nothing.
+    private readonly ConditionalWeakTable<Route, RouteSchemes>.CreateValueCallback _make;
+
+    public IdentitySchemes(IAuthenticationSchemeProvider provider)
+    {
+        _provider = provider;
+        _make = Make;
+    }
+
     /// <summary>Paths under a route's prefix that the gateway answers itself on oidc routes.</summary>
     public const string CallbackSuffix = "/.otun/oidc/callback", LogoutSuffix = "/.otun/oidc/logout";
 
@@ -34,20 +44,14 @@ public sealed class IdentitySchemes(IAuthenticationSchemeProvider provider)
     private readonly ConcurrentDictionary<string, RouteSchemes> _byName = new(StringComparer.Ordinal);
 
     /// <summary>The schemes of an oidc or jwt route (made and registered on first use), or null when the route has no identity settings.</summary>
-    public RouteSchemes? For(Route route, string kind)
-    {
-        if (route.Identity is null)
-        {
-            return null;
-        }
-        return _byRoute.GetValue(route, r => Make(r, kind));
-    }
+    public RouteSchemes? For(Route route) => route.Identity is null ? null : _byRoute.GetValue(route, _make);
 
     /// <summary>The configuration behind a scheme name (for <see cref="IdentitySchemeOptions"/>).</summary>
     public RouteSchemes? Lookup(string name) => _byName.GetValueOrDefault(name);
 
-    private RouteSchemes Make(Route route, string kind)
+    private RouteSchemes Make(Route route)
     {
+        string? kind = Ingress.VisitorAccess.Kind(route.Access);
         var identity = route.Identity!;
         string prefix = route.PathPrefix ?? "";
         string cookiePath = prefix.Length == 0 ? "/" : prefix;
@@ -70,7 +74,7 @@ public sealed class IdentitySchemes(IAuthenticationSchemeProvider provider)
         {
             if (name is not null && _byName.TryAdd(name, schemes))
             {
-                provider.TryAddScheme(new AuthenticationScheme(name, name, handler));
+                _provider.TryAddScheme(new AuthenticationScheme(name, name, handler));
             }
         }
         return schemes;

@@ -185,7 +185,7 @@ public sealed class OidcAccessTests(IdentityFixture fixture, ITestOutputHelper o
     private static (string Name, ISecureDataFormat<AuthenticationTicket> Format) CookieFormat(IServiceProvider services)
     {
         var route = services.GetRequiredService<RoutingCache>().Current.Snapshot.Routes.Single(r => r.Host == IdentityFixture.OkHost);
-        var schemes = services.GetRequiredService<IdentitySchemes>().For(route, "oidc")!;
+        var schemes = services.GetRequiredService<IdentitySchemes>().For(route)!;
         var options = services.GetRequiredService<IOptionsMonitor<CookieAuthenticationOptions>>().Get(schemes.Cookie);
         return (options.Cookie.Name!, options.TicketDataFormat);
     }
