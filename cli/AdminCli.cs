@@ -20,6 +20,7 @@ internal static class AdminCli
           cancel ID [REASON]                  cancel a request wherever it runs (the visitor is told, the backend call is cancelled)
           tokens                              agents with a runtime token (ids and services only)
           route set HOST[/PATH] SERVICE       add or change a route (persisted, pushed to every gateway)
+            [--access oidc|jwt --identity JSON|@FILE]   with OIDC sign-in or JWT access (README: OIDC and JWT access)
           route rm HOST[/PATH]                remove a route
           token set AGENT_ID SVC[,SVC...]     create a fresh token for an agent and print it once
           token rm AGENT_ID                   revoke an agent's runtime token (its sessions close)
@@ -94,6 +95,11 @@ internal static class AdminCli
                 var (host, prefix) = SplitTarget(target);
                 response = await http.PutAsJsonAsync("api/routes", new { host, pathPrefix = prefix, service });
                 break;
+            case ["route", "set", var target, var service, .. var more]:
+                var (idHost, idPrefix) = SplitTarget(target);
+                var (access, identity) = AccessArguments(more);
+                response = await http.PutAsJsonAsync("api/routes", new { host = idHost, pathPrefix = idPrefix, service, access, identity });
+                break;
             case ["route", "rm", var target]:
                 var (rmHost, rmPrefix) = SplitTarget(target);
                 response = await http.DeleteAsync($"api/routes?host={Uri.EscapeDataString(rmHost)}" + (rmPrefix is null ? "" : $"&pathPrefix={Uri.EscapeDataString(rmPrefix)}"));
@@ -125,6 +131,37 @@ internal static class AdminCli
             Console.WriteLine(printAfter);
         }
         return 0;
+    }
+
+    /// <summary>`--access KIND [--identity JSON|@FILE]` of `route set` (oidc/jwt settings, see README "OIDC and JWT access").</summary>
+    private static (string? Access, System.Text.Json.Nodes.JsonNode? Identity) AccessArguments(IReadOnlyList<string> more)
+    {
+        string? access = null;
+        System.Text.Json.Nodes.JsonNode? identity = null;
+        for (int i = 0; i < more.Count; i++)
+        {
+            switch (more[i])
+            {
+                case "--access" when i + 1 < more.Count:
+                    access = more[++i];
+                    break;
+                case "--identity" when i + 1 < more.Count:
+                    string text = more[++i];
+                    text = text.StartsWith('@') ? File.ReadAllText(text[1..]) : text;
+                    try
+                    {
+                        identity = System.Text.Json.Nodes.JsonNode.Parse(text);
+                    }
+                    catch (JsonException ex)
+                    {
+                        throw new CliException($"--identity is not valid JSON ({ex.Message}); give an object such as {{\"issuer\":\"https://id.example.com\",\"clientId\":\"...\"}} or @file.json");
+                    }
+                    break;
+                default:
+                    throw new CliException($"route set: unknown argument '{more[i]}'; use --access none|basic|bearer|oidc|jwt and --identity JSON|@FILE");
+            }
+        }
+        return (access, identity);
     }
 
     private static (string Host, string? Prefix) SplitTarget(string target)

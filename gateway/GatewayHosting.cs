@@ -14,6 +14,7 @@ using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using OrleansTunnel.Gateway.Admin;
 using OrleansTunnel.Gateway.Auth;
+using OrleansTunnel.Gateway.Identity;
 using OrleansTunnel.Gateway.Ingress;
 using OrleansTunnel.Gateway.Routing;
 using OrleansTunnel.Gateway.Telemetry;
@@ -104,6 +105,7 @@ public static class GatewayHosting
         builder.Services.AddSingleton<TrustedProxies>();
         builder.Services.AddSingleton<ResponseRelay>();
         builder.Services.AddSingleton<TunnelExchange>();
+        builder.Services.AddTunnelIdentity(builder.Configuration);
         builder.Services.AddSingleton<IngressForwarder>();
         builder.Services.AddSingleton<AdminAuthorizer>();
         builder.Services.AddSingleton<AdminAudit>();
@@ -201,6 +203,10 @@ public static class GatewayHosting
     /// <summary>Maps the gateway's three listeners: ingress (everything), tunnel (gRPC), admin (health).</summary>
     public static WebApplication MapTunnelGateway(this WebApplication app)
     {
+        // WebApplication adds the authentication middleware by itself once authentication services exist; here
+        // only the identity gate authenticates (oidc/jwt routes on the ingress), so every other request and
+        // listener (tunnel, admin) skips the scheme loop. This is the key UseAuthentication() sets.
+        ((IApplicationBuilder)app).Properties["__AuthenticationMiddlewareSet"] = true;
         var forwarder = app.Services.GetRequiredService<IngressForwarder>();
         var admin = app.Services.GetRequiredService<AdminEndpoints>();
         var drain = app.Services.GetRequiredService<GatewayDrain>();

@@ -412,7 +412,7 @@ public sealed class RouteOptions
     /// <summary>Largest request body on this route (bytes); overrides Gateway:MaxRequestBodySize. Over it: 413.</summary>
     public long? MaxRequestBodySize { get; set; }
 
-    /// <summary>Visitor authentication on this route: "none" (default), "basic" or "bearer".</summary>
+    /// <summary>Visitor authentication on this route: "none" (default), "basic", "bearer", "oidc" or "jwt" (the last two with <see cref="Identity"/>).</summary>
     public string? Access { get; set; }
 
     /// <summary>
@@ -433,6 +433,9 @@ public sealed class RouteOptions
     /// targets are forwarded byte for byte, unless a route of the same host checks access or networks.
     /// </summary>
     public string? PathMode { get; set; }
+
+    /// <summary>Settings of Access "oidc" or "jwt" (see Identity.RouteIdentityOptions); null otherwise.</summary>
+    public OrleansTunnel.Gateway.Identity.RouteIdentityOptions? Identity { get; set; }
 }
 
 /// <summary>When requests get a RequestGrain (Gateway:RequestGrains).</summary>

@@ -210,7 +210,7 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             {
                 failures.Add($"Gateway:Routes:{i}:Capture:MaxBytes {r.Capture.MaxBytes} must be between 1 and 1048576");
             }
-            if (RouteProblem(r.MaxRequestBodySize, r.Access, r.CredentialSha256, r.AllowedNetworks, r.PathMode) is { } problem)
+            if (RouteProblem(r.MaxRequestBodySize, r.Access, r.CredentialSha256, r.AllowedNetworks, r.PathMode, r.Identity?.ToRecord()) is { } problem)
             {
                 failures.Add($"Gateway:Routes:{i}: {problem}");
             }
@@ -219,7 +219,8 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
     }
 
     /// <summary>What is wrong with a route's visitor-side settings (shared with the admin API), or null.</summary>
-    public static string? RouteProblem(long? maxRequestBodySize, string? access, string? credentialSha256, IEnumerable<string>? allowedNetworks, string? pathMode)
+    public static string? RouteProblem(long? maxRequestBodySize, string? access, string? credentialSha256, IEnumerable<string>? allowedNetworks, string? pathMode,
+        OrleansTunnel.Grains.RouteIdentity? identity = null)
     {
         if (OrleansTunnel.Protocol.CanonicalPath.Mode(pathMode) is null)
         {
@@ -232,9 +233,13 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         var kind = Ingress.VisitorAccess.Kind(access);
         if (kind is null)
         {
-            return $"Access '{access}' must be none, basic or bearer";
+            return $"Access '{access}' must be none, basic, bearer, oidc or jwt";
         }
-        if (kind != Ingress.VisitorAccess.None && (credentialSha256 is not { Length: 64 } || !credentialSha256.All(Uri.IsHexDigit)))
+        if (Identity.IdentityValidation.Problem(kind, identity) is { } identityProblem)
+        {
+            return identityProblem;
+        }
+        if (kind is Ingress.VisitorAccess.Basic or Ingress.VisitorAccess.Bearer && (credentialSha256 is not { Length: 64 } || !credentialSha256.All(Uri.IsHexDigit)))
         {
             return "CredentialSha256 must be 64 hex digits (SHA-256 of \"user:password\" for basic, of the token for bearer)";
         }

@@ -34,7 +34,7 @@ public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, Request
             {
                 ("GET", "/agents") => await AgentsAsync(),
                 ("GET", "/services") => Services(),
-                ("GET", "/routes") => Results.Json(routing.Current.Snapshot.Routes.Select(r => r.CredentialSha256 is null ? r : r with { CredentialSha256 = "(set)" }), Json),
+                ("GET", "/routes") => Results.Json(routing.Current.Snapshot.Routes.Select(Redact), Json),
                 ("PUT" or "POST", "/routes") => await UpsertRouteAsync(request),
                 ("DELETE", "/routes") => await RemoveRouteAsync(request),
                 ("GET", "/requests") => await ListRequestsAsync(request),
@@ -161,7 +161,11 @@ public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, Request
 
     private sealed record RouteBody(string? Host, string? PathPrefix, string? Service, long? MaxRequestBodySize = null,
         string? Access = null, string? Credential = null, string? CredentialSha256 = null, string[]? AllowedNetworks = null,
-        RouteCaptureOptions? Capture = null, string? PathMode = null);
+        RouteCaptureOptions? Capture = null, string? PathMode = null, RouteIdentity? Identity = null);
+
+    /// <summary>A route as the admin API shows it: never the credential's hash nor a client secret.</summary>
+    private static Route Redact(Route r) =>
+        r.CredentialSha256 is null && r.Identity?.ClientSecret is null ? r : r with { CredentialSha256 = r.CredentialSha256 is null ? null : "(set)", Identity = r.Identity?.Redacted() };
 
     private async Task<IResult> UpsertRouteAsync(HttpRequest request)
     {
@@ -180,15 +184,18 @@ public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, Request
         {
             return Results.Text("otun admin: capture.maxBytes must be between 1 and 1048576\n", statusCode: 400);
         }
-        if (GatewayOptionsValidator.RouteProblem(body.MaxRequestBodySize, body.Access, hash, body.AllowedNetworks, body.PathMode) is { } problem)
+        if (GatewayOptionsValidator.RouteProblem(body.MaxRequestBodySize, body.Access, hash, body.AllowedNetworks, body.PathMode, body.Identity) is { } problem)
         {
             return Results.Text($"otun admin: {problem}\n", statusCode: 400);
         }
         var route = new Route(body.Host, body.PathPrefix, body.Service, body.MaxRequestBodySize, body.Access, hash,
-            body.AllowedNetworks is { Length: > 0 } ? body.AllowedNetworks : null, body.Capture?.Bytes ?? 0, body.PathMode);
+            body.AllowedNetworks is { Length: > 0 } ? body.AllowedNetworks : null, body.Capture?.Bytes ?? 0, body.PathMode)
+        {
+            Identity = body.Identity,
+        };
         await Routing.UpsertRoute(route);
         // The answer never echoes the credential's hash.
-        return Results.Json(RoutingGrain.Normalize(route) with { CredentialSha256 = null }, Json);
+        return Results.Json(RoutingGrain.Normalize(route) with { CredentialSha256 = null, Identity = route.Identity?.Redacted() }, Json);
     }
 
     private async Task<IResult> RemoveRouteAsync(HttpRequest request)

@@ -26,7 +26,8 @@ public sealed class IngressForwarder(
     PermitPool permits,
     TrustedProxies trustedProxies,
     GatewayTelemetry telemetry,
-    IOptionsMonitor<GatewayOptions> options)
+    IOptionsMonitor<GatewayOptions> options,
+    OrleansTunnel.Gateway.Identity.IdentityGate identity)
 {
     /// <summary>Response header that carries the request id (also the request grain's key).</summary>
     public const string RequestIdHeader = TunnelExchange.RequestIdHeader;
@@ -99,6 +100,8 @@ public sealed class IngressForwarder(
                 return;
             }
         }
+        // Identity headers come from the gateway only, never from a visitor (on every route).
+        identity.StripForgeable(request.Headers);
         // Access is decided on the route that routing matched (same normalised host and path).
         var access = VisitorAccess.Check(context, route, trustedProxies, o);
         if (!access.Allowed)
@@ -109,6 +112,20 @@ public sealed class IngressForwarder(
             }
             await RefuseAsync(context, access.Status, access.Message!, closeConnection: false);
             return;
+        }
+        if (VisitorAccess.IsIdentity(route.Access))
+        {
+            // oidc / jwt: the gate answers itself (sign-in redirect, callback, logout, 401/403) or lets the request on.
+            var outcome = await identity.AdmitAsync(context, route);
+            if (outcome != OrleansTunnel.Gateway.Identity.IdentityGate.Outcome.Pass)
+            {
+                if (outcome == OrleansTunnel.Gateway.Identity.IdentityGate.Outcome.Refused)
+                {
+                    Interlocked.Increment(ref _refusedBeforeForwarding);
+                    telemetry.Refused("identity");
+                }
+                return;
+            }
         }
         if (route.MaxRequestBodySize is long routeMax)
         {

@@ -16,7 +16,7 @@ namespace OrleansTunnel.Gateway.Ingress;
 public static class VisitorAccess
 {
     /// <summary>Access kinds of <see cref="Route.Access"/>.</summary>
-    public const string None = "none", Basic = "basic", Bearer = "bearer";
+    public const string None = "none", Basic = "basic", Bearer = "bearer", Oidc = "oidc", Jwt = "jwt";
 
     private static readonly ConditionalWeakTable<Route, IPNetwork[]> AllowedCache = new();
 
@@ -72,12 +72,18 @@ public static class VisitorAccess
         return false;
     }
 
-    /// <summary>Normalised access kind of a route: none, basic or bearer; null when unknown.</summary>
+    /// <summary>True when the route's access is oidc or jwt (decided by Identity.IdentityGate).</summary>
+    public static bool IsIdentity(string? access) =>
+        access is { Length: 3 or 4 } a && (a.Equals(Oidc, StringComparison.OrdinalIgnoreCase) || a.Equals(Jwt, StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>Normalised access kind of a route: none, basic, bearer, oidc or jwt; null when unknown.</summary>
     public static string? Kind(string? access) => access?.Trim().ToLowerInvariant() switch
     {
         null or "" or None => None,
         Basic => Basic,
         Bearer => Bearer,
+        Oidc => Oidc,
+        Jwt => Jwt,
         _ => null,
     };
 
@@ -96,8 +102,9 @@ public static class VisitorAccess
             }
         }
         var kind = Kind(route.Access);
-        if (kind == None)
+        if (kind is None or Oidc or Jwt)
         {
+            // oidc and jwt are decided by Identity.IdentityGate after this check.
             return default;
         }
         string realm = "otun";

@@ -11,7 +11,8 @@ namespace OrleansTunnel.Grains;
 /// the visitor addresses. <see cref="CaptureBodyBytes"/> &gt; 0 keeps the first that many bytes of each
 /// request and response body for the request inspector (never of WebSockets). <see cref="PathMode"/>:
 /// null or "canonical" refuses request targets a backend could read differently from the gateway
-/// (empty or dot segments, encoded slashes, ';'); "raw" forwards them byte for byte.
+/// (empty or dot segments, encoded slashes, ';'); "raw" forwards them byte for byte. <see cref="Access"/> "oidc" or
+/// "jwt" takes its settings from <see cref="Identity"/>.
 /// </remarks>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.Route")]
 public sealed record Route(
@@ -23,7 +24,8 @@ public sealed record Route(
     [property: Id(5)] string? CredentialSha256 = null,
     [property: Id(6)] string[]? AllowedNetworks = null,
     [property: Id(7)] int CaptureBodyBytes = 0,
-    [property: Id(8)] string? PathMode = null);
+    [property: Id(8)] string? PathMode = null,
+    [property: Id(11)] RouteIdentity? Identity = null);
 
 /// <summary>One place a service is served from: an agent's session on a gateway.</summary>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.ServiceEndpoint")]
