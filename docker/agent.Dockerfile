@@ -19,4 +19,6 @@ USER 10001:10001
 # The aspnet base image sets ASPNETCORE_HTTP_PORTS=8080; otun binds only the listeners its settings
 # name, and Kestrel would log a warning about overriding that default at every start.
 ENV ASPNETCORE_HTTP_PORTS=
+# Two glibc malloc arenas: native memory stays flat under load (bench/README.md, soak).
+ENV MALLOC_ARENA_MAX=2
 ENTRYPOINT ["/app/otun", "agent"]
