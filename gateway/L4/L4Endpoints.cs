@@ -17,6 +17,9 @@ public sealed class L4Endpoints
 
     internal void Add(string protocol, string service, IPEndPoint endPoint) => _bound[(protocol, service)] = endPoint;
 
+    internal void Remove(string protocol, string service, IPEndPoint endPoint) =>
+        _bound.TryRemove(new KeyValuePair<(string, string), IPEndPoint>((protocol, service), endPoint));
+
     /// <summary>Binds a listening socket to "address:port"; a clear error naming the option when it cannot.</summary>
     internal static Socket Bind(string listen, SocketType type, ProtocolType protocol, string option, string service)
     {
@@ -39,5 +42,24 @@ public sealed class L4Endpoints
             socket.Dispose();
             throw new OptionsValidationException(option, typeof(L4Options), [$"{option}: cannot listen on {listen} for service '{service}': {ex.SocketErrorCode} (is the port in use?)"]);
         }
+    }
+}
+
+/// <summary>One open TCP or UDP listener; disposing it stops accepting (connections and flows already open go on, UDP flows end).</summary>
+public sealed class L4Listener(Socket socket, CancellationTokenSource cancel, Task loop, Action removed) : IAsyncDisposable
+{
+    public async ValueTask DisposeAsync()
+    {
+        cancel.Cancel();
+        socket.Dispose();
+        try
+        {
+            await loop;
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException or SocketException)
+        {
+        }
+        cancel.Dispose();
+        removed();
     }
 }

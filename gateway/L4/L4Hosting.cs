@@ -18,7 +18,11 @@ public static class L4Hosting
         services.AddSingleton<TcpServices>();
         services.AddHostedService(sp => sp.GetRequiredService<TcpServices>());
         services.AddHostedService<TlsPassthrough>();
-        services.AddHostedService<UdpServices>();
+        services.AddSingleton<UdpServices>();
+        services.AddHostedService(sp => sp.GetRequiredService<UdpServices>());
+        services.AddSingleton<L4RuntimeListeners>();
+        services.AddHostedService(sp => sp.GetRequiredService<L4RuntimeListeners>());
+        services.AddSingleton<Admin.IAdminEndpoint, L4AdminApi>();
         return services;
     }
 }

@@ -14,48 +14,52 @@ namespace OrleansTunnel.Gateway.L4;
 /// against the service's AllowedNetworks and connection cap, then becomes one tunnel stream relayed
 /// byte for byte (half-close and reset carried both ways) until either side ends it or it idles out.
 /// </summary>
-public sealed partial class TcpServices(L4Gate gate, L4Telemetry telemetry, L4Endpoints endpoints, IOptions<L4Options> options, ILogger<TcpServices> logger) : BackgroundService
+public sealed partial class TcpServices(L4Gate gate, L4Telemetry telemetry, L4Endpoints endpoints, IOptions<L4Options> options, ILogger<TcpServices> logger) : IHostedService
 {
-    private readonly List<(Socket Socket, L4ServiceOptions Service, System.Net.IPNetwork[] Allowed)> _listeners = [];
-    private readonly HashSet<Task> _connections = [];
+    private readonly CancellationTokenSource _stop = new();
+    private readonly List<L4Listener> _configured = [];
 
-    public override Task StartAsync(CancellationToken cancellationToken)
+    public Task StartAsync(CancellationToken cancellationToken)
     {
         // Bound here, before the host reports started: a port in use fails the start with a clear message.
         foreach (var service in options.Value.TcpServices)
         {
-            var socket = L4Endpoints.Bind(service.Listen, SocketType.Stream, ProtocolType.Tcp, "Gateway:TcpServices", service.Service);
-            socket.Listen(512);
-            endpoints.Add("tcp", service.Service, (IPEndPoint)socket.LocalEndPoint!);
-            _listeners.Add((socket, service, VisitorAccess.ParseNetworks(service.AllowedNetworks)));
+            _configured.Add(Open(service));
         }
-        return base.StartAsync(cancellationToken);
+        return Task.CompletedTask;
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    public async Task StopAsync(CancellationToken cancellationToken)
     {
-        await Task.WhenAll(_listeners.Select(l => AcceptLoopAsync(l.Socket, l.Service, l.Allowed, stoppingToken)));
-    }
-
-    public override async Task StopAsync(CancellationToken cancellationToken)
-    {
-        foreach (var (socket, _, _) in _listeners)
+        _stop.Cancel();
+        foreach (var listener in _configured)
         {
-            socket.Dispose();
+            await listener.DisposeAsync();
         }
-        await base.StopAsync(cancellationToken);
     }
 
-    private async Task AcceptLoopAsync(Socket listener, L4ServiceOptions service, System.Net.IPNetwork[] allowed, CancellationToken stoppingToken)
+    /// <summary>Starts listening for one TCP service (configured, or a run-time mapping); dispose to stop (open connections go on).</summary>
+    public L4Listener Open(L4ServiceOptions service)
+    {
+        var socket = L4Endpoints.Bind(service.Listen, SocketType.Stream, ProtocolType.Tcp, "Gateway:TcpServices", service.Service);
+        socket.Listen(512);
+        var bound = (IPEndPoint)socket.LocalEndPoint!;
+        endpoints.Add("tcp", service.Service, bound);
+        var cancel = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        var loop = AcceptLoopAsync(socket, service, VisitorAccess.ParseNetworks(service.AllowedNetworks), cancel.Token);
+        return new L4Listener(socket, cancel, loop, () => endpoints.Remove("tcp", service.Service, bound));
+    }
+
+    private async Task AcceptLoopAsync(Socket listener, L4ServiceOptions service, System.Net.IPNetwork[] allowed, CancellationToken listening)
     {
         int active = 0;
         var idle = service.IdleTimeout ?? TimeSpan.FromHours(1);
-        while (!stoppingToken.IsCancellationRequested)
+        while (!listening.IsCancellationRequested)
         {
             Socket visitor;
             try
             {
-                visitor = await listener.AcceptAsync(stoppingToken);
+                visitor = await listener.AcceptAsync(listening);
             }
             catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException)
             {
@@ -85,7 +89,7 @@ public sealed partial class TcpServices(L4Gate gate, L4Telemetry telemetry, L4En
             {
                 try
                 {
-                    await RelayAsync(visitor, service.Service, service.Listen, service.ProxyProtocol, idle, ReadOnlyMemory<byte>.Empty, stoppingToken);
+                    await RelayAsync(visitor, service.Service, service.Listen, service.ProxyProtocol, idle, ReadOnlyMemory<byte>.Empty, _stop.Token);
                 }
                 finally
                 {

@@ -20,9 +20,10 @@ namespace OrleansTunnel.Gateway.L4;
 /// flow's visitor address. A flow's queue is bounded: datagrams beyond it, or beyond the stream's
 /// credit, are dropped and counted.
 /// </summary>
-public sealed partial class UdpServices(L4Gate gate, L4Telemetry telemetry, L4Endpoints endpoints, IOptions<L4Options> options, ILogger<UdpServices> logger) : BackgroundService
+public sealed partial class UdpServices(L4Gate gate, L4Telemetry telemetry, L4Endpoints endpoints, IOptions<L4Options> options, ILogger<UdpServices> logger) : IHostedService
 {
-    private readonly List<(Socket Socket, L4ServiceOptions Service, System.Net.IPNetwork[] Allowed)> _listeners = [];
+    private readonly CancellationTokenSource _stop = new();
+    private readonly List<L4Listener> _configured = [];
 
     private sealed class Flow(IPEndPoint visitor, int queue)
     {
@@ -32,28 +33,34 @@ public sealed partial class UdpServices(L4Gate gate, L4Telemetry telemetry, L4En
         public void Touch() => Volatile.Write(ref LastActivity, Stopwatch.GetTimestamp());
     }
 
-    public override Task StartAsync(CancellationToken cancellationToken)
+    public Task StartAsync(CancellationToken cancellationToken)
     {
         foreach (var service in options.Value.UdpServices)
         {
-            var socket = L4Endpoints.Bind(service.Listen, SocketType.Dgram, ProtocolType.Udp, "Gateway:UdpServices", service.Service);
-            endpoints.Add("udp", service.Service, (IPEndPoint)socket.LocalEndPoint!);
-            _listeners.Add((socket, service, VisitorAccess.ParseNetworks(service.AllowedNetworks)));
+            _configured.Add(Open(service));
         }
-        return base.StartAsync(cancellationToken);
+        return Task.CompletedTask;
     }
 
-    public override async Task StopAsync(CancellationToken cancellationToken)
+    public async Task StopAsync(CancellationToken cancellationToken)
     {
-        await base.StopAsync(cancellationToken);
-        foreach (var (socket, _, _) in _listeners)
+        _stop.Cancel();
+        foreach (var listener in _configured)
         {
-            socket.Dispose();
+            await listener.DisposeAsync();
         }
     }
 
-    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        Task.WhenAll(_listeners.Select(l => ReceiveLoopAsync(l.Socket, l.Service, l.Allowed, stoppingToken)));
+    /// <summary>Starts listening for one UDP service (configured, or a run-time mapping); dispose to stop (its flows end).</summary>
+    public L4Listener Open(L4ServiceOptions service)
+    {
+        var socket = L4Endpoints.Bind(service.Listen, SocketType.Dgram, ProtocolType.Udp, "Gateway:UdpServices", service.Service);
+        var bound = (IPEndPoint)socket.LocalEndPoint!;
+        endpoints.Add("udp", service.Service, bound);
+        var cancel = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        var loop = ReceiveLoopAsync(socket, service, VisitorAccess.ParseNetworks(service.AllowedNetworks), cancel.Token);
+        return new L4Listener(socket, cancel, loop, () => endpoints.Remove("udp", service.Service, bound));
+    }
 
     private async Task ReceiveLoopAsync(Socket socket, L4ServiceOptions service, System.Net.IPNetwork[] allowed, CancellationToken stoppingToken)
     {
