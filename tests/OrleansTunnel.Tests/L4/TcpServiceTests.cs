@@ -185,6 +185,37 @@ public sealed class TcpServiceTests(L4Rig rig)
         Assert.True(error is null or SocketException, $"the visitor's connection did not close: {error}");
     }
 
+    [Fact]
+    public async Task A_run_time_listener_added_through_the_admin_API_serves_and_goes_away_when_removed()
+    {
+        int port = Ports.Free();
+        using var admin = new HttpClient { BaseAddress = rig.Harness.Admin };
+        admin.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", rig.Harness.AdminToken);
+        var bad = await admin.PutAsync("api/l4/services", new StringContent("""{"protocol":"tcp","listen":"nowhere","service":"echo"}""", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Contains("Listen 'nowhere' is not address:port", await bad.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+        var put = await admin.PutAsync("api/l4/services", new StringContent($$"""{"protocol":"tcp","listen":"127.0.0.1:{{port}}","service":"echo"}""", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.OK, put.StatusCode);
+        var runtime = rig.Harness.Gateway.Services.GetRequiredService<Gateway.L4.L4RuntimeListeners>();
+        await Eventually.TrueAsync(() => runtime.Open.Any(m => m.Listen == $"127.0.0.1:{port}"), Deadline, "the gateway never opened the run-time listener");
+        using (var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+        {
+            await client.ConnectAsync(IPAddress.Loopback, port).Within(Deadline);
+            await client.SendAsync("runtime"u8.ToArray());
+            client.Shutdown(SocketShutdown.Send);
+            Assert.Equal("runtime|eof", await ReadToEndAsync(client));
+        }
+        Assert.Contains($"127.0.0.1:{port}", await admin.GetStringAsync("api/l4/services"), StringComparison.Ordinal);
+
+        var delete = await admin.DeleteAsync($"api/l4/services?protocol=tcp&listen=127.0.0.1:{port}");
+        Assert.Equal(HttpStatusCode.OK, delete.StatusCode);
+        await Eventually.TrueAsync(() => runtime.Open.Count == 0, Deadline, "the gateway never closed the run-time listener");
+        using var refused = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        var error = await Assert.ThrowsAsync<SocketException>(() => refused.ConnectAsync(IPAddress.Loopback, port).Within(Deadline));
+        Assert.Equal(SocketError.ConnectionRefused, error.SocketErrorCode);
+    }
+
     private async Task<Socket> ConnectAsync(string service)
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
