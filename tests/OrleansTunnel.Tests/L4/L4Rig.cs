@@ -56,7 +56,7 @@ public sealed class L4Rig : IAsyncLifetime
             ("denied", "tcp", Echo.Port, new() { ["AllowedNetworks:0"] = "10.0.0.0/8" }),
             ("proxied", "tcp", Proxy.Port, new() { ["ProxyProtocol"] = "true" }),
             ("resetting", "tcp", Resetting.Port, []),
-            ("dns", "udp", Dns.Port, new() { ["IdleTimeout"] = "00:00:03", ["MaxConnections"] = "5000" }),
+            ("dns", "udp", Dns.Port, new() { ["IdleTimeout"] = "00:00:01", ["MaxConnections"] = "5000" }),
             ("udp-echo", "udp", UdpEcho.Port, []),
         };
         Harness = await TunnelHarness.StartAsync(o =>
