@@ -216,6 +216,25 @@ public sealed class TcpServiceTests(L4Rig rig)
         Assert.Equal(SocketError.ConnectionRefused, error.SocketErrorCode);
     }
 
+    [Fact]
+    public async Task A_tcp_service_on_a_gateway_without_the_agent_is_served_through_the_peer_link()
+    {
+        int port = Ports.Free();
+        await using var peer = await rig.Harness.StartPeerGatewayAsync("gw-l4-peer", new()
+        {
+            ["Gateway:TcpServices:0:Listen"] = $"127.0.0.1:{port}",
+            ["Gateway:TcpServices:0:Service"] = "echo",
+        });
+        var routing = peer.Service<Gateway.Routing.RoutingCache>();
+        await Eventually.TrueAsync(() => routing.Current.Snapshot.Endpoints.ContainsKey("echo"), Deadline, "the peer gateway never learnt where 'echo' is served");
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await client.ConnectAsync(IPAddress.Loopback, port).Within(Deadline);
+        await client.SendAsync("across"u8.ToArray());
+        client.Shutdown(SocketShutdown.Send);
+        Assert.Equal("across|eof", await ReadToEndAsync(client));
+        Assert.True(peer.Service<Gateway.Cluster.Dispatcher>().CrossGateway >= 1, "the connection did not cross to the gateway holding the agent");
+    }
+
     private async Task<Socket> ConnectAsync(string service)
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
