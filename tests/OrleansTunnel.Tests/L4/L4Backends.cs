@@ -58,26 +58,48 @@ public sealed class TcpProbe : IAsyncDisposable
     /// <summary>How each connection ended as the backend saw it ("eof", "reset", ...).</summary>
     public Channel<string> Outcomes { get; } = Channel.CreateUnbounded<string>();
 
-    /// <summary>Echoes until end of file, then answers "|eof" and closes (half-close both ways); a reset is recorded as "reset".</summary>
+    /// <summary>
+    /// Echoes until end of file, then answers "|eof" and closes (half-close both ways). Records how the
+    /// connection ended as "RECEIVED:eof" or "RECEIVED:reset" (the first 64 bytes received as text).
+    /// </summary>
     public static TcpProbe Echo() => new(async (s, probe) =>
     {
         var buffer = new byte[64 * 1024];
+        var received = new StringBuilder();
         try
         {
             int n;
             while ((n = await s.ReceiveAsync(buffer)) > 0)
             {
+                if (received.Length < 64)
+                {
+                    received.Append(Encoding.ASCII.GetString(buffer, 0, Math.Min(n, 64 - received.Length)));
+                }
                 await s.SendAsync(buffer.AsMemory(0, n));
             }
             await s.SendAsync("|eof"u8.ToArray());
             s.Shutdown(SocketShutdown.Send);
-            probe.Outcomes.Writer.TryWrite("eof");
+            probe.Outcomes.Writer.TryWrite(received + ":eof");
         }
         catch (SocketException ex) when (ex.SocketErrorCode == SocketError.ConnectionReset)
         {
-            probe.Outcomes.Writer.TryWrite("reset");
+            probe.Outcomes.Writer.TryWrite(received + ":reset");
         }
     });
+
+    /// <summary>How the connection that sent <paramref name="received"/> ended ("eof", "reset"), waiting for it.</summary>
+    public async Task<string> OutcomeOfAsync(string received, TimeSpan timeout)
+    {
+        using var deadline = new CancellationTokenSource(timeout);
+        while (true)
+        {
+            string outcome = await Outcomes.Reader.ReadAsync(deadline.Token);
+            if (outcome.StartsWith(received + ":", StringComparison.Ordinal))
+            {
+                return outcome[(received.Length + 1)..];
+            }
+        }
+    }
 
     /// <summary>Reads a PROXY protocol v2 header and answers the source address it carries ("src=IP:PORT\n").</summary>
     public static TcpProbe ProxyHeader() => new(async (s, probe) =>
