@@ -58,6 +58,7 @@ public sealed class L4Rig : IAsyncLifetime
             ("resetting", "tcp", Resetting.Port, []),
             ("dns", "udp", Dns.Port, new() { ["IdleTimeout"] = "00:00:01", ["MaxConnections"] = "5000" }),
             ("udp-echo", "udp", UdpEcho.Port, []),
+            ("udp-denied", "udp", UdpEcho.Port, new() { ["AllowedNetworks:0"] = "10.0.0.0/8" }),
         };
         Harness = await TunnelHarness.StartAsync(o =>
         {
@@ -87,6 +88,9 @@ public sealed class L4Rig : IAsyncLifetime
             o.Gateway["Gateway:Routes:30:Service"] = "tls-a";
             o.Gateway["Gateway:Routes:31:Host"] = "*.b.tls.test";
             o.Gateway["Gateway:Routes:31:Service"] = "tls-b";
+            o.Gateway["Gateway:Routes:32:Host"] = "denied.tls.test";
+            o.Gateway["Gateway:Routes:32:Service"] = "tls-a";
+            o.Gateway["Gateway:Routes:32:AllowedNetworks:0"] = "10.0.0.0/8";
             // The agent process the kill test ends with SIGKILL.
             Port["kill-echo"] = Ports.Free();
             o.Gateway[$"Gateway:TcpServices:{tcp}:Listen"] = $"127.0.0.1:{Port["kill-echo"]}";

@@ -97,12 +97,30 @@ public sealed class UdpAndTlsTests(L4Rig rig)
     }
 
     [Fact]
-    public async Task Tls_passthrough_closes_a_connection_whose_sni_has_no_route()
+    public async Task A_udp_visitor_outside_AllowedNetworks_gets_no_flow_and_is_counted()
+    {
+        var stats = rig.Telemetry.Stats("udp", "udp-denied");
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        client.Connect(IPAddress.Loopback, rig.Port["udp-denied"]);
+        await client.SendAsync("denied"u8.ToArray());
+        await Eventually.TrueAsync(() => Interlocked.Read(ref stats.Refused) >= 1, Deadline, "the refused datagram was never counted");
+        Assert.Equal(0, Interlocked.Read(ref stats.Connections));
+        Assert.True(Interlocked.Read(ref stats.DatagramsDropped) >= 1, "the refused datagram was not counted as dropped");
+    }
+
+    [Theory]
+    [InlineData("nowhere.test")]     // no route
+    [InlineData("denied.tls.test")]  // the route allows 10.0.0.0/8 only
+    public async Task Tls_passthrough_closes_a_connection_without_a_route_or_outside_the_routes_networks(string sni)
     {
         using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         await socket.ConnectAsync(IPAddress.Loopback, rig.PassthroughPort).Within(Deadline);
         await using var ssl = new SslStream(new NetworkStream(socket, ownsSocket: false), false, (_, _, _, _) => true);
-        var error = await Record.ExceptionAsync(() => ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = "nowhere.test" }).Within(Deadline));
+        var error = await Record.ExceptionAsync(() => ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = sni }).Within(Deadline));
         Assert.True(error is IOException or AuthenticationException, $"expected the handshake to fail on a closed connection, got {error}");
+        if (sni == "denied.tls.test")
+        {
+            Assert.True(Interlocked.Read(ref rig.Telemetry.Stats("tcp", "tls-a").Refused) >= 1, "the refusal was not counted on the route's service");
+        }
     }
 }
