@@ -17,6 +17,10 @@ python3 -c 'import yaml' >/dev/null 2>&1 || /usr/bin/python3 -c 'import yaml' >/
 # The chart's render-and-run test puts its Services on nginx stream proxies (a dynamic module on Debian).
 command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 [ -f /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
+# TCP and UDP services (tests/L4, bench/tcp.sh): sshd, dig, dnsmasq, redis-cli, iperf3, socat.
+for tool in /usr/sbin/sshd:openssh-server dig:bind9-dnsutils /usr/sbin/dnsmasq:dnsmasq-base redis-cli:redis-tools iperf3:iperf3 socat:socat; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
+done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}") >/tmp/otun-apt.log 2>&1 \

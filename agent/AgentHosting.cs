@@ -23,6 +23,7 @@ public static class AgentHosting
         builder.Services.AddSingleton<IValidateOptions<AgentOptions>, AgentOptionsValidator>();
         builder.Services.AddSingleton<AgentStatus>();
         builder.AddAgentTelemetry();
+        builder.Services.AddSingleton<L4.L4Forwarder>();
         builder.Services.AddSingleton<BackendForwarder>();
         builder.Services.AddHostedService<AgentWorker>();
         // Stopping waits for in-flight requests (Agent:ShutdownGracePeriod) plus a margin to close the tunnels.

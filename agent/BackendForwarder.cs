@@ -25,11 +25,13 @@ public sealed partial class BackendForwarder : IDisposable
     private readonly Dictionary<string, Backend> _backends = new(StringComparer.Ordinal);
     private readonly HttpMessageInvoker _http1;
     private readonly HttpMessageInvoker _http2;
+    private readonly L4.L4Forwarder _l4;
 
     private sealed record Backend(string Name, Uri BaseUri, string Scheme, HttpMessageInvoker Invoker, Version Version, HttpVersionPolicy Policy);
 
-    public BackendForwarder(IOptions<AgentOptions> options, AgentTelemetry telemetry, ILogger<BackendForwarder> logger)
+    public BackendForwarder(IOptions<AgentOptions> options, AgentTelemetry telemetry, ILogger<BackendForwarder> logger, L4.L4Forwarder l4)
     {
+        _l4 = l4;
         _options = options.Value;
         _logger = logger;
         _telemetry = telemetry;
@@ -38,6 +40,10 @@ public sealed partial class BackendForwarder : IDisposable
         foreach (var service in _options.Services)
         {
             var (baseUri, scheme) = ParseBackendUrl(service.Url);
+            if (L4.L4Forwarder.IsL4Scheme(scheme))
+            {
+                continue; // tcp:// and udp:// backends: agent/L4
+            }
             bool h2 = scheme == "h2c";
             // A backend with its own trust settings gets its own pool; the others share one.
             var invoker = scheme == "https" && (service.SkipCertificateValidation || !string.IsNullOrEmpty(service.CaFile))
@@ -50,7 +56,7 @@ public sealed partial class BackendForwarder : IDisposable
     }
 
     /// <summary>Services and the scheme used towards each backend.</summary>
-    public IEnumerable<ServiceOffer> Offers => _backends.Values.Select(b => new ServiceOffer { Name = b.Name, Scheme = b.Scheme });
+    public IEnumerable<ServiceOffer> Offers => _backends.Values.Select(b => new ServiceOffer { Name = b.Name, Scheme = b.Scheme }).Concat(_l4.Offers);
 
     /// <summary>Splits http://, h2c:// and https:// backend URLs into a base URI and a scheme.</summary>
     public static (Uri BaseUri, string Scheme) ParseBackendUrl(string url)
@@ -71,8 +77,12 @@ public sealed partial class BackendForwarder : IDisposable
                 break;
             case "https":
                 break;
+            case "tcp" or "udp" when uri.Port > 0:
+                break;
+            case "tcp" or "udp":
+                throw new ArgumentException($"backend URL '{url}' needs a port, like {scheme}://127.0.0.1:5432");
             default:
-                throw new ArgumentException($"backend URL '{url}' has scheme '{uri.Scheme}'; use http://, h2c:// or https://");
+                throw new ArgumentException($"backend URL '{url}' has scheme '{uri.Scheme}'; use http://, h2c://, https://, tcp:// or udp://");
         }
         return (builder.Uri, scheme);
     }
@@ -80,6 +90,11 @@ public sealed partial class BackendForwarder : IDisposable
     /// <summary>Handles one request stream to completion; never throws.</summary>
     public async Task ForwardAsync(MuxStream stream, RequestHead head)
     {
+        if (head.Protocol is OrleansTunnel.Protocol.V1.Protocol.Tcp or OrleansTunnel.Protocol.V1.Protocol.Udp)
+        {
+            await _l4.ForwardAsync(stream, head);
+            return;
+        }
         long started = Stopwatch.GetTimestamp();
         var activity = AgentTelemetry.StartRequest(head);
         if (!_backends.TryGetValue(head.Service, out var backend))

@@ -24,6 +24,10 @@ internal static class AdminCli
           route rm HOST[/PATH]                remove a route
           token set AGENT_ID SVC[,SVC...]     create a fresh token for an agent and print it once
           token rm AGENT_ID                   revoke an agent's runtime token (its sessions close)
+          l4                                  TCP/UDP listeners (configured and run-time) with their counters
+          l4 set tcp|udp ADDR:PORT SERVICE [--allow CIDR]... [--max N] [--idle hh:mm:ss] [--proxy-protocol]
+                                              add or change a run-time TCP/UDP listener (persisted, opened on every gateway)
+          l4 rm tcp|udp ADDR:PORT             remove a run-time TCP/UDP listener
 
         The token comes from --token, else OTUN_ADMIN_TOKEN, else DIR/admin-token (--data, default .data: written by otun dev).
         """;
@@ -109,6 +113,15 @@ internal static class AdminCli
                 response = await http.PutAsJsonAsync("api/tokens", new { agentId, token = fresh, services = services.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) });
                 printAfter = $"token for agent '{agentId}' (shown once; the cluster keeps only its SHA-256):\n{fresh}";
                 break;
+            case ["l4"]:
+                response = await http.GetAsync("api/l4/services");
+                break;
+            case ["l4", "set", var protocol, var listen, var service, .. var l4Flags]:
+                response = await http.PutAsJsonAsync("api/l4/services", L4Body(protocol, listen, service, l4Flags));
+                break;
+            case ["l4", "rm", var protocol, var listen]:
+                response = await http.DeleteAsync($"api/l4/services?protocol={Uri.EscapeDataString(protocol)}&listen={Uri.EscapeDataString(listen)}");
+                break;
             case ["token", "rm", var agentId]:
                 response = await http.DeleteAsync("api/tokens/" + Uri.EscapeDataString(agentId));
                 break;
@@ -162,6 +175,37 @@ internal static class AdminCli
             }
         }
         return (access, identity);
+    }
+
+    private static object L4Body(string protocol, string listen, string service, List<string> flags)
+    {
+        var allowed = new List<string>();
+        int? max = null;
+        string? idle = null;
+        bool proxy = false;
+        for (int i = 0; i < flags.Count; i++)
+        {
+            string Next() => i + 1 < flags.Count ? flags[++i] : throw new CliException($"{flags[i]} needs a value");
+            switch (flags[i])
+            {
+                case "--allow":
+                    allowed.Add(Next());
+                    break;
+                case "--max":
+                    string m = Next();
+                    max = int.TryParse(m, System.Globalization.CultureInfo.InvariantCulture, out int n) ? n : throw new CliException($"--max takes a number, not '{m}'");
+                    break;
+                case "--idle":
+                    idle = Next();
+                    break;
+                case "--proxy-protocol":
+                    proxy = true;
+                    break;
+                default:
+                    throw new CliException($"unknown l4 set flag {flags[i]}; see otun admin --help");
+            }
+        }
+        return new { protocol, listen, service, allowedNetworks = allowed.Count > 0 ? allowed : null, maxConnections = max, proxyProtocol = proxy, idleTimeout = idle };
     }
 
     private static (string Host, string? Prefix) SplitTarget(string target)

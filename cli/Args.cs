@@ -11,6 +11,9 @@ public sealed class Args
     /// <summary>--expose URL [--host NAME] [--service NAME] groups, in order.</summary>
     public List<(string Url, List<string> Hosts, string? Service)> Exposes { get; } = [];
 
+    /// <summary>--tcp-port N / --udp-port N after a tcp:// or udp:// --expose: the gateway port for it, by --expose index.</summary>
+    public Dictionary<int, int> L4Ports { get; } = [];
+
     public bool Help { get; private set; }
 
     public List<string> Positional { get; } = [];
@@ -75,6 +78,19 @@ public sealed class Args
                     }
                     var last = args.Exposes[^1];
                     args.Exposes[^1] = (last.Url, last.Hosts, Value());
+                    continue;
+                case "--tcp-port" or "--udp-port" when allowExpose:
+                    string kind = a[2..5];
+                    if (args.Exposes.Count == 0 || !args.Exposes[^1].Url.StartsWith(kind + "://", StringComparison.OrdinalIgnoreCase))
+                    {
+                        throw new CliException($"{a} must follow an --expose {kind}://HOST:PORT");
+                    }
+                    string portText = Value();
+                    if (!int.TryParse(portText, System.Globalization.CultureInfo.InvariantCulture, out int port) || port is < 0 or > 65535)
+                    {
+                        throw new CliException($"{a} takes a port number (0-65535), not '{portText}'");
+                    }
+                    args.L4Ports[args.Exposes.Count - 1] = port;
                     continue;
                 case "--route" when allowRoutes:
                     // HOST[/PREFIX]=SERVICE

@@ -181,6 +181,7 @@ public static class ClusterCommand
         {
             // The services the agents expose: the demo backend in this process, or --expose URL --host NAME.
             (demo, var services) = await Cli.ExposedServicesAsync(args);
+            var l4Services = L4Flags.Services(args);
             if (withDemo && demo is null)
             {
                 demo = await DemoBackend.StartAsync("http://127.0.0.1:0");
@@ -233,7 +234,7 @@ public static class ClusterCommand
 
             // One fresh token per agent and run: the agent gets it in its environment, the gateways its hash.
             var tokens = Enumerable.Range(0, agents).Select(_ => NewTokenValue()).ToArray();
-            string serviceList = string.Join(',', services.Select(s => s.Name).Distinct(StringComparer.Ordinal));
+            string serviceList = string.Join(',', services.Select(s => s.Name).Concat(l4Services.Select(s => s.Name)).Distinct(StringComparer.Ordinal));
             var gatewayStarts = new List<ClusterChild>();
             for (int i = 0; i < gateways; i++)
             {
@@ -253,6 +254,13 @@ public static class ClusterCommand
                     {
                         gatewayArgs.AddRange(["--route", $"{host}={name}"]);
                     }
+                }
+                var l4Config = new Dictionary<string, string?>();
+                L4Flags.AddGatewayConfig(l4Config, l4Services, i);
+                gatewayArgs.AddRange(l4Config.SelectMany(kv => new[] { "--set", $"{kv.Key}={kv.Value}" }));
+                foreach (var (key, value) in l4Config.Where(kv => kv.Key.EndsWith(":Listen", StringComparison.Ordinal)))
+                {
+                    Console.WriteLine($"  {(key.Contains("Tcp", StringComparison.Ordinal) ? "tcp" : "udp"),-9} {value} -> service {l4Config[key[..^":Listen".Length] + ":Service"]}  (gateway-{i + 1})");
                 }
                 for (int a = 0; a < agents; a++)
                 {
@@ -282,6 +290,10 @@ public static class ClusterCommand
                     agentArgs.AddRange(["--gateway", $"http://127.0.0.1:{tunnelPort + 100 * i}"]);
                 }
                 foreach (var (name, url, _) in services)
+                {
+                    agentArgs.AddRange(["--expose", url, "--service", name]);
+                }
+                foreach (var (name, _, url, _) in l4Services)
                 {
                     agentArgs.AddRange(["--expose", url, "--service", name]);
                 }
@@ -394,6 +406,8 @@ public static class ClusterCommand
         }
         Console.WriteLine($"  {"--expose URL",-22} expose your own backend instead of the demo (repeatable); every agent exposes it");
         Console.WriteLine($"  {"--host NAME",-22} a host name routed to the preceding --expose (repeatable)");
+        Console.WriteLine($"  {"--expose tcp://H:P",-22} a TCP backend; --tcp-port N: gateway k listens on 127.0.0.1:N+100k for it");
+        Console.WriteLine($"  {"--expose udp://H:P",-22} a UDP backend; --udp-port N: gateway k listens on 127.0.0.1:N+100k for it");
         Console.WriteLine($"  {"--service NAME",-22} the service name of the preceding --expose (default: its first host)");
         Console.WriteLine($"  {"--set KEY=VALUE",-22} passed on to the roles that read it: Cluster:* silos and gateways, Gateway:* gateways,");
         Console.WriteLine($"  {"",-22} Agent:* agents, anything else all of them");

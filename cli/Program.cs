@@ -185,7 +185,7 @@ namespace OrleansTunnel.Cli
                 FlagHelp("otun agent: dial gateways and forward tunnelled requests to local backends.",
                     "otun agent --agent-id ID --gateway URL [--gateway URL]... --expose URL --service NAME [--expose ...] [flags]", AgentFlags);
                 Console.WriteLine($"  {"--gateway URL",-22} a gateway's tunnel endpoint (repeatable)");
-                Console.WriteLine($"  {"--expose URL",-22} a local backend: http://, h2c:// or https:// (repeatable)");
+                Console.WriteLine($"  {"--expose URL",-22} a local backend: http://, h2c://, https://, tcp:// or udp:// (repeatable)");
                 Console.WriteLine($"  {"--service NAME",-22} the service name of the preceding --expose");
                 return 0;
             }
@@ -219,6 +219,9 @@ namespace OrleansTunnel.Cli
                     "otun dev [--expose URL --host NAME [--host NAME]...]... [flags]", devFlags);
                 Console.WriteLine($"  {"--expose URL",-22} expose your own backend instead of the demo (repeatable): http://, h2c:// or https://");
                 Console.WriteLine($"  {"--host NAME",-22} a host name routed to the preceding --expose (repeatable)");
+                Console.WriteLine($"  {"--expose tcp://H:P",-22} a TCP backend; with --tcp-port N the gateway listens on 127.0.0.1:N for it");
+                Console.WriteLine($"  {"--expose udp://H:P",-22} a UDP backend; with --udp-port N the gateway listens on 127.0.0.1:N for it");
+                Console.WriteLine($"  {"--service NAME",-22} the service name of the preceding tcp:// / udp:// --expose (default tcp-N / udp-N)");
                 return 0;
             }
 
@@ -226,6 +229,7 @@ namespace OrleansTunnel.Cli
             var stop = signal;
 
             var (demo, services) = await ExposedServicesAsync(args);
+            var l4Services = L4Flags.Services(args);
 
             // HTTPS in dev: a self-signed certificate for localhost and the dev hosts, kept in the data directory.
             string? devCertificate = null;
@@ -267,6 +271,7 @@ namespace OrleansTunnel.Cli
                     route++;
                 }
             }
+            L4Flags.AddGatewayConfig(gatewayConfig, l4Services, 0);
             var gateway = Roles.BuildGateway(gatewayConfig, withSilo: true);
             await gateway.StartAsync(stop.Token);
             var endpoints = gateway.Services.GetRequiredService<GatewayEndpoints>();
@@ -283,6 +288,11 @@ namespace OrleansTunnel.Cli
             {
                 agentConfig[$"Agent:Services:{i}:Name"] = services[i].Name;
                 agentConfig[$"Agent:Services:{i}:Url"] = services[i].Url;
+            }
+            for (int i = 0; i < l4Services.Count; i++)
+            {
+                agentConfig[$"Agent:Services:{services.Count + i}:Name"] = l4Services[i].Name;
+                agentConfig[$"Agent:Services:{services.Count + i}:Url"] = l4Services[i].Url;
             }
             foreach (var (key, value) in args.Config.Where(kv => kv.Key.StartsWith("Agent:", StringComparison.OrdinalIgnoreCase)))
             {
@@ -301,6 +311,10 @@ namespace OrleansTunnel.Cli
             foreach (var (name, url, hosts) in services)
             {
                 Console.WriteLine($"  service   {name} -> {url}  (hosts: {string.Join(", ", hosts)})");
+            }
+            foreach (var ((kind, name), bound) in gateway.Services.GetRequiredService<OrleansTunnel.Gateway.L4.L4Endpoints>().Bound)
+            {
+                Console.WriteLine($"  {kind,-9} {bound} -> service {name} -> {l4Services.FirstOrDefault(s => s.Name == name).Url}");
             }
             Console.WriteLine($"  admin key {adminTokenFile}  (otun admin reads it: ./otun admin routes)");
             if (devCertificate is not null)
@@ -350,18 +364,24 @@ namespace OrleansTunnel.Cli
         internal static async Task<(WebApplication? Demo, List<(string Name, string Url, List<string> Hosts)> Services)> ExposedServicesAsync(Args args)
         {
             var services = new List<(string Name, string Url, List<string> Hosts)>();
-            if (args.Exposes.Count == 0)
+            // tcp:// and udp:// exposes are L4Flags' (no hosts); with only those, the demo backend serves HTTP.
+            if (args.Exposes.All(e => L4Flags.IsL4(e.Url)))
             {
                 var demo = await DemoBackend.StartAsync("http://127.0.0.1:0");
                 services.Add(("demo", $"http://127.0.0.1:{DemoBackend.Port(demo)}", ["demo.localhost", "localhost", "127.0.0.1"]));
                 return (demo, services);
             }
+            int firstHttp = args.Exposes.FindIndex(e => !L4Flags.IsL4(e.Url));
             for (int i = 0; i < args.Exposes.Count; i++)
             {
                 var (url, hosts, service) = args.Exposes[i];
+                if (L4Flags.IsL4(url))
+                {
+                    continue;
+                }
                 if (hosts.Count == 0)
                 {
-                    hosts = i == 0 ? ["localhost", "127.0.0.1"] : throw new CliException($"--expose {url} needs a --host NAME");
+                    hosts = i == firstHttp ? ["localhost", "127.0.0.1"] : throw new CliException($"--expose {url} needs a --host NAME");
                 }
                 services.Add((service ?? hosts[0], url, hosts));
             }

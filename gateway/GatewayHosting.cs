@@ -132,6 +132,8 @@ public static class GatewayHosting
         builder.Services.AddSingleton<OrleansTunnel.Gateway.Cluster.PeerBridge>();
         builder.Services.AddSingleton<OrleansTunnel.Gateway.Cluster.ClusterPresence>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<OrleansTunnel.Gateway.Cluster.ClusterPresence>());
+        // TCP and UDP services, TLS passthrough (gateway/L4).
+        OrleansTunnel.Gateway.L4.L4Hosting.AddL4Services(builder.Services, builder.Configuration);
         builder.Services.AddGrpc(o =>
         {
             o.MaxReceiveMessageSize = gatewayOptions.MaxTunnelMessageSize;

@@ -17,6 +17,10 @@ public sealed class RoutingState
     /// <summary>Token hashes revoked through the admin API (configured credentials cannot be removed from files).</summary>
     [Id(2)]
     public List<string> RevokedTokens { get; set; } = [];
+
+    /// <summary>Run-time TCP/UDP listeners (issue 15; Id 7 mirrors the snapshot's).</summary>
+    [Id(7)]
+    public List<L4Mapping> L4Services { get; set; } = [];
 }
 
 /// <inheritdoc cref="IRoutingGrain"/>
@@ -138,6 +142,40 @@ public sealed partial class RoutingGrain(
         }
         Changed();
         return added;
+    }
+
+    public async Task<RoutingSnapshot> UpsertL4Service(L4Mapping mapping)
+    {
+        var before = new List<L4Mapping>(state.State.L4Services);
+        state.State.L4Services.RemoveAll(m => m.SameKey(mapping.Protocol, mapping.Listen));
+        state.State.L4Services.Add(mapping with { Protocol = mapping.Protocol.ToLowerInvariant() });
+        await SaveL4Async(before, $"{mapping.Protocol} listener {mapping.Listen}");
+        return Changed();
+    }
+
+    public async Task<bool> RemoveL4Service(string protocol, string listen)
+    {
+        var before = new List<L4Mapping>(state.State.L4Services);
+        if (state.State.L4Services.RemoveAll(m => m.SameKey(protocol, listen)) == 0)
+        {
+            return false;
+        }
+        await SaveL4Async(before, $"removal of {protocol} listener {listen}");
+        Changed();
+        return true;
+    }
+
+    private async Task SaveL4Async(List<L4Mapping> before, string change)
+    {
+        try
+        {
+            await SaveAsync([.. state.State.Routes], [.. state.State.Credentials], change);
+        }
+        catch (DurableStateUnavailableException)
+        {
+            state.State.L4Services = before;
+            throw;
+        }
     }
 
     private (List<Route> Routes, List<AgentCredential> Credentials) Before() => ([.. state.State.Routes], [.. state.State.Credentials]);
@@ -322,7 +360,8 @@ public sealed partial class RoutingGrain(
         var gateways = _gateways.Values.Select(g => g.Info).OrderBy(g => g.GatewayId, StringComparer.Ordinal).ToArray();
         // Every live gateway reports within the time-to-live: until then this fresh activation's directory may miss some.
         bool incomplete = DateTimeOffset.UtcNow - _activatedAt < directoryOptions.Value.GatewayTimeToLive;
-        return _snapshot = new RoutingSnapshot(_version, [.. state.State.Routes], endpoints, [.. state.State.Credentials], gateways, incomplete, [.. state.State.RevokedTokens]);
+        return _snapshot = new RoutingSnapshot(_version, [.. state.State.Routes], endpoints, [.. state.State.Credentials], gateways, incomplete, [.. state.State.RevokedTokens],
+            L4Services: [.. state.State.L4Services]);
     }
 
     private static bool SameKey(Route route, string host, string? pathPrefix) =>

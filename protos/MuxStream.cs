@@ -179,6 +179,47 @@ public sealed class MuxStream
         }
     }
 
+    /// <summary>
+    /// UDP: sends one datagram as exactly one data frame (never split or merged). Returns false, having
+    /// sent nothing, when it is larger than a data frame or than the credit available now: the caller
+    /// drops it (and counts the drop) rather than waiting.
+    /// </summary>
+    public async ValueTask<bool> TrySendDatagramAsync(ReadOnlyMemory<byte> datagram, CancellationToken cancellationToken)
+    {
+        int length = datagram.Length;
+        if (length > _connection.Settings.MaxDataFrame)
+        {
+            return false;
+        }
+        lock (_gate)
+        {
+            if (AbortReason is { } reason)
+            {
+                throw new MuxStreamAbortedException(reason);
+            }
+            if (_sendCredit < length)
+            {
+                return false;
+            }
+            _sendCredit -= length;
+        }
+        cancellationToken.ThrowIfCancellationRequested();
+        var bytes = ArrayPool<byte>.Shared.Rent(Math.Max(1, length));
+        datagram.CopyTo(bytes);
+        var frame = new Frame { Stream = Id, Data = new Data { Payload = UnsafeByteOperations.UnsafeWrap(bytes.AsMemory(0, length)) } };
+        try
+        {
+            await EnqueueOrderedAsync(frame, length).ConfigureAwait(false);
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(bytes);
+            throw;
+        }
+        _ = _lastWrite.ContinueWith(ReturnBuffer, bytes, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return true;
+    }
+
     private static readonly Action<Task, object?> ReturnBuffer = static (_, buffer) => ArrayPool<byte>.Shared.Return((byte[])buffer!);
 
     /// <summary>Ends the body with trailers (ordered after the data already sent).</summary>

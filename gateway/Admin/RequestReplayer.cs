@@ -34,7 +34,7 @@ public sealed class RequestReplayer(IGrainFactory grains, GatewayEndpoints endpo
         {
             return Results.Text($"otun admin: request '{id}' is not known, so it cannot be replayed: {snapshot.Note}\n", statusCode: 404);
         }
-        if (open.Protocol is "websocket" or "grpc")
+        if (open.Protocol is "websocket" or "grpc" or "tcp" or "udp")
         {
             return Results.Text($"otun admin: request '{id}' is a {open.Protocol} call; only HTTP requests can be replayed\n", statusCode: 409);
         }

@@ -73,8 +73,10 @@ public sealed partial class PeerBridge(ConnectionRegistry registry, GatewayIdent
             forwarded.SessionId = "";
             forwarded.OwnerIncarnation = 0;
             outbound.SendHead(new Frame { RequestHead = forwarded });
-            var up = head.EndOfBody ? Task.CompletedTask : RelayAsync(inbound, outbound, null);
-            var down = RelayAsync(outbound, inbound, outcome);
+            // UDP flows: a datagram is one frame on both hops (never split by a partial credit).
+            bool datagrams = head.Protocol == OrleansTunnel.Protocol.V1.Protocol.Udp;
+            var up = head.EndOfBody ? Task.CompletedTask : RelayAsync(inbound, outbound, null, datagrams);
+            var down = RelayAsync(outbound, inbound, outcome, datagrams);
             await Task.WhenAll(up, down);
         }
         finally
@@ -98,7 +100,7 @@ public sealed partial class PeerBridge(ConnectionRegistry registry, GatewayIdent
     }
 
     /// <summary>Relays one direction until its end of body, trailers or a reset.</summary>
-    private static async Task RelayAsync(MuxStream from, MuxStream to, BridgeOutcome? outcome)
+    private static async Task RelayAsync(MuxStream from, MuxStream to, BridgeOutcome? outcome, bool datagrams = false)
     {
         try
         {
@@ -121,7 +123,15 @@ public sealed partial class PeerBridge(ConnectionRegistry registry, GatewayIdent
                         break;
                     case Frame.KindOneofCase.Data:
                         var payload = frame.Data.Payload;
-                        await to.SendDataAsync(payload.Memory, frame.Data.EndOfBody, to.Aborted);
+                        if (datagrams && !frame.Data.EndOfBody)
+                        {
+                            // No credit for the whole datagram on the next hop: dropped, as UDP may.
+                            await to.TrySendDatagramAsync(payload.Memory, to.Aborted);
+                        }
+                        else
+                        {
+                            await to.SendDataAsync(payload.Memory, frame.Data.EndOfBody, to.Aborted);
+                        }
                         from.ReturnCredit(payload.Length);
                         if (outcome is not null)
                         {

@@ -12,6 +12,10 @@ public enum VisitorKind
     WebSocketHttp1,
     /// <summary>HTTP/2 extended CONNECT with :protocol websocket (RFC 8441).</summary>
     WebSocketHttp2,
+    /// <summary>A TCP connection of a TCP service or TLS passthrough (gateway/L4).</summary>
+    Tcp,
+    /// <summary>A UDP flow of a UDP service (gateway/L4).</summary>
+    Udp,
 }
 
 public static class VisitorProtocol
@@ -42,6 +46,8 @@ public static class VisitorProtocol
     {
         VisitorKind.Grpc => "grpc",
         VisitorKind.WebSocketHttp1 or VisitorKind.WebSocketHttp2 => "websocket",
+        VisitorKind.Tcp => "tcp",
+        VisitorKind.Udp => "udp",
         _ => "http",
     };
 }

@@ -14,14 +14,14 @@ namespace OrleansTunnel.Gateway.Requests;
 /// </summary>
 public sealed class RequestEntry
 {
-    internal RequestEntry(string id, long sequence, HttpContext context, MuxStream stream, string service, string host, string path, DispatchTarget target, TimeSpan timeout, VisitorKind kind)
+    internal RequestEntry(string id, long sequence, HttpContext? context, MuxStream stream, string service, string host, string path, DispatchTarget target, TimeSpan timeout, VisitorKind kind, string? method = null)
     {
         Id = id;
         Sequence = sequence;
         Context = context;
         Stream = stream;
         Service = service;
-        Method = context.Request.Method;
+        Method = method ?? context?.Request.Method ?? "";
         Host = host;
         Path = path;
         AgentId = target.AgentId;

@@ -48,10 +48,10 @@ public sealed class RequestJournal
     /// <summary>The live requests (a moment's view).</summary>
     public IEnumerable<RequestEntry> Live => _live.Values;
 
-    internal RequestEntry Open(HttpContext context, MuxStream stream, string service, string host, string path, DispatchTarget target, TimeSpan timeout, VisitorKind kind)
+    internal RequestEntry Open(HttpContext? context, MuxStream stream, string service, string host, string path, DispatchTarget target, TimeSpan timeout, VisitorKind kind, string? method = null)
     {
         long sequence = Interlocked.Increment(ref _sequence);
-        var entry = new RequestEntry(RequestIds.Format(GatewayId, Incarnation, sequence), sequence, context, stream, service, host, path, target, timeout, kind);
+        var entry = new RequestEntry(RequestIds.Format(GatewayId, Incarnation, sequence), sequence, context, stream, service, host, path, target, timeout, kind, method);
         _live[sequence] = entry;
         Interlocked.Increment(ref _inFlight);
         return entry;

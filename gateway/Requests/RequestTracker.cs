@@ -37,9 +37,10 @@ public sealed partial class RequestTracker(
     /// <summary>Requests that got a grain since start.</summary>
     public long Promoted => Interlocked.Read(ref _promoted);
 
-    public RequestEntry Open(HttpContext context, MuxStream stream, string service, string host, string path, DispatchTarget target, TimeSpan timeout, VisitorKind kind)
+    /// <remarks>TCP connections and UDP flows (gateway/L4) have no HTTP context; they give their method ("TCP", "UDP").</remarks>
+    public RequestEntry Open(HttpContext? context, MuxStream stream, string service, string host, string path, DispatchTarget target, TimeSpan timeout, VisitorKind kind, string? method = null)
     {
-        var entry = journal.Open(context, stream, service, host, path, target, timeout, kind);
+        var entry = journal.Open(context, stream, service, host, path, target, timeout, kind, method);
         if (options.CurrentValue.RequestGrainMode == RequestGrainMode.Always)
         {
             Promote(entry);

@@ -61,6 +61,14 @@ public interface IRoutingGrain : IGrainWithStringKey
     [Alias("RevokeTokens")]
     Task<int> RevokeTokens(string[] tokenSha256s);
 
+    /// <summary>Adds or replaces a run-time TCP/UDP listener (key: protocol and listen address); persisted and pushed to every gateway.</summary>
+    [Alias("UpsertL4Service")]
+    Task<RoutingSnapshot> UpsertL4Service(L4Mapping mapping);
+
+    /// <summary>Removes a run-time TCP/UDP listener; false when there was none.</summary>
+    [Alias("RemoveL4Service")]
+    Task<bool> RemoveL4Service(string protocol, string listen);
+
     [Alias("Subscribe")]
     Task<RoutingSnapshot> Subscribe(IRoutingObserver observer);
 
