@@ -27,7 +27,8 @@ public sealed partial class L4RuntimeListeners(RoutingCache routing, TcpServices
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         routing.Changed -= OnChanged;
-        await _gate.WaitAsync(cancellationToken);
+        // Even an abrupt stop (a cancelled token) closes the listeners: the gate is only held briefly.
+        await _gate.WaitAsync(CancellationToken.None);
         try
         {
             foreach (var (_, (_, listener)) in _open)
