@@ -74,6 +74,8 @@ public sealed class L4Rig : IAsyncLifetime
                     o.Gateway[$"{section}:{k}"] = v;
                 }
                 o.Gateway[$"Gateway:Agents:0:Services:{allowed++}"] = name;
+                // Long-lived connections (MONITOR, idle flows) would hold the agent's stop for its whole grace period.
+                o.Agent["Agent:ShutdownGracePeriod"] = "00:00:02";
                 o.Agent[$"Agent:Services:{agentService}:Name"] = name;
                 o.Agent[$"Agent:Services:{agentService++}:Url"] = $"{kind}://127.0.0.1:{backend}";
             }
