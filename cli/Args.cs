@@ -76,6 +76,14 @@ public sealed class Args
                     var last = args.Exposes[^1];
                     args.Exposes[^1] = (last.Url, last.Hosts, Value());
                     continue;
+                case "--health" when allowExpose:
+                    // The health path of the preceding --expose (otun agent): Agent:Services:N:HealthPath.
+                    if (args.Exposes.Count == 0)
+                    {
+                        throw new CliException("--health must follow an --expose URL (e.g. --expose http://127.0.0.1:3000 --service web --health /healthz)");
+                    }
+                    args.Config[$"Agent:Services:{args.Exposes.Count - 1}:HealthPath"] = Value();
+                    continue;
                 case "--route" when allowRoutes:
                     // HOST[/PREFIX]=SERVICE
                     var route = Value();
