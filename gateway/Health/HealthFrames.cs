@@ -9,20 +9,21 @@ public static partial class HealthFrames
 {
     public static void Apply(AgentConnection connection, HealthReport report, ConnectionRegistry registry, ILoggerFactory loggers)
     {
-        if (!connection.Health.Apply(report, connection.Serves))
+        var changed = connection.Health.Apply(report, connection.Serves);
+        if (changed.Count == 0)
         {
             return;
         }
         var logger = loggers.CreateLogger(typeof(HealthFrames).FullName!);
-        foreach (var s in report.Services.Where(s => connection.Serves(s.Name)))
+        foreach (var name in changed)
         {
-            if (s.Healthy)
+            if (connection.Health.IsHealthy(name))
             {
-                LogHealthy(logger, connection.AgentId, s.Name, connection.Session.SessionId);
+                LogHealthy(logger, connection.AgentId, name, connection.Session.SessionId);
             }
             else
             {
-                LogUnhealthy(logger, connection.AgentId, s.Name, connection.Session.SessionId, connection.Health.States.GetValueOrDefault(s.Name)?.Detail ?? "");
+                LogUnhealthy(logger, connection.AgentId, name, connection.Session.SessionId, connection.Health.States.GetValueOrDefault(name)?.Detail ?? "");
             }
         }
         // The cluster presence reports the session's unhealthy services at once: every gateway's routing follows.

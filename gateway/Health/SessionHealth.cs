@@ -22,12 +22,12 @@ public sealed class SessionHealth
     /// <summary>The services reported unhealthy, sorted (for the directory report).</summary>
     public string[] Unhealthy => [.. _states.Where(kv => !kv.Value.Healthy).Select(kv => kv.Key).Order(StringComparer.Ordinal)];
 
-    /// <summary>Applies a report; true when a service's healthy/unhealthy state changed.</summary>
-    public bool Apply(HealthReport report, Func<string, bool> serves)
+    /// <summary>Applies a report; returns the services whose healthy/unhealthy state changed (empty: none).</summary>
+    public List<string> Apply(HealthReport report, Func<string, bool> serves)
     {
         var previous = _states;
         var next = new Dictionary<string, State>(StringComparer.Ordinal);
-        bool changed = false;
+        var changed = new List<string>();
         var now = DateTimeOffset.UtcNow;
         foreach (var s in report.Services)
         {
@@ -43,14 +43,20 @@ public sealed class SessionHealth
             }
             else
             {
-                changed |= previous.ContainsKey(s.Name) ? true : !s.Healthy;
+                if (previous.ContainsKey(s.Name) || !s.Healthy)
+                {
+                    changed.Add(s.Name);
+                }
                 next[s.Name] = new State(s.Healthy, detail, now);
             }
         }
         foreach (var (name, was) in previous)
         {
             // A service no longer reported is healthy again.
-            changed |= !next.ContainsKey(name) && !was.Healthy;
+            if (!next.ContainsKey(name) && !was.Healthy)
+            {
+                changed.Add(name);
+            }
         }
         _states = next;
         return changed;
