@@ -25,6 +25,8 @@ public static class AgentHosting
         builder.AddAgentTelemetry();
         builder.Services.AddSingleton<L4.L4Forwarder>();
         builder.Services.AddSingleton<BackendForwarder>();
+        builder.Services.AddSingleton<OrleansTunnel.Agent.Health.HealthProber>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<OrleansTunnel.Agent.Health.HealthProber>());
         builder.Services.AddHostedService<AgentWorker>();
         // Stopping waits for in-flight requests (Agent:ShutdownGracePeriod) plus a margin to close the tunnels.
         var grace = builder.Configuration.GetSection(AgentOptions.Section).Get<AgentOptions>()?.ShutdownGracePeriod ?? new AgentOptions().ShutdownGracePeriod;
@@ -75,6 +77,18 @@ public sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
             if (!string.IsNullOrEmpty(s.CaFile) && !File.Exists(s.CaFile))
             {
                 failures.Add($"Agent:Services '{s.Name}': CaFile '{s.CaFile}' does not exist");
+            }
+            if (!string.IsNullOrEmpty(s.HealthPath) && !s.HealthPath.StartsWith('/'))
+            {
+                failures.Add($"Agent:Services '{s.Name}': HealthPath '{s.HealthPath}' must start with '/' (e.g. /healthz)");
+            }
+            if (!string.IsNullOrEmpty(s.HealthPath) && (s.HealthInterval <= TimeSpan.Zero || s.HealthTimeout <= TimeSpan.Zero || s.HealthTimeout > s.HealthInterval))
+            {
+                failures.Add($"Agent:Services '{s.Name}': HealthInterval and HealthTimeout must be positive and HealthTimeout at most HealthInterval (e.g. 00:00:05 and 00:00:02)");
+            }
+            if (!string.IsNullOrEmpty(s.HealthPath) && (s.HealthyThreshold is < 1 or > 100 || s.UnhealthyThreshold is < 1 or > 100))
+            {
+                failures.Add($"Agent:Services '{s.Name}': HealthyThreshold and UnhealthyThreshold must be between 1 and 100");
             }
             try
             {

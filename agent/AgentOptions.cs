@@ -130,4 +130,22 @@ public sealed class AgentServiceOptions
 
     /// <summary>https backends: accept any certificate (self-signed backends). Off by default; prefer CaFile.</summary>
     public bool SkipCertificateValidation { get; set; }
+
+    /// <summary>
+    /// Path (and query) the agent probes with GET on the backend, e.g. /healthz; empty: not probed (always
+    /// healthy). 2xx and 3xx are healthy; anything else, a refused connection or a timeout is a failure.
+    /// </summary>
+    public string? HealthPath { get; set; }
+
+    /// <summary>Time between two probes of HealthPath.</summary>
+    public TimeSpan HealthInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long one probe may take before it counts as a failure.</summary>
+    public TimeSpan HealthTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Consecutive failed probes that make a healthy service unhealthy.</summary>
+    public int UnhealthyThreshold { get; set; } = 2;
+
+    /// <summary>Consecutive good probes that make an unhealthy service healthy again.</summary>
+    public int HealthyThreshold { get; set; } = 2;
 }

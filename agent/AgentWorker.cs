@@ -17,6 +17,7 @@ namespace OrleansTunnel.Agent;
 public sealed partial class AgentWorker(
     IOptions<AgentOptions> options,
     BackendForwarder forwarder,
+    OrleansTunnel.Agent.Health.HealthProber health,
     AgentStatus status,
     OrleansTunnel.Agent.Telemetry.AgentTelemetry telemetry,
     ILoggerFactory loggerFactory,
@@ -34,6 +35,14 @@ public sealed partial class AgentWorker(
     {
         var o = options.Value;
         _ = Book;
+        // A service's health changed: every tunnel tells its gateway (the whole report each time).
+        health.Changed += () =>
+        {
+            foreach (var mux in _live.Values)
+            {
+                SendHealth(mux);
+            }
+        };
         int count = Math.Max(1, o.Connections);
         var loops = Enumerable.Range(0, count).Select(slot => Task.Run(() => SlotLoopAsync((uint)slot, stoppingToken), stoppingToken));
         return Task.WhenAll(loops);
@@ -137,6 +146,7 @@ public sealed partial class AgentWorker(
             _ = CloseWhenQuietAsync(mux, "the gateway asked the agent to go away");
         };
         _live[slot] = mux;
+        SendHealth(mux);
         if (_draining)
         {
             // Connected while the agent began stopping: the stop's go-away missed this connection.
@@ -195,6 +205,14 @@ public sealed partial class AgentWorker(
         }
         LogDisconnected(logger, gateway, mux.CloseReason ?? "closed");
         return true;
+    }
+
+    private void SendHealth(MuxConnection mux)
+    {
+        if (health.Probing && !mux.Closed.IsCancellationRequested)
+        {
+            mux.SendConnectionFrame(new Frame { Health = health.Report() });
+        }
     }
 
     // After a go-away the gateway sends nothing new; close once in-flight requests finished and the line stayed quiet.

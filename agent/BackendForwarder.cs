@@ -56,7 +56,22 @@ public sealed partial class BackendForwarder : IDisposable
     }
 
     /// <summary>Services and the scheme used towards each backend.</summary>
-    public IEnumerable<ServiceOffer> Offers => _backends.Values.Select(b => new ServiceOffer { Name = b.Name, Scheme = b.Scheme }).Concat(_l4.Offers);
+    public IEnumerable<ServiceOffer> Offers => _backends.Values.Select(b => new ServiceOffer
+    {
+        Name = b.Name, Scheme = b.Scheme,
+        HealthPath = _options.Services.FirstOrDefault(s => s.Name == b.Name)?.HealthPath ?? "",
+    }).Concat(_l4.Offers);
+
+    /// <summary>Sends a request to a service's backend through its pool (health probes); null for an unknown service.</summary>
+    internal Task<HttpResponseMessage>? SendToBackendAsync(string service, string pathAndQuery, CancellationToken cancellationToken)
+    {
+        if (!_backends.TryGetValue(service, out var backend) || BackendTarget.Build(backend.BaseUri, pathAndQuery).Uri is not { } target)
+        {
+            return null;
+        }
+        var request = new HttpRequestMessage(HttpMethod.Get, target) { Version = backend.Version, VersionPolicy = backend.Policy };
+        return backend.Invoker.SendAsync(request, cancellationToken);
+    }
 
     /// <summary>Splits http://, h2c:// and https:// backend URLs into a base URI and a scheme.</summary>
     public static (Uri BaseUri, string Scheme) ParseBackendUrl(string url)

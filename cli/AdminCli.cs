@@ -13,7 +13,8 @@ internal static class AdminCli
 
         usage: otun admin [--url http://127.0.0.1:9090] [--token TOKEN] [--data DIR] <command>
           agents                              agents with their connections, services and in-flight requests
-          services                            services with their routes and agents
+          services                            services with their routes, agents, unhealthy sessions and open circuits
+          circuits                            this gateway's circuits (agent session and service): state, failures, last failure
           routes                              the routing table
           requests                            requests this gateway is forwarding now
           request ID                          one request by id (from any gateway): owner, agent, phase, timings, bytes, outcome
@@ -86,7 +87,7 @@ internal static class AdminCli
         string? printAfter = null;
         switch (words)
         {
-            case ["agents" or "services" or "routes" or "requests" or "tokens"]:
+            case ["agents" or "services" or "routes" or "requests" or "tokens" or "circuits"]:
                 response = await http.GetAsync("api/" + words[0]);
                 break;
             case ["request", var id]:

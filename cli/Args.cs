@@ -92,6 +92,14 @@ public sealed class Args
                     }
                     args.L4Ports[args.Exposes.Count - 1] = port;
                     continue;
+                case "--health" when allowExpose:
+                    // The health path of the preceding --expose (otun agent): Agent:Services:N:HealthPath.
+                    if (args.Exposes.Count == 0)
+                    {
+                        throw new CliException("--health must follow an --expose URL (e.g. --expose http://127.0.0.1:3000 --service web --health /healthz)");
+                    }
+                    args.Config[$"Agent:Services:{args.Exposes.Count - 1}:HealthPath"] = Value();
+                    continue;
                 case "--route" when allowRoutes:
                     // HOST[/PREFIX]=SERVICE
                     var route = Value();

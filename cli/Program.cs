@@ -187,6 +187,7 @@ namespace OrleansTunnel.Cli
                 Console.WriteLine($"  {"--gateway URL",-22} a gateway's tunnel endpoint (repeatable)");
                 Console.WriteLine($"  {"--expose URL",-22} a local backend: http://, h2c://, https://, tcp:// or udp:// (repeatable)");
                 Console.WriteLine($"  {"--service NAME",-22} the service name of the preceding --expose");
+                Console.WriteLine($"  {"--health PATH",-22} probe this path of the preceding --expose (e.g. /healthz); unhealthy: no new requests");
                 return 0;
             }
             for (int i = 0; i < args.Exposes.Count; i++)

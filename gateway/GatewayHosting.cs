@@ -128,6 +128,10 @@ public static class GatewayHosting
         builder.Services.AddSingleton<OrleansTunnel.Gateway.Cluster.GatewayIdentity>();
         builder.Services.AddSingleton<OrleansTunnel.Gateway.Cluster.PeerLinks>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<OrleansTunnel.Gateway.Cluster.PeerLinks>());
+        // Health checks, retries and circuit breaking (section "Resilience").
+        builder.Services.AddOptions<OrleansTunnel.Gateway.Health.ResilienceOptions>().Bind(builder.Configuration.GetSection(OrleansTunnel.Gateway.Health.ResilienceOptions.Section)).ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<OrleansTunnel.Gateway.Health.ResilienceOptions>, OrleansTunnel.Gateway.Health.ResilienceOptionsValidator>();
+        builder.Services.AddSingleton<OrleansTunnel.Gateway.Health.CircuitBreakers>();
         builder.Services.AddSingleton<OrleansTunnel.Gateway.Cluster.Dispatcher>();
         builder.Services.AddSingleton<OrleansTunnel.Gateway.Cluster.PeerBridge>();
         builder.Services.AddSingleton<OrleansTunnel.Gateway.Cluster.ClusterPresence>();

@@ -323,7 +323,8 @@ public sealed partial class RoutingGrain(
     }
 
     private static bool SameSessions(HeldSession[] a, HeldSession[] b) =>
-        a.Length == b.Length && a.Zip(b).All(p => p.First.SessionId == p.Second.SessionId && p.First.Services.SequenceEqual(p.Second.Services));
+        a.Length == b.Length && a.Zip(b).All(p => p.First.SessionId == p.Second.SessionId && p.First.Services.SequenceEqual(p.Second.Services)
+            && (p.First.Unhealthy ?? []).SequenceEqual(p.Second.Unhealthy ?? []));
 
     public Task<RoutingSnapshot> Subscribe(IRoutingObserver observer)
     {
@@ -353,15 +354,21 @@ public sealed partial class RoutingGrain(
         }
         // Versions only grow, also across re-activations, so gateways can ignore stale pushes.
         _version = Math.Max(_version + 1, DateTimeOffset.UtcNow.UtcTicks);
-        var endpoints = _gateways.Values
-            .SelectMany(g => g.Sessions.SelectMany(s => s.Services.Select(service => (service, ep: new ServiceEndpoint(s.AgentId, s.SessionId, g.Info.GatewayId)))))
+        // A service its agent reports unhealthy (health checks) leaves the endpoints every gateway dispatches to.
+        var all = _gateways.Values
+            .SelectMany(g => g.Sessions.SelectMany(s => s.Services.Select(service => (service, healthy: s.Unhealthy is null || Array.IndexOf(s.Unhealthy, service) < 0, ep: new ServiceEndpoint(s.AgentId, s.SessionId, g.Info.GatewayId)))))
+            .ToArray();
+        var endpoints = all.Where(x => x.healthy)
+            .GroupBy(x => x.service, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.Select(x => x.ep).ToArray(), StringComparer.Ordinal);
+        var unhealthy = all.Where(x => !x.healthy)
             .GroupBy(x => x.service, StringComparer.Ordinal)
             .ToDictionary(g => g.Key, g => g.Select(x => x.ep).ToArray(), StringComparer.Ordinal);
         var gateways = _gateways.Values.Select(g => g.Info).OrderBy(g => g.GatewayId, StringComparer.Ordinal).ToArray();
         // Every live gateway reports within the time-to-live: until then this fresh activation's directory may miss some.
         bool incomplete = DateTimeOffset.UtcNow - _activatedAt < directoryOptions.Value.GatewayTimeToLive;
         return _snapshot = new RoutingSnapshot(_version, [.. state.State.Routes], endpoints, [.. state.State.Credentials], gateways, incomplete, [.. state.State.RevokedTokens],
-            L4Services: [.. state.State.L4Services]);
+            L4Services: [.. state.State.L4Services], UnhealthyEndpoints: unhealthy);
     }
 
     private static bool SameKey(Route route, string host, string? pathPrefix) =>

@@ -78,6 +78,9 @@ public sealed partial class MuxConnection
     /// <summary>Called (on the read loop: do not block) when the peer sends a config frame.</summary>
     public Action<Config>? ConfigHandler { get; set; }
 
+    /// <summary>Called (on the read loop: do not block) when the peer reports its services' health.</summary>
+    public Action<HealthReport>? HealthHandler { get; set; }
+
     /// <summary>Called (with a description) when the peer breaks the protocol on a stream or the connection.</summary>
     public Action<string>? ProtocolViolation { get; set; }
 
@@ -481,6 +484,9 @@ public sealed partial class MuxConnection
                 break;
             case Frame.KindOneofCase.Config:
                 ConfigHandler?.Invoke(frame.Config);
+                break;
+            case Frame.KindOneofCase.Health:
+                HealthHandler?.Invoke(frame.Health);
                 break;
             case Frame.KindOneofCase.Error:
                 throw new MuxPeerErrorException(frame.Error.Code, frame.Error.Message);

@@ -13,7 +13,8 @@ namespace OrleansTunnel.Gateway.Admin;
 /// agent tokens. Changes go to the cluster's routing grain, which persists them and pushes them to
 /// every gateway.
 /// </summary>
-public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, RequestListing listing, RequestReplayer replayer, OrleansTunnel.Gateway.Auth.AgentCredentialStore credentials) : IAdminEndpoint
+public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, RequestListing listing, RequestReplayer replayer, OrleansTunnel.Gateway.Auth.AgentCredentialStore credentials,
+    OrleansTunnel.Gateway.Health.CircuitBreakers circuits) : IAdminEndpoint
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter(JsonNamingPolicy.CamelCase) } };
 
@@ -34,6 +35,7 @@ public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, Request
             {
                 ("GET", "/agents") => await AgentsAsync(),
                 ("GET", "/services") => Services(),
+                ("GET", "/circuits") => Results.Json(circuits.All().OrderBy(c => c.Service, StringComparer.Ordinal), Json),
                 ("GET", "/routes") => Results.Json(routing.Current.Snapshot.Routes.Select(Redact), Json),
                 ("PUT" or "POST", "/routes") => await UpsertRouteAsync(request),
                 ("DELETE", "/routes") => await RemoveRouteAsync(request),
@@ -156,6 +158,9 @@ public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, Request
             routes = snapshot.Routes.Where(r => r.Service == name).Select(r => r.Host + (r.PathPrefix ?? "")),
             agents = snapshot.Endpoints.GetValueOrDefault(name, []).Select(e => e.AgentId).Distinct(StringComparer.Ordinal),
             connections = snapshot.Endpoints.GetValueOrDefault(name, []).Length,
+            // Sessions whose agent reports the service unhealthy (cluster-wide), and this gateway's open circuits.
+            unhealthy = (snapshot.UnhealthyEndpoints?.GetValueOrDefault(name) ?? []).Select(e => new { e.AgentId, e.SessionId, e.GatewayId }),
+            openCircuits = circuits.OpenFor(name),
         }), Json);
     }
 

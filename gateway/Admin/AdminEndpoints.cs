@@ -67,6 +67,8 @@ public sealed class AdminEndpoints(
                     queuedControlFrames = c.Mux.QueuedControlFrames,
                     rttMs = c.Mux.RoundTripTime?.TotalMilliseconds,
                     accepting = c.Accepting,
+                    // Services the agent probes (health checks): healthy or not, the last probe's outcome, since when.
+                    health = c.Health.States.ToDictionary(kv => kv.Key, kv => new { healthy = kv.Value.Healthy, detail = kv.Value.Detail, since = kv.Value.Since }),
                 })).ExecuteAsync(context);
         }
         foreach (var endpoint in _endpoints)

@@ -105,7 +105,7 @@ public sealed partial class ClusterPresence(
         var sessions = drain.Draining ? [] : registry.All
             // Open and not going away; a connection momentarily at its stream limit stays listed (no churn).
             .Where(c => !c.Draining && !c.Mux.GoAwayReceived && !c.Mux.Closed.IsCancellationRequested)
-            .Select(c => new HeldSession(c.AgentId, c.Session.SessionId, c.Session.Services))
+            .Select(c => new HeldSession(c.AgentId, c.Session.SessionId, c.Session.Services, c.Health.Unhealthy is { Length: > 0 } u ? u : null))
             .OrderBy(s => s.SessionId, StringComparer.Ordinal)
             .ToArray();
         try

@@ -31,7 +31,8 @@ public sealed class DispatchTarget
 /// as the routing snapshot lists it, through the peer link to that gateway (power of two choices on this
 /// gateway's outstanding requests to each remote session). Local knowledge only: no grain call.
 /// </summary>
-public sealed class Dispatcher(ConnectionRegistry registry, RoutingCache routing, PeerLinks peers, GatewayIdentity identity)
+public sealed class Dispatcher(ConnectionRegistry registry, RoutingCache routing, PeerLinks peers, GatewayIdentity identity,
+    OrleansTunnel.Gateway.Health.CircuitBreakers circuits)
 {
     private readonly ConcurrentDictionary<string, int> _remoteOutstanding = new(StringComparer.Ordinal);
     private long _crossGateway;
@@ -39,9 +40,36 @@ public sealed class Dispatcher(ConnectionRegistry registry, RoutingCache routing
     /// <summary>Requests sent to agents through another gateway since start.</summary>
     public long CrossGateway => Interlocked.Read(ref _crossGateway);
 
-    public async ValueTask<DispatchTarget?> ChooseAsync(string service, CancellationToken cancellationToken)
+    public ValueTask<DispatchTarget?> ChooseAsync(string service, CancellationToken cancellationToken) =>
+        ChooseAsync(service, null, cancellationToken);
+
+    /// <summary>
+    /// Like <see cref="ChooseAsync(string, CancellationToken)"/>, skipping sessions whose circuit is open
+    /// for the service and the sessions in <paramref name="excluded"/> (a retry's failed path). The target's
+    /// half-open circuit, if any, is claimed for this request (its one probe).
+    /// </summary>
+    public async ValueTask<DispatchTarget?> ChooseAsync(string service, ISet<string>? excluded, CancellationToken cancellationToken)
     {
-        if (registry.Choose(service) is { } local)
+        // A half-open circuit's probe may be claimed by another request between the check and the claim: choose again.
+        for (int attempt = 0; attempt < 3; attempt++)
+        {
+            var target = await ChooseOnceAsync(service, excluded, cancellationToken);
+            if (target is null || circuits.TryEnter(target.SessionId, service))
+            {
+                return target;
+            }
+            Release(target);
+            excluded = new HashSet<string>(excluded ?? (IEnumerable<string>)[], StringComparer.Ordinal) { target.SessionId };
+        }
+        return null;
+    }
+
+    private bool Allowed(string sessionId, string service, ISet<string>? excluded) =>
+        (excluded is null || !excluded.Contains(sessionId)) && circuits.Allows(sessionId, service);
+
+    private async ValueTask<DispatchTarget?> ChooseOnceAsync(string service, ISet<string>? excluded, CancellationToken cancellationToken)
+    {
+        if (registry.Choose(service, c => Allowed(c.Session.SessionId, service, excluded)) is { } local)
         {
             return new DispatchTarget
             {
@@ -54,16 +82,16 @@ public sealed class Dispatcher(ConnectionRegistry registry, RoutingCache routing
         {
             return null;
         }
-        var usable = Usable(endpoints);
+        var usable = Usable(endpoints, service, excluded);
         if (usable.Length == 0)
         {
             // The links are kept up eagerly; this waits only right after a gateway joined or a link broke.
-            var remote = endpoints.Where(e => e.GatewayId != identity.GatewayId).Select(e => e.GatewayId);
+            var remote = endpoints.Where(e => e.GatewayId != identity.GatewayId && Allowed(e.SessionId, service, excluded)).Select(e => e.GatewayId);
             if (await peers.WaitAnyUpAsync(remote, cancellationToken) is null)
             {
                 return null;
             }
-            usable = Usable(endpoints);
+            usable = Usable(endpoints, service, excluded);
             if (usable.Length == 0)
             {
                 return null;
@@ -102,6 +130,6 @@ public sealed class Dispatcher(ConnectionRegistry registry, RoutingCache routing
     private int Outstanding(string sessionId) => _remoteOutstanding.GetValueOrDefault(sessionId);
 
     /// <summary>The endpoints on other gateways whose link is up.</summary>
-    private ServiceEndpoint[] Usable(ServiceEndpoint[] endpoints) =>
-        [.. endpoints.Where(e => e.GatewayId != identity.GatewayId && peers.Up(e.GatewayId) is not null)];
+    private ServiceEndpoint[] Usable(ServiceEndpoint[] endpoints, string service, ISet<string>? excluded) =>
+        [.. endpoints.Where(e => e.GatewayId != identity.GatewayId && peers.Up(e.GatewayId) is not null && Allowed(e.SessionId, service, excluded))];
 }

@@ -41,7 +41,7 @@ public sealed partial class PeerBridge(ConnectionRegistry registry, GatewayIdent
             inbound.Reset(ResetCode.Refused, $"gateway '{identity.GatewayId}' is at its limit of {options.CurrentValue.MaxInFlight} in-flight requests");
             return;
         }
-        var connection = registry.Find(head.SessionId) is { Accepting: true } chosen && chosen.Serves(head.Service)
+        var connection = registry.Find(head.SessionId) is { Accepting: true } chosen && chosen.Serves(head.Service) && chosen.Health.IsHealthy(head.Service)
             ? chosen
             : registry.Choose(head.Service);
         if (connection is null)

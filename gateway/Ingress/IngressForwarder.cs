@@ -27,7 +27,9 @@ public sealed class IngressForwarder(
     TrustedProxies trustedProxies,
     GatewayTelemetry telemetry,
     IOptionsMonitor<GatewayOptions> options,
-    OrleansTunnel.Gateway.Identity.IdentityGate identity)
+    OrleansTunnel.Gateway.Identity.IdentityGate identity,
+    IOptionsMonitor<OrleansTunnel.Gateway.Health.ResilienceOptions> resilience,
+    OrleansTunnel.Gateway.Health.CircuitBreakers circuits)
 {
     /// <summary>Response header that carries the request id (also the request grain's key).</summary>
     public const string RequestIdHeader = TunnelExchange.RequestIdHeader;
@@ -160,21 +162,72 @@ public sealed class IngressForwarder(
 
     private async Task InvokeRoutedAsync(HttpContext context, GatewayOptions o, string host, string path, Route route, long routedAt)
     {
-        OrleansTunnel.Gateway.Cluster.DispatchTarget? target;
+        OrleansTunnel.Gateway.Cluster.DispatchTarget? target = null;
+        OrleansTunnel.Gateway.Health.RetryPlan? retry;
         try
         {
             target = await dispatcher.ChooseAsync(route.Service, context.RequestAborted);
+            if (target is null)
+            {
+                await NoPathAsync(context, o, route.Service);
+                return;
+            }
+            bool hasBody = VisitorProtocol.Detect(context) is not (VisitorKind.WebSocketHttp1 or VisitorKind.WebSocketHttp2) && TunnelExchange.HasBody(context.Request);
+            retry = await OrleansTunnel.Gateway.Health.RetryPlan.ForAsync(context, hasBody, resilience.CurrentValue,
+                excluded => dispatcher.ChooseAsync(route.Service, excluded, context.RequestAborted), route.Service);
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
             return;
         }
-        if (target is null)
+        catch (BadHttpRequestException ex)
         {
-            await RejectAsync(context, o, $"no agent is connected for service '{route.Service}'", GatewayTelemetry.Limits.NoAgent, route.Service);
+            // Reading a small idempotent body ahead (to be able to retry it) hit a body rule (too large, malformed).
+            if (target is not null)
+            {
+                dispatcher.Release(target);
+            }
+            await RefuseAsync(context, ex.StatusCode, $"the request body was rejected: {ex.Message}", closeConnection: true);
+            return;
+        }
+        catch (Exception ex) when (ex is IOException or EndOfStreamException)
+        {
+            // The visitor's body broke off while it was read ahead: nobody is left to answer.
+            if (target is not null)
+            {
+                dispatcher.Release(target);
+            }
             return;
         }
 
+        // At most two attempts: the retry plan (if any) names the second target when the first path failed.
+        while (target is not null)
+        {
+            await InvokeOnceAsync(context, o, host, path, route, routedAt, target, retry);
+            if (retry?.TakeNext() is not { } next)
+            {
+                return;
+            }
+            circuits.Retried(route.Service, retry.Reason ?? "unknown");
+            retry.RewindBody(context.Request);
+            target = next;
+        }
+    }
+
+    private async Task NoPathAsync(HttpContext context, GatewayOptions o, string service)
+    {
+        // With no healthy path left because circuits are open, say so: the operator knows where to look.
+        var open = circuits.OpenFor(service);
+        string message = open.Length == 0
+            ? $"no agent is connected for service '{service}'"
+            : $"no healthy path for service '{service}': circuit open for " + string.Join(", ", open.Take(3).Select(c => $"agent '{c.AgentId}' session {c.SessionId} ({c.State}, last failure: {c.LastFailure})"))
+                + (open.Length > 3 ? $" and {open.Length - 3} more" : "");
+        await RejectAsync(context, o, message, GatewayTelemetry.Limits.NoAgent, service);
+    }
+
+    private async Task InvokeOnceAsync(HttpContext context, GatewayOptions o, string host, string path, Route route, long routedAt,
+        OrleansTunnel.Gateway.Cluster.DispatchTarget target, OrleansTunnel.Gateway.Health.RetryPlan? retry)
+    {
         // Gateway-wide bounds first (no grain call), then the agent's budget (a local permit, leased in batches).
         long inFlight = Interlocked.Increment(ref _inFlight);
         var agentInFlight = _inFlightByAgent.GetOrAdd(target.AgentId, static _ => new StrongBox<long>());
@@ -215,12 +268,18 @@ public sealed class IngressForwarder(
             {
                 stream = target.Mux.OpenStream();
             }
-            catch (MuxStreamAbortedException)
+            catch (MuxStreamAbortedException ex)
             {
-                await RejectAsync(context, o, $"no agent is connected for service '{route.Service}'", GatewayTelemetry.Limits.NoAgent, route.Service);
+                // The session is closing: nothing was sent, so any request may go elsewhere.
+                circuits.Abandoned(target.SessionId, route.Service);
+                if (retry is not null && await retry.TryPlanAsync(target.SessionId, null, ex.Reason, headSent: false))
+                {
+                    return;
+                }
+                await NoPathAsync(context, o, route.Service);
                 return;
             }
-            await exchange.ForwardAsync(context, o, route, host, path, target, stream, routedAt);
+            await exchange.ForwardAsync(context, o, route, host, path, target, stream, routedAt, retry);
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {

@@ -41,6 +41,7 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
             }
             stream.Reset(ResetCode.BackendTimeout, "the gateway stopped waiting for the response");
             entry.TimedOut = true;
+            entry.PathFailure = "no answer within the head deadline";
             entry.Status = StatusCodes.Status504GatewayTimeout;
             await GatewayErrors.WriteAsync(context, StatusCodes.Status504GatewayTimeout, entry.HeadTimeout < o.ResponseTimeout
                 ? $"the call's deadline of {entry.HeadTimeout.TotalSeconds:0.###} s passed before the backend answered"
@@ -221,6 +222,17 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
         if (status == 0)
         {
             entry.VisitorGone = true;
+            return;
+        }
+        if (entry.CancelledBy is null && reset?.Code is null or ResetCode.BackendUnavailable or ResetCode.BackendTimeout or ResetCode.Internal or ResetCode.Unspecified)
+        {
+            entry.PathFailure = $"{message}: {reset?.Reason ?? "the stream ended"}";
+        }
+        if (entry.CancelledBy is null && entry.Retry is { } retry && await retry.TryPlanAsync(entry.SessionId, entry.Id, reset, headSent: true))
+        {
+            // Nothing reached the visitor: the forwarder sends the request again on the planned session.
+            entry.Failure = $"{message} ({reset?.Reason ?? "the stream ended"}); retried on agent '{retry.Next!.AgentId}' session {retry.Next.SessionId}";
+            entry.RetriedAs = $"on agent '{retry.Next.AgentId}' session {retry.Next.SessionId} ({retry.Reason})";
             return;
         }
         entry.Status = status;

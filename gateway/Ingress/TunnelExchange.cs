@@ -16,7 +16,7 @@ namespace OrleansTunnel.Gateway.Ingress;
 /// and records how it ended.
 /// </summary>
 public sealed class TunnelExchange(RequestTracker tracker, ResponseRelay relay, TrustedProxies trustedProxies, GatewayTelemetry telemetry,
-    Microsoft.Extensions.Options.IOptionsMonitor<InspectorOptions> inspector, ReplayMarker replays)
+    Microsoft.Extensions.Options.IOptionsMonitor<InspectorOptions> inspector, ReplayMarker replays, OrleansTunnel.Gateway.Health.CircuitBreakers circuits)
 {
     /// <summary>Response header that carries the request id (also the request grain's key).</summary>
     public const string RequestIdHeader = "X-Tunnel-Request-Id";
@@ -26,7 +26,8 @@ public sealed class TunnelExchange(RequestTracker tracker, ResponseRelay relay, 
     /// <summary>Requests whose head was sent to an agent since start (what agents could have seen).</summary>
     public long Forwarded => Interlocked.Read(ref _forwarded);
 
-    public async Task ForwardAsync(HttpContext context, GatewayOptions o, OrleansTunnel.Grains.Route route, string host, string path, DispatchTarget target, MuxStream stream, long routedAt)
+    public async Task ForwardAsync(HttpContext context, GatewayOptions o, OrleansTunnel.Grains.Route route, string host, string path, DispatchTarget target, MuxStream stream, long routedAt,
+        OrleansTunnel.Gateway.Health.RetryPlan? retry = null)
     {
         string service = route.Service;
         var request = context.Request;
@@ -67,6 +68,11 @@ public sealed class TunnelExchange(RequestTracker tracker, ResponseRelay relay, 
         }
         entry.Target = head.PathAndQuery;
         entry.ReplayOf = replays.ReplayOf(request);
+        entry.Retry = retry;
+        if (retry is { Used: true })
+        {
+            entry.RetryOf = $"{retry.FailedRequestId} ({retry.Reason})";
+        }
         if (!target.IsLocal)
         {
             // The gateway holding the agent's tunnel uses this session if it still can.
@@ -86,6 +92,19 @@ public sealed class TunnelExchange(RequestTracker tracker, ResponseRelay relay, 
         finally
         {
             stream.Complete();
+            // The path's verdict for the session's circuit: an answer arrived, or the path failed, or neither.
+            if (entry.ResponseHeadTicks != 0)
+            {
+                circuits.Succeeded(target.SessionId, service);
+            }
+            else if (entry.PathFailure is { } pathFailure)
+            {
+                circuits.Failed(target.SessionId, service, target.AgentId, target.IsLocal ? null : target.HolderGatewayId, pathFailure);
+            }
+            else
+            {
+                circuits.Abandoned(target.SessionId, service);
+            }
             telemetry.RecordBytes(service, kind, entry.BytesIn, entry.BytesOut);
             tracker.Complete(entry);
         }
@@ -139,7 +158,7 @@ public sealed class TunnelExchange(RequestTracker tracker, ResponseRelay relay, 
         }
     }
 
-    private static bool HasBody(HttpRequest request)
+    internal static bool HasBody(HttpRequest request)
     {
         var detection = request.HttpContext.Features.Get<IHttpRequestBodyDetectionFeature>();
         return detection?.CanHaveBody ?? (request.ContentLength > 0 || request.Headers.TransferEncoding.Count > 0);

@@ -129,6 +129,18 @@ public sealed class RequestEntry
     /// <summary>The request this one replays, when the gateway's own replay sent it.</summary>
     public string? ReplayOf { get; set; }
 
+    /// <summary>How this visitor request may be retried (null: not at all); see <see cref="OrleansTunnel.Gateway.Health.RetryPlan"/>.</summary>
+    public OrleansTunnel.Gateway.Health.RetryPlan? Retry { get; set; }
+
+    /// <summary>Set when this attempt failed on its path and the request was sent again (the note names where).</summary>
+    public string? RetriedAs { get; set; }
+
+    /// <summary>Set on the second attempt of a retried request: the first attempt's id and why it failed.</summary>
+    public string? RetryOf { get; set; }
+
+    /// <summary>Why the path failed (agent lost, backend refused or timed out): counts against the session's circuit.</summary>
+    public string? PathFailure { get; set; }
+
     /// <summary>Set once an operator cancelled the request (DELETE /api/requests/{id}); the reason.</summary>
     public string? CancelledBy { get; private set; }
 
@@ -204,10 +216,13 @@ public sealed class RequestEntry
         var progress = new RequestProgress(At(HeadSentTicks), At(ResponseHeadTicks), final != RequestState.None ? EndedAt : null, Status, BytesIn, BytesOut,
             System.Diagnostics.Stopwatch.GetElapsedTime(0, QueuedTicks).TotalMilliseconds);
         return new RequestSnapshot(Id, state, Open(gatewayId, incarnation), final != RequestState.None ? Outcome(gatewayId, incarnation) : null,
-            At(ResponseHeadTicks), 0, progress, "gateway", CancelledBy is not null && final == RequestState.None ? "being cancelled: " + CancelledBy : null,
+            At(ResponseHeadTicks), 0, progress, "gateway", CancelledBy is not null && final == RequestState.None ? "being cancelled: " + CancelledBy : RetryNote,
             Volatile.Read(ref GrainState) == 1 || _hadGrain,
             RequestHeaders, ResponseHeaders, Target, ReplayOf, RequestBody, ResponseBody);
     }
+
+    /// <summary>What the journal shows of a retry on either attempt.</summary>
+    public string? RetryNote => RetriedAs is not null ? "retried: " + RetriedAs : RetryOf is not null ? "retry of " + RetryOf : null;
 
     private DateTimeOffset? At(long ticks) =>
         ticks == 0 ? null : OpenedAt + Stopwatch.GetElapsedTime(OpenedTicks, ticks);

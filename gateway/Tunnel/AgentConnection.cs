@@ -23,4 +23,7 @@ public sealed class AgentConnection(AgentSession session, MuxConnection mux)
     public bool Draining { get; set; }
 
     public bool Serves(string service) => Array.IndexOf(Session.Services, service) >= 0;
+
+    /// <summary>The health of this session's services as the agent reports it (health frames).</summary>
+    public OrleansTunnel.Gateway.Health.SessionHealth Health { get; } = new();
 }

@@ -45,31 +45,41 @@ public sealed class ConnectionRegistry
         Changed?.Invoke();
     }
 
+    /// <summary>Something about a connection changed that the directory should hear of (its services' health).</summary>
+    public void NotifyChanged() => Changed?.Invoke();
+
     public AgentConnection? Find(string sessionId) => _bySession.GetValueOrDefault(sessionId);
 
     /// <summary>A connection serving the service that accepts new requests, or null.</summary>
-    public AgentConnection? Choose(string service)
+    public AgentConnection? Choose(string service) => Choose(service, null);
+
+    /// <summary>
+    /// A connection serving the service that accepts new requests, whose agent reports the service healthy
+    /// and that <paramref name="usable"/> allows (circuit breakers, a retry's exclusions), or null.
+    /// </summary>
+    public AgentConnection? Choose(string service, Func<AgentConnection, bool>? usable)
     {
         if (!_byService.TryGetValue(service, out var candidates))
         {
             return null;
         }
+        bool Ok(AgentConnection c) => c.Accepting && c.Health.IsHealthy(service) && (usable is null || usable(c));
         int n = candidates.Length;
         if (n == 1)
         {
-            return candidates[0].Accepting ? candidates[0] : null;
+            return Ok(candidates[0]) ? candidates[0] : null;
         }
         // Power of two choices, then a scan if both picks are unusable.
         var a = candidates[Random.Shared.Next(n)];
         var b = candidates[Random.Shared.Next(n)];
-        var best = Better(a.Accepting ? a : null, b.Accepting ? b : null);
+        var best = Better(Ok(a) ? a : null, Ok(b) ? b : null);
         if (best is not null)
         {
             return best;
         }
         foreach (var c in candidates)
         {
-            if (c.Accepting)
+            if (Ok(c))
             {
                 best = Better(best, c);
             }

@@ -147,6 +147,9 @@ public sealed partial class TunnelService(
         var mux = new MuxConnection(requestStream, (batch, cancel) => responseStream.WriteAsync(batch, cancel), settings, opensStreams: true, loggerFactory.CreateLogger<MuxConnection>());
         mux.ProtocolViolation = violation => LogViolation(logger, hello.AgentId, session.SessionId, violation);
         var connection = new AgentConnection(session, mux) { AgentId = hello.AgentId, TokenHash = tokenHash };
+        // A service turning unhealthy leaves (or a healthy one rejoins) this gateway's dispatch at once and
+        // the directory's (so every gateway's) with the report this triggers.
+        mux.HealthHandler = report => OrleansTunnel.Gateway.Health.HealthFrames.Apply(connection, report, registry, loggerFactory);
         registry.Add(connection);
         // A revocation or a drain that began while this handshake was in flight missed this connection.
         if (!credentials.CheckHash(hello.AgentId, tokenHash).Ok)

@@ -16,11 +16,13 @@ public sealed record GatewayInfo(
     [property: Id(5)] string AgentTunnelUrl = "");
 
 /// <summary>One agent session a gateway holds, as it reports it.</summary>
+/// <param name="Unhealthy">Services of <paramref name="Services"/> the agent reports unhealthy (health checks): not dispatched to.</param>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.HeldSession")]
 public sealed record HeldSession(
     [property: Id(0)] string AgentId,
     [property: Id(1)] string SessionId,
-    [property: Id(2)] string[] Services);
+    [property: Id(2)] string[] Services,
+    [property: Id(3)] string[]? Unhealthy = null);
 
 /// <summary>What a gateway tells the directory: who it is and the agent sessions it holds (all of them, every time).</summary>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.GatewayReport")]

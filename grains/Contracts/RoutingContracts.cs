@@ -56,7 +56,8 @@ public sealed record RoutingSnapshot(
     [property: Id(4)] GatewayInfo[] Gateways,
     [property: Id(5)] bool GatewaysIncomplete = false,
     [property: Id(6)] string[]? RevokedTokens = null,
-    [property: Id(7)] L4Mapping[]? L4Services = null)
+    [property: Id(7)] L4Mapping[]? L4Services = null,
+    [property: Id(8)] Dictionary<string, ServiceEndpoint[]>? UnhealthyEndpoints = null)
 {
     public static RoutingSnapshot Empty { get; } = new(0, [], new Dictionary<string, ServiceEndpoint[]>(), [], []);
 }

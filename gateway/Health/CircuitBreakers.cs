@@ -1,0 +1,231 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using OrleansTunnel.Gateway.Telemetry;
+
+namespace OrleansTunnel.Gateway.Health;
+
+/// <summary>
+/// One circuit per (agent session, service), local to this gateway. Closed: requests flow. After
+/// Resilience:CircuitFailures path failures in a row, or a failure ratio of Resilience:CircuitFailureRatio
+/// over Resilience:CircuitWindow, it opens: the dispatcher skips the session for Resilience:CircuitCooldown.
+/// Then one request probes it (half-open): success closes it, failure opens it for another cool-down.
+/// Only path failures count (agent lost, backend refused or timed out); a backend's own 5xx answer does not.
+/// </summary>
+public sealed partial class CircuitBreakers
+{
+    private readonly ConcurrentDictionary<(string Session, string Service), Circuit> _circuits = new();
+    private readonly IOptionsMonitor<ResilienceOptions> _options;
+    private readonly ILogger<CircuitBreakers> _logger;
+    private readonly Counter<long> _opened;
+    private readonly Counter<long> _retries;
+    private long _openedTotal;
+    private long _retriesTotal;
+
+    public CircuitBreakers(IOptionsMonitor<ResilienceOptions> options, IMeterFactory meters, ILogger<CircuitBreakers> logger)
+    {
+        _options = options;
+        _logger = logger;
+        var meter = meters.Create(GatewayTelemetry.MeterName);
+        _opened = meter.CreateCounter<long>("otun.gateway.circuit.opened", description: "Circuits (agent session and service) opened after path failures, by service.");
+        _retries = meter.CreateCounter<long>("otun.gateway.retries", description: "Requests sent a second time on another agent session after their path failed before the backend could act, by service and reason.");
+    }
+
+    /// <summary>A circuit as the admin API shows it.</summary>
+    public sealed record View(string Service, string AgentId, string SessionId, string? GatewayId, string State, DateTimeOffset? OpenUntil, int ConsecutiveFailures, string? LastFailure);
+
+    private sealed class Circuit(string agentId, string? gatewayId)
+    {
+        public readonly Lock Gate = new();
+        public string AgentId = agentId;
+        public string? GatewayId = gatewayId;
+        public int Consecutive;
+        public long WindowStart = Environment.TickCount64;
+        public int WindowRequests;
+        public int WindowFailures;
+        public long OpenUntil; // TickCount64; 0: closed
+        public bool Probing;
+        public string? LastFailure;
+        public long LastUsed = Environment.TickCount64;
+    }
+
+    /// <summary>Circuits opened since start.</summary>
+    public long OpenedTotal => Interlocked.Read(ref _openedTotal);
+
+    /// <summary>Requests retried since start.</summary>
+    public long RetriesTotal => Interlocked.Read(ref _retriesTotal);
+
+    /// <summary>Counts one retry (metrics).</summary>
+    public void Retried(string service, string reason)
+    {
+        Interlocked.Increment(ref _retriesTotal);
+        _retries.Add(1, new KeyValuePair<string, object?>("service", service), new KeyValuePair<string, object?>("reason", reason));
+    }
+
+    /// <summary>True when the session may get a request for the service now (closed, or a probe is due). No side effect.</summary>
+    public bool Allows(string sessionId, string service)
+    {
+        if (!_circuits.TryGetValue((sessionId, service), out var c))
+        {
+            return true;
+        }
+        lock (c.Gate)
+        {
+            return c.OpenUntil == 0 || (!c.Probing && Environment.TickCount64 >= c.OpenUntil);
+        }
+    }
+
+    /// <summary>Called for the session chosen: claims the probe of a half-open circuit; false when another request holds it.</summary>
+    public bool TryEnter(string sessionId, string service)
+    {
+        if (!_circuits.TryGetValue((sessionId, service), out var c))
+        {
+            return true;
+        }
+        lock (c.Gate)
+        {
+            if (c.OpenUntil == 0)
+            {
+                return true;
+            }
+            if (c.Probing || Environment.TickCount64 < c.OpenUntil)
+            {
+                return false;
+            }
+            c.Probing = true;
+            return true;
+        }
+    }
+
+    /// <summary>A request's path worked (the backend's answer arrived): closes a half-open circuit.</summary>
+    public void Succeeded(string sessionId, string service)
+    {
+        if (!_circuits.TryGetValue((sessionId, service), out var c))
+        {
+            return;
+        }
+        bool closed;
+        lock (c.Gate)
+        {
+            closed = c.OpenUntil != 0;
+            c.OpenUntil = 0;
+            c.Probing = false;
+            c.Consecutive = 0;
+            c.LastUsed = Environment.TickCount64;
+            Count(c, failed: false);
+        }
+        if (closed)
+        {
+            LogClosed(_logger, service, c.AgentId, sessionId);
+        }
+    }
+
+    /// <summary>A request's path failed (agent lost, backend refused or timed out).</summary>
+    public void Failed(string sessionId, string service, string agentId, string? gatewayId, string reason)
+    {
+        var o = _options.CurrentValue;
+        if (o.CircuitFailures == 0 && o.CircuitFailureRatio == 0)
+        {
+            return;
+        }
+        var c = _circuits.GetOrAdd((sessionId, service), _ => new Circuit(agentId, gatewayId));
+        bool opened = false;
+        lock (c.Gate)
+        {
+            c.LastFailure = reason;
+            c.LastUsed = Environment.TickCount64;
+            c.Consecutive++;
+            Count(c, failed: true);
+            bool trip = c.OpenUntil != 0 // a failed probe (or a request that raced it) opens it again
+                || (o.CircuitFailures > 0 && c.Consecutive >= o.CircuitFailures)
+                || (o.CircuitFailureRatio > 0 && c.WindowRequests >= o.CircuitMinimumRequests && c.WindowFailures >= o.CircuitFailureRatio * c.WindowRequests);
+            if (trip)
+            {
+                opened = c.OpenUntil == 0 || c.Probing;
+                c.OpenUntil = Environment.TickCount64 + (long)o.CircuitCooldown.TotalMilliseconds;
+                c.Probing = false;
+            }
+        }
+        if (opened)
+        {
+            Interlocked.Increment(ref _openedTotal);
+            _opened.Add(1, new KeyValuePair<string, object?>("service", service));
+            LogOpened(_logger, service, agentId, sessionId, c.Consecutive, reason, o.CircuitCooldown.TotalSeconds);
+        }
+        Prune();
+    }
+
+    /// <summary>A request ended with no verdict on the path (visitor left, bad request): frees a probe it held.</summary>
+    public void Abandoned(string sessionId, string service)
+    {
+        if (_circuits.TryGetValue((sessionId, service), out var c))
+        {
+            lock (c.Gate)
+            {
+                c.Probing = false;
+            }
+        }
+    }
+
+    /// <summary>Open (or half-open) circuits for a service, for the 503 a visitor gets when no path is left.</summary>
+    public View[] OpenFor(string service) => [.. All().Where(v => v.Service == service && v.State != "closed")];
+
+    /// <summary>Every circuit this gateway tracks (those that saw a failure recently).</summary>
+    public IEnumerable<View> All()
+    {
+        long now = Environment.TickCount64;
+        var views = new List<View>();
+        foreach (var ((session, service), c) in _circuits)
+        {
+            lock (c.Gate)
+            {
+                string state = c.OpenUntil == 0 ? "closed" : c.Probing ? "half-open" : now >= c.OpenUntil ? "half-open (probe due)" : "open";
+                views.Add(new View(service, c.AgentId, session, c.GatewayId, state,
+                    c.OpenUntil == 0 ? null : DateTimeOffset.UtcNow.AddMilliseconds(c.OpenUntil - now), c.Consecutive, c.LastFailure));
+            }
+        }
+        return views;
+    }
+
+    private void Count(Circuit c, bool failed)
+    {
+        long now = Environment.TickCount64;
+        if (now - c.WindowStart > (long)_options.CurrentValue.CircuitWindow.TotalMilliseconds)
+        {
+            c.WindowStart = now;
+            c.WindowRequests = 0;
+            c.WindowFailures = 0;
+        }
+        c.WindowRequests++;
+        if (failed)
+        {
+            c.WindowFailures++;
+        }
+    }
+
+    private void Prune()
+    {
+        // Circuits of sessions that closed long ago go; a closed circuit carries nothing worth keeping.
+        if (_circuits.Count < 1024)
+        {
+            return;
+        }
+        long now = Environment.TickCount64;
+        foreach (var (key, c) in _circuits)
+        {
+            if (c.OpenUntil == 0 && now - c.LastUsed > 60_000)
+            {
+                _circuits.TryRemove(key, out _);
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 642, EventName = "CircuitOpened", Level = LogLevel.Warning,
+        Message = "Circuit open for service '{Service}' on agent '{AgentId}' session {SessionId} after {Failures} failure(s) in a row (last: {Reason}); this gateway skips that session for {Seconds:0.#} s (Resilience:CircuitCooldown), then probes it with one request. Check the agent's backend.")]
+    private static partial void LogOpened(ILogger logger, string service, string agentId, string sessionId, int failures, string reason, double seconds);
+
+    [LoggerMessage(EventId = 643, EventName = "CircuitClosed", Level = LogLevel.Information,
+        Message = "Circuit closed for service '{Service}' on agent '{AgentId}' session {SessionId}: the probe succeeded.")]
+    private static partial void LogClosed(ILogger logger, string service, string agentId, string sessionId);
+}
