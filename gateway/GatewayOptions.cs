@@ -421,6 +421,12 @@ public sealed class RouteOptions
     /// targets are forwarded byte for byte, unless a route of the same host checks access or networks.
     /// </summary>
     public string? PathMode { get; set; }
+
+    /// <summary>Rewrites of the forwarded target, Host and headers (README "Rewrites"); off unless set.</summary>
+    public OrleansTunnel.Gateway.Policy.RouteRewriteOptions? Rewrite { get; set; }
+
+    /// <summary>A cluster-wide rate limit (README "Rate limits"); none unless set.</summary>
+    public OrleansTunnel.Gateway.Policy.RouteRateLimitOptions? RateLimit { get; set; }
 }
 
 /// <summary>When requests get a RequestGrain (Gateway:RequestGrains).</summary>

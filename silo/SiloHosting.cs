@@ -18,6 +18,7 @@ public static class SiloHosting
     {
         var settings = builder.Configuration.GetSection(ClusterSettings.Section).Get<ClusterSettings>() ?? new ClusterSettings();
         builder.Services.Configure<BackpressureOptions>(builder.Configuration.GetSection(BackpressureOptions.Section));
+        builder.Services.Configure<RateLimiterOptions>(builder.Configuration.GetSection(RateLimiterOptions.Section));
         builder.Services.Configure<DirectoryOptions>(builder.Configuration.GetSection(DirectoryOptions.Section));
         builder.Services.Configure<RequestRecordOptions>(builder.Configuration.GetSection(RequestRecordOptions.Section));
         builder.Logging.AddFilter("Polly", LogLevel.Warning);

@@ -12,6 +12,8 @@ namespace OrleansTunnel.Grains;
 /// request and response body for the request inspector (never of WebSockets). <see cref="PathMode"/>:
 /// null or "canonical" refuses request targets a backend could read differently from the gateway
 /// (empty or dot segments, encoded slashes, ';'); "raw" forwards them byte for byte.
+/// <see cref="Rewrite"/> edits the forwarded target, Host and headers; <see cref="RateLimit"/> limits
+/// requests cluster-wide (gateway/Policy).
 /// </remarks>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.Route")]
 public sealed record Route(
@@ -23,7 +25,9 @@ public sealed record Route(
     [property: Id(5)] string? CredentialSha256 = null,
     [property: Id(6)] string[]? AllowedNetworks = null,
     [property: Id(7)] int CaptureBodyBytes = 0,
-    [property: Id(8)] string? PathMode = null);
+    [property: Id(8)] string? PathMode = null,
+    [property: Id(9)] RouteRewrite? Rewrite = null,
+    [property: Id(10)] RouteRateLimit? RateLimit = null);
 
 /// <summary>One place a service is served from: an agent's session on a gateway.</summary>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.ServiceEndpoint")]
