@@ -107,6 +107,9 @@ public static class GatewayHosting
         builder.Services.AddSingleton<TunnelExchange>();
         builder.Services.AddTunnelIdentity(builder.Configuration);
         builder.Services.AddSingleton<IngressForwarder>();
+        builder.Services.Configure<OrleansTunnel.Gateway.Policy.RateLimitOptions>(builder.Configuration.GetSection(OrleansTunnel.Gateway.Policy.RateLimitOptions.Section));
+        builder.Services.AddSingleton<OrleansTunnel.Gateway.Policy.RateLimiter>();
+        builder.Services.AddSingleton<OrleansTunnel.Gateway.Policy.RateLimitGate>();
         builder.Services.AddSingleton<AdminAuthorizer>();
         builder.Services.AddSingleton<AdminAudit>();
         builder.Services.AddSingleton<AdminEndpoints>();

@@ -436,6 +436,12 @@ public sealed class RouteOptions
 
     /// <summary>Settings of Access "oidc" or "jwt" (see Identity.RouteIdentityOptions); null otherwise.</summary>
     public OrleansTunnel.Gateway.Identity.RouteIdentityOptions? Identity { get; set; }
+
+    /// <summary>Rewrites of the forwarded target, Host and headers (README "Rewrites"); off unless set.</summary>
+    public OrleansTunnel.Gateway.Policy.RouteRewriteOptions? Rewrite { get; set; }
+
+    /// <summary>A cluster-wide rate limit (README "Rate limits"); none unless set.</summary>
+    public OrleansTunnel.Gateway.Policy.RouteRateLimitOptions? RateLimit { get; set; }
 }
 
 /// <summary>When requests get a RequestGrain (Gateway:RequestGrains).</summary>

@@ -214,6 +214,10 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             {
                 failures.Add($"Gateway:Routes:{i}: {problem}");
             }
+            if ((Policy.PolicyConfig.RewriteProblem(r.Rewrite, r.PathPrefix) ?? Policy.PolicyConfig.RateLimitProblem(r.RateLimit)) is { } policyProblem)
+            {
+                failures.Add($"Gateway:Routes:{i}:{policyProblem}");
+            }
         }
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }

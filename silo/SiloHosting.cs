@@ -22,6 +22,7 @@ public static class SiloHosting
             throw new InvalidOperationException(redisTlsProblem);
         }
         builder.Services.Configure<BackpressureOptions>(builder.Configuration.GetSection(BackpressureOptions.Section));
+        builder.Services.Configure<RateLimiterOptions>(builder.Configuration.GetSection(RateLimiterOptions.Section));
         builder.Services.Configure<DirectoryOptions>(builder.Configuration.GetSection(DirectoryOptions.Section));
         builder.Services.Configure<RequestRecordOptions>(builder.Configuration.GetSection(RequestRecordOptions.Section));
         builder.Logging.AddFilter("Polly", LogLevel.Warning);

@@ -166,7 +166,9 @@ public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, Request
 
     private sealed record RouteBody(string? Host, string? PathPrefix, string? Service, long? MaxRequestBodySize = null,
         string? Access = null, string? Credential = null, string? CredentialSha256 = null, string[]? AllowedNetworks = null,
-        RouteCaptureOptions? Capture = null, string? PathMode = null, RouteIdentity? Identity = null);
+        RouteCaptureOptions? Capture = null, string? PathMode = null,
+        OrleansTunnel.Gateway.Policy.RouteRewriteOptions? Rewrite = null, OrleansTunnel.Gateway.Policy.RouteRateLimitOptions? RateLimit = null,
+        RouteIdentity? Identity = null);
 
     /// <summary>A route as the admin API shows it: never the credential's hash nor a client secret.</summary>
     private static Route Redact(Route r) =>
@@ -193,8 +195,14 @@ public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, Request
         {
             return Results.Text($"otun admin: {problem}\n", statusCode: 400);
         }
+        if ((OrleansTunnel.Gateway.Policy.PolicyConfig.RewriteProblem(body.Rewrite, body.PathPrefix)
+            ?? OrleansTunnel.Gateway.Policy.PolicyConfig.RateLimitProblem(body.RateLimit)) is { } policyProblem)
+        {
+            return Results.Text($"otun admin: {policyProblem}\n", statusCode: 400);
+        }
         var route = new Route(body.Host, body.PathPrefix, body.Service, body.MaxRequestBodySize, body.Access, hash,
-            body.AllowedNetworks is { Length: > 0 } ? body.AllowedNetworks : null, body.Capture?.Bytes ?? 0, body.PathMode)
+            body.AllowedNetworks is { Length: > 0 } ? body.AllowedNetworks : null, body.Capture?.Bytes ?? 0, body.PathMode,
+            OrleansTunnel.Gateway.Policy.PolicyConfig.ToRewrite(body.Rewrite), OrleansTunnel.Gateway.Policy.PolicyConfig.ToRateLimit(body.RateLimit))
         {
             Identity = body.Identity,
         };

@@ -25,6 +25,7 @@ public sealed class IngressForwarder(
     ResponseRelay relay,
     PermitPool permits,
     TrustedProxies trustedProxies,
+    OrleansTunnel.Gateway.Policy.RateLimitGate rateLimits,
     GatewayTelemetry telemetry,
     IOptionsMonitor<GatewayOptions> options,
     OrleansTunnel.Gateway.Identity.IdentityGate identity,
@@ -146,6 +147,19 @@ public sealed class IngressForwarder(
         {
             await RefuseAsync(context, StatusCodes.Status413PayloadTooLarge,
                 $"the request body was rejected: Request body too large. The max request body size is {o.MaxRequestBodySize} bytes.", closeConnection: true);
+            return;
+        }
+        // Route policy after access: the rewritten target must stay canonical, then the cluster-wide rate limit.
+        if (OrleansTunnel.Gateway.Policy.RequestRewriter.Prepare(context, route, PathAndQuery(context)) is { } rewriteProblem)
+        {
+            telemetry.Refused("rewrite");
+            await RefuseAsync(context, StatusCodes.Status400BadRequest, rewriteProblem, closeConnection: false);
+            return;
+        }
+        if (!await rateLimits.AdmitAsync(context, route))
+        {
+            telemetry.Refused("rate-limit");
+            Interlocked.Increment(ref _refusedBeforeForwarding);
             return;
         }
         long started = Stopwatch.GetTimestamp();
@@ -296,6 +310,13 @@ public sealed class IngressForwarder(
             Interlocked.Decrement(ref serviceInFlight.Value);
             Interlocked.Decrement(ref _inFlight);
         }
+    }
+
+    /// <summary>The target as it would be forwarded (what <see cref="RequestHeadBuilder"/> puts in the head).</summary>
+    private static string PathAndQuery(HttpContext context)
+    {
+        var rawTarget = context.Features.Get<IHttpRequestFeature>()?.RawTarget;
+        return string.IsNullOrEmpty(rawTarget) || !rawTarget.StartsWith('/') ? context.Request.Path.Value + context.Request.QueryString.Value : rawTarget;
     }
 
     /// <summary>

@@ -73,6 +73,9 @@ public sealed class TunnelExchange(RequestTracker tracker, ResponseRelay relay, 
         {
             entry.RetryOf = $"{retry.FailedRequestId} ({retry.Reason})";
         }
+        // The inspector keeps what the visitor sent (a replay is rewritten again); the backend sees the rewrite.
+        OrleansTunnel.Gateway.Policy.RequestRewriter.ApplyToHead(context, route, head, host, entry.Id, () => trustedProxies.VisitorAddress(context, o) is { } a
+            ? (a.IsIPv4MappedToIPv6 ? a.MapToIPv4() : a).ToString() : null);
         if (!target.IsLocal)
         {
             // The gateway holding the agent's tunnel uses this session if it still can.

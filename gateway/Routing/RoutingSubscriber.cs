@@ -43,7 +43,8 @@ public sealed partial class RoutingSubscriber(
                     foreach (var route in options.Value.Routes)
                     {
                         await routing.UpsertRoute(new Route(route.Host, route.PathPrefix, route.Service, route.MaxRequestBodySize,
-                            route.Access, route.CredentialSha256?.ToLowerInvariant(), route.AllowedNetworks.Count > 0 ? [.. route.AllowedNetworks] : null, route.Capture.Bytes, route.PathMode)
+                            route.Access, route.CredentialSha256?.ToLowerInvariant(), route.AllowedNetworks.Count > 0 ? [.. route.AllowedNetworks] : null, route.Capture.Bytes, route.PathMode,
+                            OrleansTunnel.Gateway.Policy.PolicyConfig.ToRewrite(route.Rewrite), OrleansTunnel.Gateway.Policy.PolicyConfig.ToRateLimit(route.RateLimit))
                         {
                             Identity = route.Identity?.ToRecord(),
                         });

@@ -13,6 +13,8 @@ namespace OrleansTunnel.Grains;
 /// null or "canonical" refuses request targets a backend could read differently from the gateway
 /// (empty or dot segments, encoded slashes, ';'); "raw" forwards them byte for byte. <see cref="Access"/> "oidc" or
 /// "jwt" takes its settings from <see cref="Identity"/>.
+/// <see cref="Rewrite"/> edits the forwarded target, Host and headers; <see cref="RateLimit"/> limits
+/// requests cluster-wide (gateway/Policy).
 /// </remarks>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.Route")]
 public sealed record Route(
@@ -25,6 +27,8 @@ public sealed record Route(
     [property: Id(6)] string[]? AllowedNetworks = null,
     [property: Id(7)] int CaptureBodyBytes = 0,
     [property: Id(8)] string? PathMode = null,
+    [property: Id(9)] RouteRewrite? Rewrite = null,
+    [property: Id(10)] RouteRateLimit? RateLimit = null,
     [property: Id(11)] RouteIdentity? Identity = null);
 
 /// <summary>One place a service is served from: an agent's session on a gateway.</summary>
