@@ -22,6 +22,7 @@ internal static class AdminCli
           tokens                              agents with a runtime token (ids and services only)
           route set HOST[/PATH] SERVICE       add or change a route (persisted, pushed to every gateway)
             [--access oidc|jwt --identity JSON|@FILE]   with OIDC sign-in or JWT access (README: OIDC and JWT access)
+            [--rewrite JSON|@FILE] [--rate-limit JSON|@FILE]   rewrites and a cluster-wide rate limit (README: Rewrites, Rate limits)
           route rm HOST[/PATH]                remove a route
           token set AGENT_ID SVC[,SVC...]     create a fresh token for an agent and print it once
           token rm AGENT_ID                   revoke an agent's runtime token (its sessions close)
@@ -102,8 +103,11 @@ internal static class AdminCli
                 break;
             case ["route", "set", var target, var service, .. var more]:
                 var (idHost, idPrefix) = SplitTarget(target);
-                var (access, identity) = AccessArguments(more);
-                response = await http.PutAsJsonAsync("api/routes", new { host = idHost, pathPrefix = idPrefix, service, access, identity });
+                var routeBody = RouteArguments(more);
+                routeBody["host"] = idHost;
+                routeBody["pathPrefix"] = idPrefix;
+                routeBody["service"] = service;
+                response = await http.PutAsJsonAsync("api/routes", routeBody);
                 break;
             case ["route", "rm", var target]:
                 var (rmHost, rmPrefix) = SplitTarget(target);
@@ -147,35 +151,53 @@ internal static class AdminCli
         return 0;
     }
 
-    /// <summary>`--access KIND [--identity JSON|@FILE]` of `route set` (oidc/jwt settings, see README "OIDC and JWT access").</summary>
-    private static (string? Access, System.Text.Json.Nodes.JsonNode? Identity) AccessArguments(IReadOnlyList<string> more)
+    /// <summary>
+    /// The options of `route set`: `--access KIND`, and JSON objects (inline or @FILE) for `--identity` (oidc/jwt,
+    /// README "OIDC and JWT access"), `--rewrite` (README "Rewrites") and `--rate-limit` (README "Rate limits").
+    /// </summary>
+    private static System.Text.Json.Nodes.JsonObject RouteArguments(IReadOnlyList<string> more)
     {
-        string? access = null;
-        System.Text.Json.Nodes.JsonNode? identity = null;
+        var body = new System.Text.Json.Nodes.JsonObject();
         for (int i = 0; i < more.Count; i++)
         {
-            switch (more[i])
+            string? field = more[i] switch
             {
-                case "--access" when i + 1 < more.Count:
-                    access = more[++i];
-                    break;
-                case "--identity" when i + 1 < more.Count:
-                    string text = more[++i];
-                    text = text.StartsWith('@') ? File.ReadAllText(text[1..]) : text;
-                    try
-                    {
-                        identity = System.Text.Json.Nodes.JsonNode.Parse(text);
-                    }
-                    catch (JsonException ex)
-                    {
-                        throw new CliException($"--identity is not valid JSON ({ex.Message}); give an object such as {{\"issuer\":\"https://id.example.com\",\"clientId\":\"...\"}} or @file.json");
-                    }
-                    break;
-                default:
-                    throw new CliException($"route set: unknown argument '{more[i]}'; use --access none|basic|bearer|oidc|jwt and --identity JSON|@FILE");
+                "--identity" => "identity",
+                "--rewrite" => "rewrite",
+                "--rate-limit" => "rateLimit",
+                _ => null,
+            };
+            if (more[i] == "--access" && i + 1 < more.Count)
+            {
+                body["access"] = more[++i];
+            }
+            else if (field is not null && i + 1 < more.Count)
+            {
+                string flag = more[i];
+                string text = more[++i];
+                text = text.StartsWith('@') ? File.ReadAllText(text[1..]) : text;
+                try
+                {
+                    body[field] = System.Text.Json.Nodes.JsonNode.Parse(text);
+                }
+                catch (JsonException ex)
+                {
+                    throw new CliException($"{flag} is not valid JSON ({ex.Message}); give an object such as {Example(flag)} or @file.json");
+                }
+            }
+            else
+            {
+                throw new CliException($"route set: unknown argument '{more[i]}'; use --access none|basic|bearer|oidc|jwt, --identity JSON|@FILE, --rewrite JSON|@FILE, --rate-limit JSON|@FILE");
             }
         }
-        return (access, identity);
+        return body;
+
+        static string Example(string flag) => flag switch
+        {
+            "--rewrite" => "{\"stripPrefix\":true}",
+            "--rate-limit" => "{\"requests\":100,\"per\":\"1m\",\"key\":\"ip\"}",
+            _ => "{\"issuer\":\"https://id.example.com\",\"clientId\":\"...\"}",
+        };
     }
 
     private static object L4Body(string protocol, string listen, string service, List<string> flags)

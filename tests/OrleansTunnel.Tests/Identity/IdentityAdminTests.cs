@@ -106,20 +106,7 @@ public sealed class IdentityAdminTests(IdentityFixture fixture)
         (await admin.DeleteAsync("api/routes?host=cli-oidc.test")).Dispose();
     }
 
-    private static async Task<(int Exit, string Out, string Err)> OtunAsync(params string[] args)
-    {
-        var start = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "otun.dll"));
-        foreach (var a in args)
-        {
-            start.ArgumentList.Add(a);
-        }
-        using var process = System.Diagnostics.Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().Within(TimeSpan.FromSeconds(60));
-        return (process.ExitCode, await stdout, await stderr);
-    }
+    private static Task<(int Exit, string Out, string Err)> OtunAsync(params string[] args) => OtunCli.RunAsync(args);
 
     [Theory]
     [InlineData("oidc", null, "Access 'oidc' needs Identity")]

@@ -8,19 +8,39 @@ namespace OrleansTunnel.Tests.Operate;
 /// <summary>`otun admin ...` as a user runs it, against a real gateway's admin port.</summary>
 public sealed class AdminCliTests
 {
-    private static async Task<(int Exit, string Out, string Err)> OtunAsync(params string[] args)
+    private static Task<(int Exit, string Out, string Err)> OtunAsync(params string[] args) => OtunCli.RunAsync(args);
+
+    [Fact]
+    public async Task RouteSet_WithRewriteAndRateLimit_IsEnforced_AndBadJsonIsNamed()
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "otun.dll"));
-        foreach (var a in args)
+        await using var h = await TunnelHarness.StartAsync();
+        string url = h.Admin.ToString(), token = h.AdminToken;
+        var set = await OtunAsync("admin", "--url", url, "--token", token, "route", "set", "cli-policy.test", "backend",
+            "--rewrite", "{\"requestHeaders\":{\"set\":{\"X-Cli-Rewrite\":\"{request_id}\"}}}",
+            "--rate-limit", "{\"requests\":1,\"per\":\"1m\",\"key\":\"route\"}");
+        Assert.True(set.Exit == 0, set.Err);
+        await Eventually.TrueAsync(() => h.Gateway.Services.GetService(typeof(OrleansTunnel.Gateway.Routing.RoutingCache)) is OrleansTunnel.Gateway.Routing.RoutingCache c
+            && c.Current.Snapshot.Routes.Any(r => r.Host == "cli-policy.test" && r.RateLimit is not null), TimeSpan.FromSeconds(30), "the route reached the gateway");
+
+        using var first = new HttpRequestMessage(HttpMethod.Get, h.Url("/echo"));
+        first.Headers.Host = "cli-policy.test";
+        using (var served = await h.Client.SendAsync(first))
         {
-            start.ArgumentList.Add(a);
+            Assert.Equal(HttpStatusCode.OK, served.StatusCode);
+            string id = served.Headers.GetValues("X-Tunnel-Request-Id").Single();
+            Assert.Contains($"[\"X-Cli-Rewrite\",\"{id}\"]", await served.Content.ReadAsStringAsync());
         }
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().Within(TimeSpan.FromSeconds(60));
-        return (process.ExitCode, await stdout, await stderr);
+        using var second = new HttpRequestMessage(HttpMethod.Get, h.Url("/echo"));
+        second.Headers.Host = "cli-policy.test";
+        using (var limited = await h.Client.SendAsync(second))
+        {
+            Assert.Equal(HttpStatusCode.TooManyRequests, limited.StatusCode);
+            Assert.NotNull(limited.Headers.RetryAfter);
+        }
+
+        var bad = await OtunAsync("admin", "--url", url, "--token", token, "route", "set", "cli-policy.test", "backend", "--rate-limit", "{requests:");
+        Assert.NotEqual(0, bad.Exit);
+        Assert.Contains("--rate-limit is not valid JSON", bad.Err);
     }
 
     [Fact]
