@@ -14,11 +14,13 @@ public sealed class SharedHarness : IAsyncLifetime
     public TunnelHarness Harness { get; private set; } = null!;
 
     // Many tests here make handshakes of their own (refused hellos): the per-source limit is tested apart (TunnelSideTests).
-    // WebSocketTests holds a thousand sockets through the one agent: above the default per-agent share of a gateway.
+    // WebSocketTests holds a thousand sockets through the one agent: above the default per-agent and per-service
+    // shares of a gateway.
     public async Task InitializeAsync() => Harness = await TunnelHarness.StartAsync(o =>
     {
         o.Gateway["Gateway:HandshakesPerSecondPerSource"] = "1000";
         o.Gateway["Gateway:MaxInFlightPerAgent"] = "2000";
+        o.Gateway["Gateway:MaxInFlightPerService"] = "2000";
     });
 
     public async Task DisposeAsync() => await Harness.DisposeAsync();
