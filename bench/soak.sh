@@ -10,9 +10,14 @@
 #
 # Usage: flock /tmp/otun-bench.lock bash bench/soak.sh
 # Env:   DURATION=1h        how long the mix runs (s, m or h suffix)
-#        RATE=50            small GET /hello per second (open loop)
+#        RATE=auto          small GET /hello per second (open loop); auto = FRACTION x the capacity
+#                           measured first (wrk, closed loop, CAPACITY_SECS through the load balancer)
+#        FRACTION=0.5       share of the measured capacity the small GETs run at (the issue: half)
+#        CAPACITY_SECS=15   length of the capacity measurement (after a 5 s warm-up)
 #        MIB_RATE=2         1 MiB downloads per second (open loop)
 #        SSE=2 WS=4 GRPC=4 SLOW=3   concurrent SSE streams, WebSockets, gRPC bidi streams, slow readers
+#        ECHO_MS=50         each WebSocket and gRPC bidi stream echoes one message every ECHO_MS ms
+#                           (0: as fast as it can, which is no longer "half of capacity")
 #        SAMPLE=10          seconds between samples
 #        PORT_OFFSET=3000   added to every `otun cluster` port (the load balancer is on 8000 + offset)
 #        DASHBOARD=0        1: silo-1 also runs the Orleans dashboard (nothing asks it)
@@ -28,7 +33,10 @@ cd "$out"
 . "$here/common.sh"
 
 DURATION="${DURATION:-1h}"
-RATE="${RATE:-50}"
+RATE="${RATE:-auto}"
+FRACTION="${FRACTION:-0.5}"
+CAPACITY_SECS="${CAPACITY_SECS:-15}"
+ECHO_MS="${ECHO_MS:-50}"
 MIB_RATE="${MIB_RATE:-2}"
 SSE="${SSE:-2}" WS="${WS:-4}" GRPC="${GRPC:-4}" SLOW="${SLOW:-3}"
 SAMPLE="${SAMPLE:-10}"
@@ -43,7 +51,7 @@ LB=$((8000 + OFF)) LB_H2C=$((8001 + OFF)) DASH=$((8090 + OFF)) GRPC_PORT=$((8777
 GW_ADMIN=($((9090 + OFF)) $((9190 + OFF)))
 SILO_ADMIN=($((9091 + OFF)) $((9092 + OFF)))
 DASHBOARD="${DASHBOARD:-0}"
-require_tools curl nginx redis-server
+require_tools curl nginx redis-server wrk
 require_free_ports "$LB" "$LB_H2C" "$DASH" "$GRPC_PORT" "${GW_ADMIN[@]}" "${SILO_ADMIN[@]}"
 
 WITH_LOADGEN=1 build
@@ -72,17 +80,31 @@ for _ in $(seq 1 300); do
 done
 grep -q '^otun cluster: ready' "$out/cluster.log" || die "otun cluster not ready after 300 s"
 
+# Capacity: closed-loop small GETs through the load balancer (after a warm-up), as the drill does.
+capacity=""
+if [ "$RATE" = auto ]; then
+  wrk -t1 -c32 -d5s "http://127.0.0.1:$LB/hello" >"$out/capacity-warmup.txt" 2>&1 || true
+  wrk -t1 -c32 -d"${CAPACITY_SECS}s" "http://127.0.0.1:$LB/hello" >"$out/capacity.txt" 2>&1 \
+    || die "wrk against the load balancer failed: $(tail -3 "$out/capacity.txt")"
+  capacity=$(awk '/^Requests\/sec/ { printf "%.0f", $2 }' "$out/capacity.txt")
+  [ -n "$capacity" ] && [ "$capacity" -gt 0 ] || die "no capacity figure in $out/capacity.txt"
+  RATE=$(awk -v c="$capacity" -v f="$FRACTION" 'BEGIN { r = int(c * f); print (r < 1 ? 1 : r) }')
+  log "measured capacity: $capacity small GETs/s through the load balancer; the mix runs them at $RATE/s ($FRACTION)"
+fi
+echo "capacity_rps=${capacity:-not measured} rate=$RATE fraction=$FRACTION echo_ms=$ECHO_MS" >"$out/rate.txt"
+
 # The mix. Each load writes one key=value line (errors=N) or an error count to its own file.
-log "mix for $SECS s: $RATE small/s, $MIB_RATE x 1 MiB/s, $SSE SSE, $WS WebSockets, $GRPC gRPC bidi, $SLOW slow readers"
+log "mix for $SECS s: $RATE small/s, echoes every $ECHO_MS ms, $MIB_RATE x 1 MiB/s, $SSE SSE, $WS WebSockets, $GRPC gRPC bidi, $SLOW slow readers"
 "$LOADGEN" http-rate --target "http://127.0.0.1:$LB/hello" --rate "$RATE" --duration "$SECS" --connections 32 --warmup 0 >"$out/small.txt" 2>&1 &
 pids_bg+=($!)
 "$LOADGEN" http-rate --target "http://127.0.0.1:$LB/download?size=1048576" --rate "$MIB_RATE" --duration "$SECS" --connections 8 --warmup 0 >"$out/mib.txt" 2>&1 &
 pids_bg+=($!)
-"$LOADGEN" ws-echo --target "ws://127.0.0.1:$LB/ws" --sockets "$WS" --duration "$SECS" --size 1024 --warmup 0 >"$out/ws.txt" 2>&1 &
+"$LOADGEN" ws-echo --target "ws://127.0.0.1:$LB/ws" --sockets "$WS" --duration "$SECS" --size 1024 --warmup 0 --interval-ms "$ECHO_MS" >"$out/ws.txt" 2>&1 &
 pids_bg+=($!)
-"$LOADGEN" grpc-stream --target "http://127.0.0.1:$LB_H2C" --streams "$GRPC" --duration "$SECS" --size 1024 --mode bidi --warmup 0 >"$out/grpc.txt" 2>&1 &
+"$LOADGEN" grpc-stream --target "http://127.0.0.1:$LB_H2C" --streams "$GRPC" --duration "$SECS" --size 1024 --mode bidi --warmup 0 --interval-ms "$ECHO_MS" >"$out/grpc.txt" 2>&1 &
 pids_bg+=($!)
 end=$(( $(date +%s) + SECS ))
+mix_t0=$(date +%s) mix_ticks0=$(cpu_ticks "$cluster_pid")
 sse_loop() {   # N: SSE streams of 20 events, 500 ms apart, back to back; counts streams that ended short
   local ok=0 bad=0
   while [ "$(date +%s)" -lt "$end" ]; do
@@ -133,6 +155,9 @@ while [ "$(date +%s)" -lt "$end" ]; do
   done <"$data/pids"
   sleep "$SAMPLE"
 done
+mix_ticks1=$(cpu_ticks "$cluster_pid") mix_secs=$(( $(date +%s) - mix_t0 ))
+cores=$(awk -v t=$((mix_ticks1 - mix_ticks0)) -v hz="$CLK_TCK" -v s="$mix_secs" 'BEGIN { printf "%.2f", t / hz / s }')
+log "the cluster (every otun process, redis and the nginx load balancer) used $cores cores on average over the mix"
 log "mix over; waiting for the loads' reports"
 for p in "${pids_bg[@]:1}"; do wait "$p" 2>/dev/null || true; done
 
@@ -144,5 +169,9 @@ for f in small.txt mib.txt ws.txt grpc.txt sse-*.txt slow-*.txt; do
   log "$f: $(tail -1 "$f" | cut -c1-220)"
   if [ "$e" != 0 ]; then errors=$((errors + ${e//[^0-9]/1})); fi
 done
-/usr/bin/python3 "$here/soak_report.py" samples.csv "$errors" "$DURATION" "$out" | tee summary.md
+{
+  echo "Load: $(cat "$out/rate.txt"); the cluster used $cores of the machine's $(nproc) cores on average."
+  echo
+  /usr/bin/python3 "$here/soak_report.py" samples.csv "$errors" "$DURATION" "$out"
+} | tee summary.md
 log "samples, plot and summary in $out"
