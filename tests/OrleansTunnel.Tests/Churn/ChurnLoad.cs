@@ -14,7 +14,8 @@ namespace OrleansTunnel.Tests.Churn;
 public sealed record ChurnOutcome(string Kind, TimeSpan Started, TimeSpan Ended, bool Ok, bool Hung, string? Error);
 
 /// <summary>
-/// Steady load through one address (the load balancer): small GETs at a fixed rate, plus one long download
+/// Steady load through one address (the load balancer): small GETs at a fixed rate (open loop: started on
+/// schedule whether or not earlier ones answered), plus one long download
 /// (compared by hash), one Server-Sent Events stream, one WebSocket echo session and one gRPC duplex
 /// stream, each repeated back to back. Every operation has a deadline; one that reaches it is "hung"
 /// (cancelled by the load, counted apart from failures). Outcomes carry start and end times, so a
@@ -27,7 +28,7 @@ public sealed class ChurnLoad : IAsyncDisposable
 
     private readonly Uri _http;
     private readonly Uri _h2c;
-    private readonly int _smallPerSecond;
+    private double _smallPerSecond;
     private readonly ConcurrentQueue<ChurnOutcome> _outcomes = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly Stopwatch _clock = Stopwatch.StartNew();
@@ -39,7 +40,7 @@ public sealed class ChurnLoad : IAsyncDisposable
     private readonly List<Task> _loops = [];
     private readonly ConcurrentDictionary<Task, bool> _small = new();
 
-    public ChurnLoad(Uri http, Uri h2c, int smallPerSecond)
+    public ChurnLoad(Uri http, Uri h2c, double smallPerSecond)
     {
         _http = http;
         _h2c = h2c;
@@ -51,9 +52,23 @@ public sealed class ChurnLoad : IAsyncDisposable
 
     public IReadOnlyList<ChurnOutcome> Outcomes => [.. _outcomes];
 
+    /// <summary>Starts the small GETs at the rate given to the constructor and the long operations.</summary>
     public void Start()
     {
+        StartLong();
+        StartSmall(_smallPerSecond);
+    }
+
+    /// <summary>Starts the small GETs at a fixed rate.</summary>
+    public void StartSmall(double perSecond)
+    {
+        _smallPerSecond = perSecond;
         _loops.Add(Task.Run(SmallLoopAsync));
+    }
+
+    /// <summary>Starts the long operations (download, SSE, WebSocket, gRPC), each repeated back to back.</summary>
+    public void StartLong()
+    {
         _loops.Add(Task.Run(() => RepeatAsync("download", TimeSpan.FromSeconds(120), DownloadAsync)));
         _loops.Add(Task.Run(() => RepeatAsync("sse", TimeSpan.FromSeconds(60), SseAsync)));
         _loops.Add(Task.Run(() => RepeatAsync("websocket", TimeSpan.FromSeconds(60), WebSocketAsync)));
@@ -79,16 +94,25 @@ public sealed class ChurnLoad : IAsyncDisposable
         return $"{list.Count(o => o.Ok)} ok, {list.Count(o => !o.Ok && !o.Hung)} failed, {list.Count(o => o.Hung)} hung";
     }
 
+    /// <summary>
+    /// Every 10 ms, starts as many GETs as the rate owes since the loop began, so a late tick does not
+    /// lower the rate (a timer per request would coalesce missed ticks on a loaded machine).
+    /// </summary>
     private async Task SmallLoopAsync()
     {
-        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1.0 / _smallPerSecond));
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(10));
+        var since = Stopwatch.StartNew();
+        long started = 0;
         try
         {
             while (await timer.WaitForNextTickAsync(_stop.Token))
             {
-                var task = Run("small", TimeSpan.FromSeconds(30), SmallAsync);
-                _small[task] = true;
-                _ = task.ContinueWith(t => _small.TryRemove(t, out _), TaskScheduler.Default);
+                for (long due = (long)(since.Elapsed.TotalSeconds * _smallPerSecond); started < due; started++)
+                {
+                    var task = Run("small", TimeSpan.FromSeconds(30), SmallAsync);
+                    _small[task] = true;
+                    _ = task.ContinueWith(t => _small.TryRemove(t, out _), TaskScheduler.Default);
+                }
             }
         }
         catch (OperationCanceledException)

@@ -11,6 +11,50 @@ namespace OrleansTunnel.Tests.Churn;
 public sealed class ChurnCollection;
 
 /// <summary>
+/// The churn tests' shared set-up: the <see cref="ChurnRig"/> cluster started, nginx in front of its
+/// gateways, and every agent holding a tunnel to every gateway. Disposes nginx, then the cluster.
+/// </summary>
+public sealed class ChurnCluster : IAsyncDisposable
+{
+    private ChurnCluster(ClusterRig rig, NginxLoadBalancer lb)
+    {
+        Rig = rig;
+        Lb = lb;
+    }
+
+    public ClusterRig Rig { get; }
+
+    public NginxLoadBalancer Lb { get; }
+
+    public static async Task<ChurnCluster> StartAsync(string drainDelay)
+    {
+        var rig = await ClusterRig.StartAsync(ChurnRig.Options(drainDelay));
+        NginxLoadBalancer? lb = null;
+        try
+        {
+            lb = await NginxLoadBalancer.StartAsync(rig, rig.Client);
+            await ChurnRig.UntilWholeAsync(rig, TimeSpan.FromSeconds(60), "every agent did not get a tunnel to every gateway");
+            return new ChurnCluster(rig, lb);
+        }
+        catch
+        {
+            if (lb is not null)
+            {
+                await lb.DisposeAsync();
+            }
+            await rig.DisposeAsync();
+            throw;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Lb.DisposeAsync();
+        await Rig.DisposeAsync();
+    }
+}
+
+/// <summary>
 /// The local cluster of the churn tests: redis, 2 silos, 2 gateways (with h2c ingresses), 2 agents with a
 /// tunnel to each gateway, the test backend (HTTP, WebSocket and gRPC), and nginx in front of the gateways.
 /// </summary>

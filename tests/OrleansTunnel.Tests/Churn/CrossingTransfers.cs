@@ -15,14 +15,14 @@ namespace OrleansTunnel.Tests.Churn;
 public sealed record TransferEnd(string Kind, bool Ok, string Detail, TimeSpan EndedAfterKill);
 
 /// <summary>
-/// Four long transfers through one HTTP/1.1 and one h2c address: a large download (hash), a large upload
-/// (hash echoed by the backend), a WebSocket echo session and a gRPC duplex stream. <see cref="StartAsync"/>
+/// Four long transfers through one HTTP/1.1 and one h2c address: a 1 GiB download (hashed as it streams),
+/// a 1 GiB upload (generated and hashed as it streams, hash echoed by the backend), a WebSocket echo session and a gRPC duplex stream. <see cref="StartAsync"/>
 /// returns once each has moved bytes, so a kill right after it lands in the middle of all four. The
 /// WebSocket and gRPC sessions keep exchanging messages until <see cref="Finish"/> (or their path dies).
 /// </summary>
 public sealed class CrossingTransfers : IAsyncDisposable
 {
-    public const long Size = 256L << 20;
+    public const long Size = 1L << 30;
     private static readonly Lazy<string> DownloadHash = new(() => DemoBackend.DownloadHash(Size));
 
     private readonly HttpClient _client = new(new SocketsHttpHandler { UseProxy = false }) { Timeout = Timeout.InfiniteTimeSpan };

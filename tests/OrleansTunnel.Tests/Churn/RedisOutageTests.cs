@@ -20,9 +20,8 @@ public sealed class RedisOutageTests(ITestOutputHelper output)
     [Fact]
     public async Task RedisDownForAMinute_RequestsKeepFlowing_RouteChangesAreRefusedNamingRedis_AndAllRecoversWithoutARestart()
     {
-        await using var rig = await ClusterRig.StartAsync(ChurnRig.Options(drainDelay: "00:00:00"));
-        await using var lb = await NginxLoadBalancer.StartAsync(rig, rig.Client);
-        await ChurnRig.UntilWholeAsync(rig, TimeSpan.FromSeconds(60), "every agent did not get a tunnel to every gateway");
+        await using var cluster = await ChurnCluster.StartAsync(drainDelay: "00:00:00");
+        var (rig, lb) = (cluster.Rig, cluster.Lb);
         var pids = new[] { "silo", "gateway", "agent" }.SelectMany(role => Enumerable.Range(0, 2).Select(i => rig.Process(role, i))).ToDictionary(p => p.Name, p => p.Pid);
         using var admin = rig.AdminClient(0);
         Assert.Equal(HttpStatusCode.OK, (await admin.PutAsJsonAsync("/api/routes", new { host = "before.test", service = ClusterRig.DefaultService })).StatusCode);

@@ -7,7 +7,9 @@ namespace OrleansTunnel.Tests.Churn;
 
 /// <summary>
 /// The rolling-restart drill, as a Kubernetes rollout does it: under steady load through the load
-/// balancer, every gateway, then every silo, then every agent is stopped with SIGTERM and started again,
+/// balancer (small GETs at a fixed rate, half of the capacity measured first through the same load
+/// balancer, plus long downloads, SSE, WebSockets and gRPC streams), every gateway, then every silo,
+/// then every agent is stopped with SIGTERM and started again,
 /// one at a time, each only once the cluster is whole again. No request may fail or hang, and every long
 /// transfer completes whole.
 /// </summary>
@@ -17,12 +19,17 @@ public sealed class RollingRestartTests(ITestOutputHelper output)
     [Fact]
     public async Task RestartingEveryGatewaySiloAndAgentInTurn_UnderLoadThroughTheLoadBalancer_FailsAndHangsNothing()
     {
-        await using var rig = await ClusterRig.StartAsync(ChurnRig.Options(drainDelay: "00:00:02"));
-        await using var lb = await NginxLoadBalancer.StartAsync(rig, rig.Client);
-        await ChurnRig.UntilWholeAsync(rig, TimeSpan.FromSeconds(60), "every agent did not get a tunnel to every gateway");
+        await using var cluster = await ChurnCluster.StartAsync(drainDelay: "00:00:02");
+        var (rig, lb) = (cluster.Rig, cluster.Lb);
 
-        await using var load = new ChurnLoad(lb.HttpUrl, lb.H2cUrl, smallPerSecond: 20);
-        load.Start();
+        await using var load = new ChurnLoad(lb.HttpUrl, lb.H2cUrl, smallPerSecond: 0);
+        // The long operations run first, so the capacity measured is what is left for small requests beside
+        // them (measured alone, half of it plus the downloads would load the machine past what it serves).
+        load.StartLong();
+        var capacity = await ChurnCapacity.MeasureAsync(lb.HttpUrl, workers: 8, duration: TimeSpan.FromSeconds(5));
+        double rate = Math.Max(1, capacity.PerSecond / 2);
+        ChurnRig.Report(output, $"rolling restart drill: capacity through nginx {capacity.PerSecond:0} GET/s ({capacity.Requests} in {capacity.Duration.TotalSeconds:0} s, {capacity.Workers} closed-loop workers, beside the long operations); steady load {rate:0} GET/s");
+        load.StartSmall(rate);
         // Warm: every kind of operation succeeded once before anything restarts.
         await ChurnRig.UntilAsync(() => Task.FromResult(new[] { "small", "download", "sse", "websocket", "grpc" }
             .All(k => load.Outcomes.Any(o => o.Kind == k && o.Ok))), TimeSpan.FromSeconds(90),
@@ -47,7 +54,7 @@ public sealed class RollingRestartTests(ITestOutputHelper output)
         }
 
         await load.StopAsync();
-        ChurnRig.Report(output, "rolling restart drill (SIGTERM, restart, one at a time; 20 small GET/s + 32 MiB downloads + SSE + WebSocket + gRPC duplex through nginx):");
+        ChurnRig.Report(output, $"rolling restart drill (SIGTERM, restart, one at a time; {rate:0} small GET/s open loop + {ChurnLoad.DownloadSize >> 20} MiB downloads + SSE + WebSocket + gRPC duplex through nginx):");
         foreach (var (name, from, to, timing) in windows)
         {
             var during = load.During(from, to).ToList();

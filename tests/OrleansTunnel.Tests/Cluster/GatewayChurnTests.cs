@@ -31,11 +31,15 @@ public sealed class GatewayChurnTests(ITestOutputHelper output)
         var clock = Stopwatch.StartNew();
 
         var routeChanges = ChangeRoutesAsync(routing, stop.Token);
-        var requests = Enumerable.Range(0, 4).Select(_ => SendRequestsAsync(h, stop.Token)).ToArray();
+        var tally = new Tally();
+        var requests = Enumerable.Range(0, 4).Select(_ => SendRequestsAsync(h, tally, stop.Token)).ToArray();
 
         for (int i = 0; i < Restarts; i++)
         {
+            var before = tally.Snapshot();
+            var step = Stopwatch.StartNew();
             var churned = await h.StartPeerGatewayAsync("gw-churn").Within(TimeSpan.FromSeconds(30));
+            var started = step.Elapsed;
             if (i % 2 == 0)
             {
                 await churned.DisposeAsync().AsTask().Within(TimeSpan.FromSeconds(30));
@@ -46,6 +50,9 @@ public sealed class GatewayChurnTests(ITestOutputHelper output)
                 await churned.App.StopAsync(new CancellationToken(canceled: true)).Within(TimeSpan.FromSeconds(30));
                 await churned.App.DisposeAsync().AsTask().Within(TimeSpan.FromSeconds(30));
             }
+            var after = tally.Snapshot();
+            output.WriteLine($"restart {i + 1} ({(i % 2 == 0 ? "graceful" : "abrupt")} stop): started and ready in {started.TotalSeconds:0.0} s, "
+                + $"stopped in {(step.Elapsed - started).TotalSeconds:0.0} s; requests meanwhile {after.Ok - before.Ok} ok, {after.Failed - before.Failed} failed, {after.Hung - before.Hung} hung");
         }
 
         stop.Cancel();
@@ -114,11 +121,27 @@ public sealed class GatewayChurnTests(ITestOutputHelper output)
 
     private sealed record Counts(int Sent, int Ok, List<string> Failures);
 
+    /// <summary>Answers of every request loop so far (ok, failed, no answer within the timeout).</summary>
+    private sealed class Tally
+    {
+        private int _ok;
+        private int _failed;
+        private int _hung;
+
+        public void Ok() => Interlocked.Increment(ref _ok);
+
+        public void Failed() => Interlocked.Increment(ref _failed);
+
+        public void Hung() => Interlocked.Increment(ref _hung);
+
+        public (int Ok, int Failed, int Hung) Snapshot() => (Volatile.Read(ref _ok), Volatile.Read(ref _failed), Volatile.Read(ref _hung));
+    }
+
     /// <summary>
     /// Requests through the stable gateway, one after another (at most one per 10 ms per loop, so the load
     /// does not starve the gateways being started on a 2-core machine), each bounded by a timeout.
     /// </summary>
-    private static async Task<Counts> SendRequestsAsync(TunnelHarness h, CancellationToken stop)
+    private static async Task<Counts> SendRequestsAsync(TunnelHarness h, Tally tally, CancellationToken stop)
     {
         int sent = 0, ok = 0;
         var failures = new List<string>();
@@ -142,18 +165,22 @@ public sealed class GatewayChurnTests(ITestOutputHelper output)
                 if (response.StatusCode == HttpStatusCode.OK && body == "hello")
                 {
                     ok++;
+                    tally.Ok();
                 }
                 else
                 {
+                    tally.Failed();
                     failures.Add($"{(int)response.StatusCode}: {body[..Math.Min(body.Length, 200)]}");
                 }
             }
             catch (OperationCanceledException) when (timeout.IsCancellationRequested)
             {
+                tally.Hung();
                 failures.Add($"no answer within {RequestTimeout.TotalSeconds} s");
             }
             catch (HttpRequestException ex)
             {
+                tally.Failed();
                 failures.Add(ex.Message);
             }
         }
