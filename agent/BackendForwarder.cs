@@ -473,7 +473,8 @@ public sealed partial class BackendForwarder : IDisposable
 
     private static void AddHeaders(Google.Protobuf.Collections.RepeatedField<Header> target, HttpResponseHeaders headers, HttpContentHeaders contentHeaders)
     {
-        HashSet<string>? connectionNamed = headers.Connection.Count > 0 ? HopByHop.NamedBy(headers.Connection) : null;
+        // Raw values (NonValidated): reading headers.Connection parses the field under a lock on every answer.
+        HashSet<string>? connectionNamed = headers.NonValidated.TryGetValues("Connection", out var connection) ? HopByHop.NamedBy(connection) : null;
         foreach (var (name, values) in headers.NonValidated)
         {
             foreach (var value in values)

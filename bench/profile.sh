@@ -16,6 +16,8 @@
 #        GRAINS=        request-grain mode (always|on-demand|off; empty: the build's default)
 #        TOP=25         frames in the self-time table
 #        TRACE_PROFILE=dotnet-sampled-thread-time   dotnet-trace collect --profile
+#        LOAD=wrk       wrk: HTTP/1.1 on the plain ingress; h2: h2load -c4 -m16 (H2LOAD_ARGS) on the TLS
+#                       ingress (18453), the HTTP/2 visitor path of protocols.sh
 #        OTUN_COPY=1 COPY_DIR=/tmp/bench-src READY_TIMEOUT=90   as in run.sh
 # Output: bench/out/profile-<timestamp>/ (trace.nettrace, trace.speedscope.json, summary.md).
 set -euo pipefail
@@ -35,6 +37,9 @@ CONNS="${CONNS:-64}"
 GRAINS="${GRAINS:-}"
 TOP="${TOP:-25}"
 TRACE_PROFILE="${TRACE_PROFILE:-dotnet-sampled-thread-time}"
+LOAD="${LOAD:-wrk}"
+H2LOAD_ARGS="${H2LOAD_ARGS:--c 4 -m 16}"
+H2_PORT=18453
 
 nginx_started=0 wrk_pid=""
 cleanup() {
@@ -58,14 +63,28 @@ require_free_ports 18080 18081 18082
 bash "$shared_bench/nginx-chain.sh" start || die "nginx-chain start failed"
 nginx_started=1
 mapfile -t gargs < <(grain_args "$GRAINS" "$(dirname "$OTUN")")
-start_dev profile --expose http://127.0.0.1:18080 "${gargs[@]}"
-url="http://127.0.0.1:$INGRESS_PORT/hello"
-curl -sf "$url" >/dev/null || die "the tunnel does not answer /hello"
-log "warm-up 3s"
-wrk -t1 -c"$CONNS" -d3s "$url" >/dev/null 2>&1 || true
+if [ "$LOAD" = h2 ]; then
+  require_tools h2load
+  require_free_ports "$H2_PORT"
+  start_dev profile --expose http://127.0.0.1:18080 --https-ingress "https://127.0.0.1:$H2_PORT" "${gargs[@]}"
+  url="https://127.0.0.1:$H2_PORT/hello"
+  curl -sfk --http2 "$url" >/dev/null || die "the tunnel's TLS ingress does not answer /hello"
+  log "warm-up 3s (h2load $H2LOAD_ARGS)"
+  # shellcheck disable=SC2086
+  h2load $H2LOAD_ARGS -D 3 "$url" >/dev/null 2>&1 || true
+  # shellcheck disable=SC2086
+  h2load $H2LOAD_ARGS -D $((WARMUP + DUR + 2)) "$url" >"$out/h2load.txt" 2>&1 &
+  wrk_pid=$!
+else
+  start_dev profile --expose http://127.0.0.1:18080 "${gargs[@]}"
+  url="http://127.0.0.1:$INGRESS_PORT/hello"
+  curl -sf "$url" >/dev/null || die "the tunnel does not answer /hello"
+  log "warm-up 3s"
+  wrk -t1 -c"$CONNS" -d3s "$url" >/dev/null 2>&1 || true
 
-wrk -t1 -c"$CONNS" -d$((WARMUP + DUR + 2))s --latency "$url" >"$out/wrk.txt" 2>&1 &
-wrk_pid=$!
+  wrk -t1 -c"$CONNS" -d$((WARMUP + DUR + 2))s --latency "$url" >"$out/wrk.txt" 2>&1 &
+  wrk_pid=$!
+fi
 sleep "$WARMUP"
 log "tracing pid $dev_pid for ${DUR}s ($TRACE_PROFILE)"
 # Requests served during the trace: wrk's total scaled by the window (wrk prints totals only);
@@ -76,7 +95,11 @@ c0=$(cpu_ticks "$dev_pid"); t0=$(date +%s.%N)
 c1=$(cpu_ticks "$dev_pid"); t1=$(date +%s.%N)
 wait "$wrk_pid" || true; wrk_pid=""
 stop_dev
-rps=$(awk '/^Requests\/sec:/ {print $2}' "$out/wrk.txt")
+if [ "$LOAD" = h2 ]; then
+  rps=$(sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$out/h2load.txt")
+else
+  rps=$(awk '/^Requests\/sec:/ {print $2}' "$out/wrk.txt")
+fi
 secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')
 reqs=$(awk -v r="${rps:-0}" -v s="$secs" 'BEGIN {printf "%d", r * s}')
 us=$(us_per_req $((c1 - c0)) "$reqs")
@@ -86,7 +109,11 @@ sjson=$(ls "$out"/trace*.speedscope.json | head -1)
 {
   echo "# Profile $(date '+%Y-%m-%d %H:%M'), source $(git -C "$repo" rev-parse --short HEAD), grains $(grain_label "$GRAINS" "$(dirname "$OTUN")")"
   echo
-  echo "wrk -t1 -c$CONNS GET /hello through otun dev -> nginx 18080: ${rps} rps over the whole wrk run (tracing on);"
+  if [ "$LOAD" = h2 ]; then
+    echo "h2load $H2LOAD_ARGS GET /hello through otun dev's TLS ingress -> nginx 18080: ${rps} req/s over the whole h2load run (tracing on);"
+  else
+    echo "wrk -t1 -c$CONNS GET /hello through otun dev -> nginx 18080: ${rps} rps over the whole wrk run (tracing on);"
+  fi
   echo "dev process CPU over the ${secs}s trace window: $(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" -v s="$secs" 'BEGIN {printf "%.2f cores", t / hz / s}'), ~${reqs} requests, ${us} us/request"
   echo
   python3 "$here/profile_summary.py" "$sjson" "${us#\~}" "$TOP"

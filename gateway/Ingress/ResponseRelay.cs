@@ -24,8 +24,7 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
 
     public async Task RelayAsync(HttpContext context, MuxStream stream, RequestEntry entry, GatewayOptions o)
     {
-        using var headTimeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
-        headTimeout.CancelAfter(entry.HeadTimeout);
+        var headTimeout = PooledTimeout.Rent(entry.HeadTimeout, context.RequestAborted);
         Frame? frame;
         try
         {
@@ -47,6 +46,10 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
                 ? $"the call's deadline of {entry.HeadTimeout.TotalSeconds:0.###} s passed before the backend answered"
                 : $"the backend did not answer within {o.ResponseTimeout.TotalSeconds:0.###} s");
             return;
+        }
+        finally
+        {
+            headTimeout.Return();
         }
 
         if (frame is null || frame.KindCase != Frame.KindOneofCase.ResponseHead)

@@ -28,6 +28,9 @@ public sealed partial class PermitPool(IGrainFactory grains, IOptions<GatewayOpt
         internal int Available;
         internal int InUse;
         internal int Waiting;
+        // The most permits in use at once since the background loop's last tick: idle permits up to this
+        // level (plus a batch) stay in the bucket, so a closed loop's swings do not lease and return per burst.
+        internal int PeakInUse;
         internal long LastUsedTicks = Environment.TickCount64;
         internal Task<PermitGrant>? PendingLease;
         internal bool Degraded;
@@ -63,6 +66,10 @@ public sealed partial class PermitPool(IGrainFactory grains, IOptions<GatewayOpt
                     {
                         bucket.Available--;
                         bucket.InUse++;
+                        if (bucket.InUse > bucket.PeakInUse)
+                        {
+                            bucket.PeakInUse = bucket.InUse;
+                        }
                         bucket.LastUsedTicks = Environment.TickCount64;
                         return new PermitResult(bucket, null);
                     }
@@ -128,9 +135,11 @@ public sealed partial class PermitPool(IGrainFactory grains, IOptions<GatewayOpt
             bucket.InUse--;
             bucket.Available++;
             bucket.LastUsedTicks = Environment.TickCount64;
-            if (bucket.Available > 2 * batch)
+            // Keep enough idle permits to climb back to the recent peak, plus a batch; return the rest.
+            int headroom = Math.Max(0, bucket.PeakInUse - bucket.InUse);
+            if (bucket.Available > 2 * batch + headroom)
             {
-                surplus = bucket.Available - batch;
+                surplus = bucket.Available - batch - headroom;
                 bucket.Available -= surplus;
             }
             released = bucket.Released;
@@ -230,6 +239,8 @@ public sealed partial class PermitPool(IGrainFactory grains, IOptions<GatewayOpt
                     int idle = 0;
                     lock (bucket.Gate)
                     {
+                        // The peak is remembered for one tick: a gateway whose load fell returns the surplus then.
+                        bucket.PeakInUse = bucket.InUse;
                         if (bucket.Available > 0 && now - bucket.LastUsedTicks >= o.PermitIdleReturn.TotalMilliseconds && bucket.PendingLease is null)
                         {
                             idle = bucket.Available;
