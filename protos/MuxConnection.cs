@@ -20,7 +20,7 @@ public sealed partial class MuxConnection
     private readonly ConcurrentDictionary<ulong, MuxStream> _streams = new();
     private int _streamCount; // streams counted against MaxConcurrentStreams (reserved before they are added)
     private readonly ConcurrentQueue<(Frame Frame, TaskCompletionSource? Done)> _control = new();
-    private readonly ConcurrentQueue<(Frame Frame, TaskCompletionSource Done)> _data = new();
+    private readonly ConcurrentQueue<(Frame Frame, TaskCompletionSource Done, byte[]? Pooled)> _data = new();
     private readonly SemaphoreSlim _wake = new(0);
     private readonly CancellationTokenSource _closed = new();
     private readonly ConcurrentDictionary<long, long> _pings = new();
@@ -157,7 +157,6 @@ public sealed partial class MuxConnection
         return done.Task;
     }
 
-    /// <summary>Sends go-away: the peer should open nothing new here.</summary>
     /// <summary>Closes the connection once no stream is open any more (after a go-away either way).</summary>
     public static async Task CloseWhenIdleAsync(MuxConnection mux, string reason)
     {
@@ -168,6 +167,7 @@ public sealed partial class MuxConnection
         mux.Close(reason);
     }
 
+    /// <summary>Sends go-away: the peer should open nothing new here.</summary>
     public void SendGoAway(string reason) =>
         EnqueueControl(new Frame { GoAway = new GoAway { Reason = reason } });
 
@@ -201,59 +201,6 @@ public sealed partial class MuxConnection
         var done = EnqueueControlWithCompletion(new Frame { Error = new Error { Code = code, Message = message } });
         await Task.WhenAny(done, Task.Delay(TimeSpan.FromSeconds(2))).ConfigureAwait(false);
         Close(message);
-    }
-
-    internal void EnqueueControl(Frame frame) => EnqueueControl(frame, withCompletion: false);
-
-    internal Task EnqueueControlWithCompletion(Frame frame) => EnqueueControl(frame, withCompletion: true)!;
-
-    private Task? EnqueueControl(Frame frame, bool withCompletion)
-    {
-        var done = withCompletion ? new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) : null;
-        if (_closed.IsCancellationRequested)
-        {
-            done?.TrySetException(new MuxStreamAbortedException(new Reset { Code = ResetCode.Internal, Reason = $"tunnel connection lost: {CloseReason}" }));
-            return done?.Task;
-        }
-        if (Interlocked.Increment(ref _controlCount) > Settings.MaxQueuedControlFrames)
-        {
-            Close("too many control frames queued (the peer does not read)");
-        }
-        _control.Enqueue((frame, done));
-        Wake();
-        FailIfWriterStopped();
-        return done?.Task;
-    }
-
-    internal Task EnqueueControlPair(Frame head, Frame data)
-    {
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        if (_closed.IsCancellationRequested)
-        {
-            done.TrySetException(new MuxStreamAbortedException(new Reset { Code = ResetCode.Internal, Reason = $"tunnel connection lost: {CloseReason}" }));
-            return done.Task;
-        }
-        Interlocked.Add(ref _controlCount, 2);
-        // Enqueued back to back by this stream's only sender: the writer keeps them in order.
-        _control.Enqueue((head, null));
-        _control.Enqueue((data, done));
-        Wake();
-        FailIfWriterStopped();
-        return done.Task;
-    }
-
-    internal Task EnqueueData(Frame frame)
-    {
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        if (_closed.IsCancellationRequested)
-        {
-            done.TrySetException(new MuxStreamAbortedException(new Reset { Code = ResetCode.Internal, Reason = $"tunnel connection lost: {CloseReason}" }));
-            return done.Task;
-        }
-        _data.Enqueue((frame, done));
-        Wake();
-        FailIfWriterStopped();
-        return done.Task;
     }
 
     internal void Remove(MuxStream stream)
@@ -294,244 +241,6 @@ public sealed partial class MuxConnection
 
     /// <summary>Stream protocol errors the peer caused on this connection.</summary>
     public int ProtocolViolations => Volatile.Read(ref _violations);
-
-    private MuxStreamAbortedException LostException() =>
-        new(new Reset { Code = ResetCode.Internal, Reason = $"tunnel connection lost: {CloseReason}" });
-
-    /// <summary>Once the writer stopped nothing will be written: fail whatever is (still, or newly) queued.</summary>
-    private void FailIfWriterStopped()
-    {
-        if (!_writerStopped.Task.IsCompleted)
-        {
-            return;
-        }
-        while (_control.TryDequeue(out var control))
-        {
-            control.Done?.TrySetException(LostException());
-        }
-        while (_data.TryDequeue(out var data))
-        {
-            data.Done.TrySetException(LostException());
-        }
-    }
-
-    private void Wake()
-    {
-        if (Interlocked.Exchange(ref _wakePending, 1) == 0)
-        {
-            _wake.Release();
-        }
-    }
-
-    private async Task WriteLoopAsync()
-    {
-        var completions = new List<TaskCompletionSource>(64);
-        try
-        {
-            while (!_closed.IsCancellationRequested)
-            {
-                await _wake.WaitAsync(_closed.Token).ConfigureAwait(false);
-                Volatile.Write(ref _wakePending, 0);
-                while (true)
-                {
-                    var batch = new FrameBatch();
-                    int bytes = 0;
-                    // Control frames first, always.
-                    while (bytes < Settings.MaxBatchBytes && _control.TryDequeue(out var control))
-                    {
-                        Interlocked.Decrement(ref _controlCount);
-                        batch.Frames.Add(control.Frame);
-                        bytes += control.Frame.KindCase switch
-                        {
-                            Frame.KindOneofCase.RequestHead or Frame.KindOneofCase.ResponseHead => control.Frame.CalculateSize(),
-                            Frame.KindOneofCase.Data => control.Frame.Data.Payload.Length,
-                            _ => 32,
-                        };
-                        if (control.Done is not null)
-                        {
-                            completions.Add(control.Done);
-                        }
-                    }
-                    // Then data, FIFO; each stream has at most MaxStreamQueuedBytes queued (and always
-                    // one frame), so FIFO stays close to round-robin across streams.
-                    while (bytes < Settings.MaxBatchBytes && _data.TryDequeue(out var data))
-                    {
-                        batch.Frames.Add(data.Frame);
-                        bytes += data.Frame.Data?.Payload.Length ?? 256;
-                        completions.Add(data.Done);
-                    }
-                    if (batch.Frames.Count == 0)
-                    {
-                        break;
-                    }
-                    // A write blocked on a dead peer's flow control must not outlive Close().
-                    await _write(batch, _closed.Token).ConfigureAwait(false);
-                    foreach (var done in completions)
-                    {
-                        done.TrySetResult();
-                    }
-                    completions.Clear();
-                }
-            }
-        }
-        catch (OperationCanceledException) when (_closed.IsCancellationRequested)
-        {
-        }
-        catch (Exception ex)
-        {
-            Close($"writing to the tunnel failed: {Describe(ex)}");
-        }
-        finally
-        {
-            foreach (var done in completions)
-            {
-                done.TrySetException(LostException());
-            }
-            _writerStopped.TrySetResult();
-            FailIfWriterStopped();
-        }
-    }
-
-    private async Task ReadLoopAsync()
-    {
-        while (await _reader.MoveNext(_closed.Token).ConfigureAwait(false))
-        {
-            foreach (var frame in _reader.Current.Frames)
-            {
-                Dispatch(frame);
-            }
-        }
-    }
-
-    private void Dispatch(Frame frame)
-    {
-        if (frame.Stream == 0)
-        {
-            DispatchConnectionFrame(frame);
-            return;
-        }
-
-        if (frame.KindCase == Frame.KindOneofCase.RequestHead)
-        {
-            OnPeerOpened(frame);
-            return;
-        }
-
-        if (_streams.TryGetValue(frame.Stream, out var stream))
-        {
-            stream.OnFrame(frame);
-            return;
-        }
-
-        // Unknown stream: a late frame for a stream we already finished is normal (a reset raced
-        // with data); a number that was never opened is forged.
-        bool everOpened = _opensStreams
-            ? frame.Stream % 2 == 1 && (long)frame.Stream <= Interlocked.Read(ref _nextLocalStream)
-            : frame.Stream <= _highestPeerStream;
-        if (!everOpened)
-        {
-            LogForgedStream(_logger, frame.Stream, frame.KindCase.ToString());
-            ProtocolViolation?.Invoke($"frame for stream {frame.Stream} that was never opened");
-        }
-    }
-
-    private void OnPeerOpened(Frame frame)
-    {
-        if (_opensStreams)
-        {
-            throw new MuxProtocolException("the agent may not open request streams");
-        }
-        if (frame.Stream % 2 == 0 || frame.Stream <= _highestPeerStream)
-        {
-            throw new MuxProtocolException($"request head on stream {frame.Stream}, which is not a new odd stream number");
-        }
-        _highestPeerStream = frame.Stream;
-        if (!TryReserveStream())
-        {
-            EnqueueControl(new Frame { Stream = frame.Stream, Reset = new Reset { Code = ResetCode.Refused, Reason = $"more than {Settings.MaxConcurrentStreams} concurrent streams" } });
-            return;
-        }
-        var stream = new MuxStream(this, frame.Stream, Settings.SendWindow, Settings.ReceiveWindow) { Counted = true };
-        _streams[frame.Stream] = stream;
-        stream.OnRequestHead(frame);
-        if (RequestReceived is { } handler)
-        {
-            handler(stream, frame.RequestHead);
-        }
-        else
-        {
-            stream.Reset(ResetCode.Refused, "this end does not accept requests");
-        }
-    }
-
-    private void DispatchConnectionFrame(Frame frame)
-    {
-        switch (frame.KindCase)
-        {
-            case Frame.KindOneofCase.Ping:
-                EnqueueControl(new Frame { Pong = frame.Ping });
-                break;
-            case Frame.KindOneofCase.Pong:
-                if (_pings.TryRemove((long)frame.Pong.Id, out long sent))
-                {
-                    Volatile.Write(ref _rttMicros, (long)Stopwatch.GetElapsedTime(sent).TotalMicroseconds);
-                }
-                Volatile.Write(ref _lastPongTicks, Stopwatch.GetTimestamp());
-                break;
-            case Frame.KindOneofCase.GoAway:
-                GoAwayReceived = true;
-                GoAwayHandler?.Invoke(frame.GoAway.Reason);
-                break;
-            case Frame.KindOneofCase.Config:
-                ConfigHandler?.Invoke(frame.Config);
-                break;
-            case Frame.KindOneofCase.Health:
-                HealthHandler?.Invoke(frame.Health);
-                break;
-            case Frame.KindOneofCase.Error:
-                throw new MuxPeerErrorException(frame.Error.Code, frame.Error.Message);
-            case Frame.KindOneofCase.WindowUpdate:
-                // No connection-level window: HTTP/2 flow control of the gRPC stream covers it.
-                break;
-            default:
-                throw new MuxProtocolException($"unexpected {frame.KindCase} frame on the connection");
-        }
-    }
-
-    private async Task HeartbeatLoopAsync(TimeSpan interval)
-    {
-        try
-        {
-            using var timer = new PeriodicTimer(interval);
-            while (await timer.WaitForNextTickAsync(_closed.Token).ConfigureAwait(false))
-            {
-                if (Stopwatch.GetElapsedTime(Volatile.Read(ref _lastPongTicks)) > interval * 3)
-                {
-                    Close($"no pong for {interval.TotalSeconds * 3:0.#} s (three heartbeat intervals)");
-                    return;
-                }
-                long id = Interlocked.Increment(ref _nextPingId);
-                _pings[id] = Stopwatch.GetTimestamp();
-                if (_pings.Count > 8)
-                {
-                    foreach (var key in _pings.Keys.Where(k => k < id - 8))
-                    {
-                        _pings.TryRemove(key, out _);
-                    }
-                }
-                EnqueueControl(new Frame { Ping = new Ping { Id = (ulong)id, SentUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() } });
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-    }
-
-    private async Task SendFinalErrorAsync(string code, string message)
-    {
-        var done = EnqueueControlWithCompletion(new Frame { Error = new Error { Code = code, Message = message } });
-        await Task.WhenAny(done, Task.Delay(TimeSpan.FromSeconds(1))).ConfigureAwait(false);
-    }
 
     private static string Describe(Exception ex) => ex switch
     {
