@@ -72,7 +72,7 @@ public sealed class L4BoundsAndDrainTests
     {
         await socket.SendAsync(new[] { mark });
         var one = new byte[1];
-        Assert.Equal(1, await socket.ReceiveAsync(one).AsTask().Within(Deadline));
+        Assert.Equal(1, await socket.ReceiveAsync(one.AsMemory()).AsTask().Within(Deadline));
         Assert.Equal(mark, one[0]);
     }
 
@@ -82,7 +82,7 @@ public sealed class L4BoundsAndDrainTests
         var buffer = new byte[64];
         try
         {
-            while (await socket.ReceiveAsync(buffer).AsTask().Within(Deadline) > 0)
+            while (await socket.ReceiveAsync(buffer.AsMemory()).AsTask().Within(Deadline) > 0)
             {
             }
         }
