@@ -108,6 +108,9 @@ public static partial class ClusterCommand
             ports.Add((lbPort, "load balancer (HTTP/1.1)"));
             ports.Add((lbPort + 1, "load balancer (h2c)"));
         }
+        // --tcp-port / --udp-port shift with --port-offset like the ports above (and are checked with them).
+        var l4Services = L4Flags.Services(args, offset);
+        ports.AddRange(L4Flags.TcpPorts(l4Services, gateways));
         foreach (var dup in ports.GroupBy(p => p.Port).Where(g => g.Count() > 1))
         {
             throw new CliException($"port {dup.Key} is used twice ({string.Join(", ", dup.Select(d => d.What))}); change the port flags");
@@ -153,7 +156,6 @@ public static partial class ClusterCommand
         {
             // The services the agents expose: the demo backend in this process, or --expose URL --host NAME.
             (demo, var services) = await Cli.ExposedServicesAsync(args);
-            var l4Services = L4Flags.Services(args);
             if (withDemo && demo is null)
             {
                 demo = await DemoBackend.StartAsync("http://127.0.0.1:0");

@@ -9,8 +9,11 @@ internal static class L4Flags
     public static bool IsL4(string url) =>
         url.StartsWith("tcp://", StringComparison.OrdinalIgnoreCase) || url.StartsWith("udp://", StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>The TCP/UDP services of the --expose list: name, kind ("tcp"/"udp"), backend URL and gateway port.</summary>
-    public static List<(string Name, string Kind, string Url, int Port)> Services(Args args)
+    /// <summary>
+    /// The TCP/UDP services of the --expose list: name, kind ("tcp"/"udp"), backend URL and gateway port
+    /// (shifted by <paramref name="portOffset"/>, otun cluster's --port-offset, like every other port; 0 stays 0).
+    /// </summary>
+    public static List<(string Name, string Kind, string Url, int Port)> Services(Args args, int portOffset = 0)
     {
         var list = new List<(string, string, string, int)>();
         for (int i = 0; i < args.Exposes.Count; i++)
@@ -29,10 +32,18 @@ internal static class L4Flags
             {
                 throw new CliException($"--expose {url}: --host is for HTTP and TLS services; a UDP service is reached on its --udp-port");
             }
-            list.Add((service ?? $"{kind}-{port}", kind, url, port));
+            // The default name keeps the port as given, so it does not change with the offset.
+            list.Add((service ?? $"{kind}-{port}", kind, url, port == 0 ? 0 : port + portOffset));
         }
         return list;
     }
+
+    /// <summary>The gateways' TCP service ports, for otun cluster's up-front check of its TCP ports (UDP ports cannot clash with them).</summary>
+    public static IEnumerable<(int Port, string What)> TcpPorts(List<(string Name, string Kind, string Url, int Port)> services, int gateways) =>
+        from g in Enumerable.Range(0, gateways)
+        from s in services
+        where s.Port != 0 && s.Kind == "tcp"
+        select (s.Port + 100 * g, $"gateway-{g + 1} {s.Kind} service {s.Name}");
 
     /// <summary>Gateway configuration keys for the listeners of gateway number <paramref name="gateway"/> (0-based).</summary>
     public static void AddGatewayConfig(IDictionary<string, string?> config, List<(string Name, string Kind, string Url, int Port)> services, int gateway)

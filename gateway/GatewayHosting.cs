@@ -106,6 +106,7 @@ public static class GatewayHosting
         builder.Services.AddSingleton<ResponseRelay>();
         builder.Services.AddSingleton<TunnelExchange>();
         builder.Services.AddTunnelIdentity(builder.Configuration);
+        builder.Services.AddSingleton<Requests.InFlightBounds>();
         builder.Services.AddSingleton<IngressForwarder>();
         builder.Services.Configure<OrleansTunnel.Gateway.Policy.RateLimitOptions>(builder.Configuration.GetSection(OrleansTunnel.Gateway.Policy.RateLimitOptions.Section));
         builder.Services.AddSingleton<OrleansTunnel.Gateway.Policy.RateLimiter>();

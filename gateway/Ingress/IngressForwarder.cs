@@ -30,20 +30,17 @@ public sealed class IngressForwarder(
     IOptionsMonitor<GatewayOptions> options,
     OrleansTunnel.Gateway.Identity.IdentityGate identity,
     IOptionsMonitor<OrleansTunnel.Gateway.Health.ResilienceOptions> resilience,
-    OrleansTunnel.Gateway.Health.CircuitBreakers circuits)
+    OrleansTunnel.Gateway.Health.CircuitBreakers circuits,
+    OrleansTunnel.Gateway.Requests.InFlightBounds bounds)
 {
     /// <summary>Response header that carries the request id (also the request grain's key).</summary>
     public const string RequestIdHeader = TunnelExchange.RequestIdHeader;
 
-    private long _inFlight;
-    // Per agent on this gateway; entries stay (one per agent ever served here: bounded by the credentials).
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, StrongBox<long>> _inFlightByAgent = new(StringComparer.Ordinal);
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, StrongBox<long>> _inFlightByService = new(StringComparer.Ordinal);
     private long _rejections;
     private long _refusedBeforeForwarding;
 
-    /// <summary>Requests this gateway is forwarding now.</summary>
-    public long InFlight => Interlocked.Read(ref _inFlight);
+    /// <summary>Requests this gateway is forwarding now, and its TCP connections and UDP flows (one bound: <see cref="OrleansTunnel.Gateway.Requests.InFlightBounds"/>).</summary>
+    public long InFlight => bounds.InFlight;
 
     /// <summary>Requests refused by a limit (gateway-wide or an agent's budget) since start.</summary>
     public long Rejections => Interlocked.Read(ref _rejections);
@@ -243,10 +240,10 @@ public sealed class IngressForwarder(
         OrleansTunnel.Gateway.Cluster.DispatchTarget target, OrleansTunnel.Gateway.Health.RetryPlan? retry)
     {
         // Gateway-wide bounds first (no grain call), then the agent's budget (a local permit, leased in batches).
-        long inFlight = Interlocked.Increment(ref _inFlight);
-        var agentInFlight = _inFlightByAgent.GetOrAdd(target.AgentId, static _ => new StrongBox<long>());
+        long inFlight = Interlocked.Increment(ref bounds.Total);
+        var agentInFlight = bounds.ByAgent.GetOrAdd(target.AgentId, static _ => new StrongBox<long>());
         long agentCount = Interlocked.Increment(ref agentInFlight.Value);
-        var serviceInFlight = _inFlightByService.GetOrAdd(route.Service, static _ => new StrongBox<long>());
+        var serviceInFlight = bounds.ByService.GetOrAdd(route.Service, static _ => new StrongBox<long>());
         long serviceCount = Interlocked.Increment(ref serviceInFlight.Value);
         PermitResult permit = default;
         MuxStream? stream = null;
@@ -308,7 +305,7 @@ public sealed class IngressForwarder(
             dispatcher.Release(target);
             Interlocked.Decrement(ref agentInFlight.Value);
             Interlocked.Decrement(ref serviceInFlight.Value);
-            Interlocked.Decrement(ref _inFlight);
+            Interlocked.Decrement(ref bounds.Total);
         }
     }
 

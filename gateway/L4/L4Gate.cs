@@ -18,6 +18,7 @@ public sealed class L4Session
     public required DispatchTarget Target { get; init; }
     public required PermitResult Permit { get; init; }
     public required MuxStream Stream { get; init; }
+    public required InFlightBounds.Slot Slot { get; init; }
     public required RequestEntry Entry { get; init; }
     public long StartedTicks { get; } = Stopwatch.GetTimestamp();
 }
@@ -28,7 +29,8 @@ public sealed class L4Session
 /// of the agent's backpressure budget, a journal entry (and request grain when configured) per
 /// connection with its bytes and duration. Refusals are counted per service.
 /// </summary>
-public sealed class L4Gate(Dispatcher dispatcher, PermitPool permits, RequestTracker tracker, L4Telemetry telemetry, IOptionsMonitor<L4Options> options)
+public sealed class L4Gate(Dispatcher dispatcher, PermitPool permits, RequestTracker tracker, L4Telemetry telemetry, IOptionsMonitor<L4Options> options,
+    InFlightBounds bounds, IOptionsMonitor<GatewayOptions> gatewayOptions, Telemetry.GatewayTelemetry gatewayTelemetry)
 {
     /// <summary>Opens the stream and sends its head; null (refused, counted, <paramref name="refusal"/> says why) when no agent or permit is available.</summary>
     public async Task<(L4Session? Session, string? Refusal)> OpenAsync(string service, VisitorKind kind, string host, EndPoint? client, EndPoint? local, bool proxyProtocol, CancellationToken cancellationToken)
@@ -40,12 +42,24 @@ public sealed class L4Gate(Dispatcher dispatcher, PermitPool permits, RequestTra
             telemetry.Refused(protocol, service);
             return (null, $"no agent is connected for service '{service}'");
         }
+        // The gateway's own bounds first (shared with HTTP requests: a connection or flow holds a slot until it closes).
+        var (slot, limit, over) = bounds.Enter(target.AgentId, service, gatewayOptions.CurrentValue, kind == VisitorKind.Tcp ? "TCP connections" : "UDP flows");
+        if (limit is not null)
+        {
+            bounds.Exit(slot);
+            dispatcher.Release(target);
+            telemetry.Refused(protocol, service);
+            gatewayTelemetry.Rejected(limit, service);
+            return (null, over);
+        }
         PermitResult permit = default;
         try
         {
             permit = await permits.AcquireAsync(target.AgentId, service, cancellationToken);
             if (!permit.Ok)
             {
+                bounds.Exit(slot);
+                dispatcher.Release(target);
                 telemetry.Refused(protocol, service);
                 return (null, permit.LimitReached);
             }
@@ -68,7 +82,7 @@ public sealed class L4Gate(Dispatcher dispatcher, PermitPool permits, RequestTra
             stream.SendHead(new Frame { RequestHead = head });
             entry.HeadSentTicks = Stopwatch.GetTimestamp();
             telemetry.Opened(protocol, service);
-            return (new L4Session { Service = service, Protocol = protocol, Target = target, Permit = permit, Stream = stream, Entry = entry }, null);
+            return (new L4Session { Service = service, Protocol = protocol, Target = target, Permit = permit, Stream = stream, Slot = slot, Entry = entry }, null);
         }
         catch (Exception ex) when (ex is MuxStreamAbortedException or OperationCanceledException)
         {
@@ -76,6 +90,7 @@ public sealed class L4Gate(Dispatcher dispatcher, PermitPool permits, RequestTra
             {
                 permits.Release(permit.Bucket!);
             }
+            bounds.Exit(slot);
             dispatcher.Release(target);
             telemetry.Refused(protocol, service);
             return (null, $"no agent is connected for service '{service}'");
@@ -86,6 +101,7 @@ public sealed class L4Gate(Dispatcher dispatcher, PermitPool permits, RequestTra
             {
                 permits.Release(permit.Bucket!);
             }
+            bounds.Exit(slot);
             dispatcher.Release(target);
             throw;
         }
@@ -128,6 +144,7 @@ public sealed class L4Gate(Dispatcher dispatcher, PermitPool permits, RequestTra
         {
             permits.Release(session.Permit.Bucket!);
         }
+        bounds.Exit(session.Slot);
         dispatcher.Release(session.Target);
         var entry = session.Entry;
         telemetry.Closed(session.Protocol, session.Service, outcome, session.StartedTicks, entry.BytesIn, entry.BytesOut);

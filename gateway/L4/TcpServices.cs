@@ -13,96 +13,81 @@ namespace OrleansTunnel.Gateway.L4;
 /// The gateway's TCP service listeners (Gateway:TcpServices): each accepted connection is checked
 /// against the service's AllowedNetworks and connection cap, then becomes one tunnel stream relayed
 /// byte for byte (half-close and reset carried both ways) until either side ends it or it idles out.
+/// When the gateway stops, the listeners close (after Gateway:DrainDelay, as the HTTP ingress) and open
+/// connections (TLS passthrough's too) get Gateway:ShutdownGracePeriod to end before they are reset.
 /// </summary>
-public sealed partial class TcpServices(L4Gate gate, L4Telemetry telemetry, L4Endpoints endpoints, IOptions<L4Options> options, ILogger<TcpServices> logger) : IHostedService
+public sealed partial class TcpServices(L4Gate gate, L4Telemetry telemetry, L4Endpoints endpoints, IOptions<L4Options> options,
+    IOptions<GatewayOptions> gatewayOptions, ILogger<TcpServices> logger) : ConfiguredListeners, IHostedLifecycleService
 {
-    private readonly CancellationTokenSource _stop = new();
-    private readonly List<L4Listener> _configured = [];
+    private readonly OpenConnections _open = new();
+    private Task<int>? _drain;
 
-    public Task StartAsync(CancellationToken cancellationToken)
+    protected override IReadOnlyList<L4ServiceOptions> Configured => options.Value.TcpServices;
+
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>Stops accepting; the open connections drain alongside the HTTP requests (awaited in <see cref="StoppedAsync"/>).</summary>
+    public override async Task StopAsync(CancellationToken cancellationToken)
     {
-        // Bound here, before the host reports started: a port in use fails the start with a clear message.
-        foreach (var service in options.Value.TcpServices)
+        await CloseListenersAsync();
+        var grace = gatewayOptions.Value.ShutdownGracePeriod;
+        if (_open.Count > 0)
         {
-            _configured.Add(Open(service));
+            LogDraining(logger, _open.Count, grace.TotalSeconds);
         }
-        return Task.CompletedTask;
+        _drain = _open.DrainAsync(grace, cancellationToken);
     }
 
-    public async Task StopAsync(CancellationToken cancellationToken)
+    public async Task StoppedAsync(CancellationToken cancellationToken)
     {
-        _stop.Cancel();
-        foreach (var listener in _configured)
+        if (_drain is not null)
         {
-            await listener.DisposeAsync();
+            // The drain ends at the same shutdown deadline (it resets what is left then).
+            await ((Task)_drain).WaitAsync(cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            if (_drain.IsCompletedSuccessfully && _drain.Result > 0)
+            {
+                LogDrainClosed(logger, _drain.Result);
+            }
         }
+        Stopping.Cancel();
     }
 
-    /// <summary>Starts listening for one TCP service (configured, or a run-time mapping); dispose to stop (open connections go on).</summary>
-    public L4Listener Open(L4ServiceOptions service)
+    public override L4Listener Open(L4ServiceOptions service)
     {
         var socket = L4Endpoints.Bind(service.Listen, SocketType.Stream, ProtocolType.Tcp, "Gateway:TcpServices", service.Service);
         socket.Listen(512);
         var bound = (IPEndPoint)socket.LocalEndPoint!;
         endpoints.Add("tcp", service.Service, bound);
-        var cancel = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-        var loop = AcceptLoopAsync(socket, service, VisitorAccess.ParseNetworks(service.AllowedNetworks), cancel.Token);
-        return new L4Listener(socket, cancel, loop, () => endpoints.Remove("tcp", service.Service, bound));
-    }
-
-    private async Task AcceptLoopAsync(Socket listener, L4ServiceOptions service, System.Net.IPNetwork[] allowed, CancellationToken listening)
-    {
-        int active = 0;
+        var cancel = CancellationTokenSource.CreateLinkedTokenSource(Stopping.Token);
+        var allowed = VisitorAccess.ParseNetworks(service.AllowedNetworks);
         var idle = service.IdleTimeout ?? TimeSpan.FromHours(1);
-        while (!listening.IsCancellationRequested)
-        {
-            Socket visitor;
-            try
+        var loop = L4Accept.LoopAsync(socket, service.MaxConnections, "Gateway:TcpServices MaxConnections",
+            visitor =>
             {
-                visitor = await listener.AcceptAsync(listening);
-            }
-            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException)
-            {
-                return;
-            }
-            catch (SocketException)
-            {
-                continue;
-            }
-            var address = (visitor.RemoteEndPoint as IPEndPoint)?.Address;
-            if (allowed.Length > 0 && !VisitorAccess.Contains(allowed, address?.IsIPv4MappedToIPv6 == true ? address.MapToIPv4() : address))
+                var address = (visitor.RemoteEndPoint as IPEndPoint)?.Address;
+                return allowed.Length > 0 && !VisitorAccess.Contains(allowed, address?.IsIPv4MappedToIPv6 == true ? address.MapToIPv4() : address)
+                    ? "its address is not in the service's AllowedNetworks"
+                    : null;
+            },
+            (visitor, reason) =>
             {
                 telemetry.Refused("tcp", service.Service);
-                LogRefused(logger, service.Service, visitor.RemoteEndPoint?.ToString(), "its address is not in the service's AllowedNetworks");
-                TcpRelay.Abort(visitor);
-                continue;
-            }
-            if (Interlocked.Increment(ref active) > service.MaxConnections)
-            {
-                Interlocked.Decrement(ref active);
-                telemetry.Refused("tcp", service.Service);
-                LogRefused(logger, service.Service, visitor.RemoteEndPoint?.ToString(), $"the service is at its limit of {service.MaxConnections} connections (Gateway:TcpServices MaxConnections)");
-                TcpRelay.Abort(visitor);
-                continue;
-            }
-            _ = Task.Run(async () =>
-            {
-                try
-                {
-                    await RelayAsync(visitor, service.Service, service.Listen, service.ProxyProtocol, idle, ReadOnlyMemory<byte>.Empty, _stop.Token);
-                }
-                finally
-                {
-                    Interlocked.Decrement(ref active);
-                }
-            }, CancellationToken.None);
-        }
+                LogRefused(logger, service.Service, visitor.RemoteEndPoint?.ToString(), reason);
+            },
+            visitor => RelayAsync(visitor, service.Service, service.Listen, service.ProxyProtocol, idle, ReadOnlyMemory<byte>.Empty, Stopping.Token),
+            cancel.Token);
+        return new L4Listener(socket, cancel, loop, () => endpoints.Remove("tcp", service.Service, bound));
     }
 
     /// <summary>Relays one visitor connection to <paramref name="service"/> (also used by TLS passthrough with the ClientHello already read as <paramref name="prefix"/>).</summary>
     public async Task RelayAsync(Socket visitor, string service, string host, bool proxyProtocol, TimeSpan idle, ReadOnlyMemory<byte> prefix, CancellationToken stoppingToken)
     {
         visitor.NoDelay = true;
+        _open.Add(visitor);
         L4Session? session = null;
         string outcome = "failed";
         try
@@ -157,6 +142,7 @@ public sealed partial class TcpServices(L4Gate gate, L4Telemetry telemetry, L4En
         }
         finally
         {
+            _open.Remove(visitor);
             if (session is not null)
             {
                 gate.Close(session, outcome);
@@ -171,6 +157,14 @@ public sealed partial class TcpServices(L4Gate gate, L4Telemetry telemetry, L4En
     [LoggerMessage(EventId = 1302, EventName = "L4NotConnected", Level = LogLevel.Warning,
         Message = "Connection {RequestId} to service {Service} closed: {Reason}; check the agent's backend.")]
     private static partial void LogNotConnected(ILogger logger, string requestId, string service, string? reason);
+
+    [LoggerMessage(EventId = 1304, EventName = "L4Draining", Level = LogLevel.Information,
+        Message = "Gateway stopping: TCP listeners closed; {Connections} open TCP connections may finish within {Seconds:0.#} s (Gateway:ShutdownGracePeriod).")]
+    private static partial void LogDraining(ILogger logger, int connections, double seconds);
+
+    [LoggerMessage(EventId = 1305, EventName = "L4DrainClosed", Level = LogLevel.Warning,
+        Message = "Gateway stopping: reset {Connections} TCP connections still open after the grace period; raise Gateway:ShutdownGracePeriod if they need longer.")]
+    private static partial void LogDrainClosed(ILogger logger, int connections);
 
     [LoggerMessage(EventId = 1303, EventName = "L4Unexpected", Level = LogLevel.Error,
         Message = "A connection to service {Service} failed unexpectedly.")]

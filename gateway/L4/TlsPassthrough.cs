@@ -18,7 +18,6 @@ namespace OrleansTunnel.Gateway.L4;
 public sealed class TlsPassthrough(TcpServices tcp, RoutingCache routing, L4Telemetry telemetry, L4Endpoints endpoints, IOptions<L4Options> options, ILogger<TlsPassthrough> logger) : BackgroundService
 {
     private Socket? _listener;
-    private int _active;
 
     public override Task StartAsync(CancellationToken cancellationToken)
     {
@@ -37,47 +36,15 @@ public sealed class TlsPassthrough(TcpServices tcp, RoutingCache routing, L4Tele
         await base.StopAsync(cancellationToken);
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        if (_listener is null)
-        {
-            return;
-        }
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            Socket visitor;
-            try
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) => _listener is null
+        ? Task.CompletedTask
+        : L4Accept.LoopAsync(_listener, options.Value.TlsPassthroughMaxConnections, "Gateway:TlsPassthroughMaxConnections", _ => null,
+            (visitor, reason) =>
             {
-                visitor = await _listener.AcceptAsync(stoppingToken);
-            }
-            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException)
-            {
-                return;
-            }
-            catch (SocketException)
-            {
-                continue;
-            }
-            if (Interlocked.Increment(ref _active) > options.Value.TlsPassthroughMaxConnections)
-            {
-                Interlocked.Decrement(ref _active);
                 telemetry.Refused("tcp", "(passthrough)");
-                TcpRelay.Abort(visitor);
-                continue;
-            }
-            _ = Task.Run(async () =>
-            {
-                try
-                {
-                    await HandleAsync(visitor, stoppingToken);
-                }
-                finally
-                {
-                    Interlocked.Decrement(ref _active);
-                }
-            }, CancellationToken.None);
-        }
-    }
+                TcpServices.LogRefused(logger, "(passthrough)", visitor.RemoteEndPoint?.ToString(), reason);
+            },
+            visitor => HandleAsync(visitor, stoppingToken), stoppingToken);
 
     private async Task HandleAsync(Socket visitor, CancellationToken stoppingToken)
     {

@@ -20,11 +20,8 @@ namespace OrleansTunnel.Gateway.L4;
 /// flow's visitor address. A flow's queue is bounded: datagrams beyond it, or beyond the stream's
 /// credit, are dropped and counted.
 /// </summary>
-public sealed partial class UdpServices(L4Gate gate, L4Telemetry telemetry, L4Endpoints endpoints, IOptions<L4Options> options, ILogger<UdpServices> logger) : IHostedService
+public sealed partial class UdpServices(L4Gate gate, L4Telemetry telemetry, L4Endpoints endpoints, IOptions<L4Options> options, ILogger<UdpServices> logger) : ConfiguredListeners
 {
-    private readonly CancellationTokenSource _stop = new();
-    private readonly List<L4Listener> _configured = [];
-
     private sealed class Flow(IPEndPoint visitor, int queue)
     {
         public IPEndPoint Visitor { get; } = visitor;
@@ -33,31 +30,15 @@ public sealed partial class UdpServices(L4Gate gate, L4Telemetry telemetry, L4En
         public void Touch() => Volatile.Write(ref LastActivity, Stopwatch.GetTimestamp());
     }
 
-    public Task StartAsync(CancellationToken cancellationToken)
-    {
-        foreach (var service in options.Value.UdpServices)
-        {
-            _configured.Add(Open(service));
-        }
-        return Task.CompletedTask;
-    }
-
-    public async Task StopAsync(CancellationToken cancellationToken)
-    {
-        _stop.Cancel();
-        foreach (var listener in _configured)
-        {
-            await listener.DisposeAsync();
-        }
-    }
+    protected override IReadOnlyList<L4ServiceOptions> Configured => options.Value.UdpServices;
 
     /// <summary>Starts listening for one UDP service (configured, or a run-time mapping); dispose to stop (its flows end).</summary>
-    public L4Listener Open(L4ServiceOptions service)
+    public override L4Listener Open(L4ServiceOptions service)
     {
         var socket = L4Endpoints.Bind(service.Listen, SocketType.Dgram, ProtocolType.Udp, "Gateway:UdpServices", service.Service);
         var bound = (IPEndPoint)socket.LocalEndPoint!;
         endpoints.Add("udp", service.Service, bound);
-        var cancel = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        var cancel = CancellationTokenSource.CreateLinkedTokenSource(Stopping.Token);
         var loop = ReceiveLoopAsync(socket, service, VisitorAccess.ParseNetworks(service.AllowedNetworks), cancel.Token);
         return new L4Listener(socket, cancel, loop, () => endpoints.Remove("udp", service.Service, bound));
     }

@@ -274,10 +274,54 @@ token hashes only, so they may live in a ConfigMap.
 {{- range $g.agents -}}
 {{- $agents = append $agents (dict "Id" .id "TokenSha256" .tokenSha256 "Services" .services) -}}
 {{- end -}}
+{{- range $kind, $list := dict "TcpServices" $g.tcpServices "UdpServices" $g.udpServices -}}
+{{- $services := list -}}
+{{- range $list -}}
+{{- $service := dict "Listen" (printf "0.0.0.0:%v" .port) "Service" .service -}}
+{{- if .allowedNetworks -}}
+{{- $_ := set $service "AllowedNetworks" .allowedNetworks -}}
+{{- end -}}
+{{- if .maxConnections -}}
+{{- $_ := set $service "MaxConnections" .maxConnections -}}
+{{- end -}}
+{{- if .idleTimeout -}}
+{{- $_ := set $service "IdleTimeout" .idleTimeout -}}
+{{- end -}}
+{{- if .proxyProtocol -}}
+{{- $_ := set $service "ProxyProtocol" true -}}
+{{- end -}}
+{{- $services = append $services $service -}}
+{{- end -}}
+{{- if $services -}}
+{{- $_ := set $gateway $kind $services -}}
+{{- end -}}
+{{- end -}}
+{{- if $g.tlsPassthrough.enabled -}}
+{{- $_ := set $gateway "TlsPassthrough" (printf "0.0.0.0:%v" $g.tlsPassthrough.port) -}}
+{{- end -}}
 {{- $_ := set $gateway "Routes" $routes -}}
 {{- $_ := set $gateway "Agents" $agents -}}
 {{- $settings := dict "Cluster" $cluster "Gateway" $gateway -}}
 {{- mergeOverwrite $settings (deepCopy $g.config) | toPrettyJson -}}
+{{- end -}}
+
+{{/*
+orleans-tunnel.l4Ports: the gateways' TCP and UDP service ports and the TLS passthrough port, as a JSON list of
+{name, port, servicePort, protocol}; names are "tcp-N", "udp-N" and "tls-passthrough" (container port names).
+*/}}
+{{- define "orleans-tunnel.l4Ports" -}}
+{{- $g := .Values.gateway -}}
+{{- $ports := list -}}
+{{- range $i, $s := $g.tcpServices -}}
+{{- $ports = append $ports (dict "name" (printf "tcp-%d" $i) "port" $s.port "servicePort" ($s.servicePort | default $s.port) "protocol" "TCP") -}}
+{{- end -}}
+{{- range $i, $s := $g.udpServices -}}
+{{- $ports = append $ports (dict "name" (printf "udp-%d" $i) "port" $s.port "servicePort" ($s.servicePort | default $s.port) "protocol" "UDP") -}}
+{{- end -}}
+{{- if $g.tlsPassthrough.enabled -}}
+{{- $ports = append $ports (dict "name" "tls-passthrough" "port" $g.tlsPassthrough.port "servicePort" $g.tlsPassthrough.servicePort "protocol" "TCP") -}}
+{{- end -}}
+{{- dict "ports" $ports | toJson -}}
 {{- end -}}
 
 {{/*
@@ -417,6 +461,36 @@ every problem at once, each naming the key and the --set that fixes it.
 {{- end -}}
 {{- if and $gw.tls.tunnel.clientCa.secretName (not $gw.tls.tunnel.enabled) -}}
 {{- $errors = append $errors "gateway.tls.tunnel.clientCa.secretName: agent client certificates need TLS on the tunnel (--set gateway.tls.tunnel.enabled=true,gateway.tls.tunnel.secretName=NAME)" -}}
+{{- end -}}
+{{- $tcpPorts := dict (toString $gw.ports.ingress) "gateway.ports.ingress" (toString $gw.ports.tunnel) "gateway.ports.tunnel" (toString $gw.ports.admin) "gateway.ports.admin" -}}
+{{- if $gw.tls.ingress.enabled -}}
+{{- $_ := set $tcpPorts (toString $gw.tls.ingress.port) "gateway.tls.ingress.port" -}}
+{{- end -}}
+{{- $udpPorts := dict -}}
+{{- $servicePorts := dict -}}
+{{- $l4 := list -}}
+{{- range $i, $s := $gw.tcpServices -}}
+{{- $l4 = append $l4 (dict "key" (printf "gateway.tcpServices[%d]" $i) "ports" $tcpPorts "proto" "TCP" "port" $s.port "servicePort" ($s.servicePort | default $s.port)) -}}
+{{- end -}}
+{{- if $gw.tlsPassthrough.enabled -}}
+{{- $l4 = append $l4 (dict "key" "gateway.tlsPassthrough" "ports" $tcpPorts "proto" "TCP" "port" $gw.tlsPassthrough.port "servicePort" $gw.tlsPassthrough.servicePort) -}}
+{{- end -}}
+{{- range $i, $s := $gw.udpServices -}}
+{{- $l4 = append $l4 (dict "key" (printf "gateway.udpServices[%d]" $i) "ports" $udpPorts "proto" "UDP" "port" $s.port "servicePort" ($s.servicePort | default $s.port)) -}}
+{{- end -}}
+{{- range $l4 -}}
+{{- $port := toString .port -}}
+{{- if hasKey .ports $port -}}
+{{- $errors = append $errors (printf "%s.port: %s port %s is already %s's; give each listener its own port (--set %s.port=N)" .key .proto $port (get .ports $port) .key) -}}
+{{- else -}}
+{{- $_ := set .ports $port .key -}}
+{{- end -}}
+{{- $sp := printf "%s/%v" .proto .servicePort -}}
+{{- if hasKey $servicePorts $sp -}}
+{{- $errors = append $errors (printf "%s.servicePort: %s is already %s's on the l4Service; give it another (--set %s.servicePort=N)" .key $sp (get $servicePorts $sp) .key) -}}
+{{- else -}}
+{{- $_ := set $servicePorts $sp .key -}}
+{{- end -}}
 {{- end -}}
 {{- if $errors -}}
 {{- fail (printf "\n\nVALUES VALIDATION:\n%s" (join "\n" $errors)) -}}

@@ -39,6 +39,8 @@ public sealed class ChartSchemaTests(HelmFixture helm)
             "--set", "gateway.autoscaling.enabled=true", "--set", "silo.priorityClassName=high", "--set", "silo.dashboard.service.type=LoadBalancer",
             "--set", "silo.dashboard.service.exposeWithoutLogin=true", "--set", "networkPolicy.dashboardFrom[0].ipBlock.cidr=10.0.0.0/8",
             "--set", "silo.image.digest=sha256:" + new string('a', 64),
+            "--set", "gateway.tcpServices[0].service=db", "--set", "gateway.tcpServices[0].port=5432", "--set", "gateway.udpServices[0].service=dns",
+            "--set", "gateway.udpServices[0].port=5353", "--set", "gateway.udpServices[0].servicePort=53", "--set", "gateway.tlsPassthrough.enabled=true",
         ]
         : HelmFixture.ScenarioArgs(scenario);
 
