@@ -23,6 +23,7 @@ internal static class AdminCli
           route set HOST[/PATH] SERVICE       add or change a route (persisted, pushed to every gateway)
             [--access oidc|jwt --identity JSON|@FILE]   with OIDC sign-in or JWT access (README: OIDC and JWT access)
             [--rewrite JSON|@FILE] [--rate-limit JSON|@FILE]   rewrites and a cluster-wide rate limit (README: Rewrites, Rate limits)
+            [--resilience JSON|@FILE]           the route's retry and circuit settings (README: Health checks, retries and circuit breaking)
           route rm HOST[/PATH]                remove a route
           token set AGENT_ID SVC[,SVC...]     create a fresh token for an agent and print it once
           token rm AGENT_ID                   revoke an agent's runtime token (its sessions close)
@@ -153,7 +154,8 @@ internal static class AdminCli
 
     /// <summary>
     /// The options of `route set`: `--access KIND`, and JSON objects (inline or @FILE) for `--identity` (oidc/jwt,
-    /// README "OIDC and JWT access"), `--rewrite` (README "Rewrites") and `--rate-limit` (README "Rate limits").
+    /// README "OIDC and JWT access"), `--rewrite` (README "Rewrites"), `--rate-limit` (README "Rate limits") and
+    /// `--resilience` (README "Health checks, retries and circuit breaking").
     /// </summary>
     private static System.Text.Json.Nodes.JsonObject RouteArguments(IReadOnlyList<string> more)
     {
@@ -165,6 +167,7 @@ internal static class AdminCli
                 "--identity" => "identity",
                 "--rewrite" => "rewrite",
                 "--rate-limit" => "rateLimit",
+                "--resilience" => "resilience",
                 _ => null,
             };
             if (more[i] == "--access" && i + 1 < more.Count)
@@ -187,7 +190,7 @@ internal static class AdminCli
             }
             else
             {
-                throw new CliException($"route set: unknown argument '{more[i]}'; use --access none|basic|bearer|oidc|jwt, --identity JSON|@FILE, --rewrite JSON|@FILE, --rate-limit JSON|@FILE");
+                throw new CliException($"route set: unknown argument '{more[i]}'; use --access none|basic|bearer|oidc|jwt, --identity JSON|@FILE, --rewrite JSON|@FILE, --rate-limit JSON|@FILE, --resilience JSON|@FILE");
             }
         }
         return body;
@@ -196,6 +199,7 @@ internal static class AdminCli
         {
             "--rewrite" => "{\"stripPrefix\":true}",
             "--rate-limit" => "{\"requests\":100,\"per\":\"1m\",\"key\":\"ip\"}",
+            "--resilience" => "{\"retry\":false,\"circuitFailures\":2,\"circuitCooldown\":\"30s\"}",
             _ => "{\"issuer\":\"https://id.example.com\",\"clientId\":\"...\"}",
         };
     }

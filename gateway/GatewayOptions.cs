@@ -442,6 +442,9 @@ public sealed class RouteOptions
 
     /// <summary>A cluster-wide rate limit (README "Rate limits"); none unless set.</summary>
     public OrleansTunnel.Gateway.Policy.RouteRateLimitOptions? RateLimit { get; set; }
+
+    /// <summary>This route's retry and circuit settings over the gateway's Resilience section (README "Health checks, retries and circuit breaking").</summary>
+    public OrleansTunnel.Gateway.Health.RouteResilienceOptions? Resilience { get; set; }
 }
 
 /// <summary>When requests get a RequestGrain (Gateway:RequestGrains).</summary>

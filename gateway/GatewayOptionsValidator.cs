@@ -214,7 +214,8 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             {
                 failures.Add($"Gateway:Routes:{i}: {problem}");
             }
-            if ((Policy.PolicyConfig.RewriteProblem(r.Rewrite, r.PathPrefix) ?? Policy.PolicyConfig.RateLimitProblem(r.RateLimit)) is { } policyProblem)
+            if ((Policy.PolicyConfig.RewriteProblem(r.Rewrite, r.PathPrefix) ?? Policy.PolicyConfig.RateLimitProblem(r.RateLimit)
+                ?? Health.RouteResilienceConfig.Problem(r.Resilience)) is { } policyProblem)
             {
                 failures.Add($"Gateway:Routes:{i}:{policyProblem}");
             }

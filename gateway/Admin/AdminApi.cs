@@ -168,7 +168,7 @@ public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, Request
         string? Access = null, string? Credential = null, string? CredentialSha256 = null, string[]? AllowedNetworks = null,
         RouteCaptureOptions? Capture = null, string? PathMode = null,
         OrleansTunnel.Gateway.Policy.RouteRewriteOptions? Rewrite = null, OrleansTunnel.Gateway.Policy.RouteRateLimitOptions? RateLimit = null,
-        RouteIdentity? Identity = null);
+        RouteIdentity? Identity = null, OrleansTunnel.Gateway.Health.RouteResilienceOptions? Resilience = null);
 
     /// <summary>A route as the admin API shows it: never the credential's hash nor a client secret.</summary>
     private static Route Redact(Route r) =>
@@ -196,7 +196,8 @@ public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, Request
             return Results.Text($"otun admin: {problem}\n", statusCode: 400);
         }
         if ((OrleansTunnel.Gateway.Policy.PolicyConfig.RewriteProblem(body.Rewrite, body.PathPrefix)
-            ?? OrleansTunnel.Gateway.Policy.PolicyConfig.RateLimitProblem(body.RateLimit)) is { } policyProblem)
+            ?? OrleansTunnel.Gateway.Policy.PolicyConfig.RateLimitProblem(body.RateLimit)
+            ?? OrleansTunnel.Gateway.Health.RouteResilienceConfig.Problem(body.Resilience)) is { } policyProblem)
         {
             return Results.Text($"otun admin: {policyProblem}\n", statusCode: 400);
         }
@@ -205,6 +206,7 @@ public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, Request
             OrleansTunnel.Gateway.Policy.PolicyConfig.ToRewrite(body.Rewrite), OrleansTunnel.Gateway.Policy.PolicyConfig.ToRateLimit(body.RateLimit))
         {
             Identity = body.Identity,
+            Resilience = OrleansTunnel.Gateway.Health.RouteResilienceConfig.ToRecord(body.Resilience),
         };
         await Routing.UpsertRoute(route);
         // The answer never echoes the credential's hash.

@@ -12,6 +12,7 @@ namespace OrleansTunnel.Gateway.Health;
 /// over Resilience:CircuitWindow, it opens: the dispatcher skips the session for Resilience:CircuitCooldown.
 /// Then one request probes it (half-open): success closes it, failure opens it for another cool-down.
 /// Only path failures count (agent lost, backend refused or timed out); a backend's own 5xx answer does not.
+/// A route's Resilience settings, when it has any, replace these for the requests of that route.
 /// </summary>
 public sealed partial class CircuitBreakers
 {
@@ -99,7 +100,8 @@ public sealed partial class CircuitBreakers
     }
 
     /// <summary>A request's path worked (the backend's answer arrived): closes a half-open circuit.</summary>
-    public void Succeeded(string sessionId, string service)
+    /// <param name="settings">The route's effective settings (<see cref="RouteResilienceConfig.For"/>); null: the gateway's.</param>
+    public void Succeeded(string sessionId, string service, ResilienceOptions? settings = null)
     {
         if (!_circuits.TryGetValue((sessionId, service), out var c))
         {
@@ -113,7 +115,7 @@ public sealed partial class CircuitBreakers
             c.Probing = false;
             c.Consecutive = 0;
             c.LastUsed = Environment.TickCount64;
-            Count(c, failed: false);
+            Count(c, failed: false, settings ?? _options.CurrentValue);
         }
         if (closed)
         {
@@ -122,9 +124,10 @@ public sealed partial class CircuitBreakers
     }
 
     /// <summary>A request's path failed (agent lost, backend refused or timed out).</summary>
-    public void Failed(string sessionId, string service, string agentId, string? gatewayId, string reason)
+    /// <param name="settings">The route's effective settings (thresholds, cool-down); null: the gateway's.</param>
+    public void Failed(string sessionId, string service, string agentId, string? gatewayId, string reason, ResilienceOptions? settings = null)
     {
-        var o = _options.CurrentValue;
+        var o = settings ?? _options.CurrentValue;
         if (o.CircuitFailures == 0 && o.CircuitFailureRatio == 0)
         {
             return;
@@ -136,7 +139,7 @@ public sealed partial class CircuitBreakers
             c.LastFailure = reason;
             c.LastUsed = Environment.TickCount64;
             c.Consecutive++;
-            Count(c, failed: true);
+            Count(c, failed: true, o);
             bool trip = c.OpenUntil != 0 // a failed probe (or a request that raced it) opens it again
                 || (o.CircuitFailures > 0 && c.Consecutive >= o.CircuitFailures)
                 || (o.CircuitFailureRatio > 0 && c.WindowRequests >= o.CircuitMinimumRequests && c.WindowFailures >= o.CircuitFailureRatio * c.WindowRequests);
@@ -188,10 +191,10 @@ public sealed partial class CircuitBreakers
         return views;
     }
 
-    private void Count(Circuit c, bool failed)
+    private static void Count(Circuit c, bool failed, ResilienceOptions o)
     {
         long now = Environment.TickCount64;
-        if (now - c.WindowStart > (long)_options.CurrentValue.CircuitWindow.TotalMilliseconds)
+        if (now - c.WindowStart > (long)o.CircuitWindow.TotalMilliseconds)
         {
             c.WindowStart = now;
             c.WindowRequests = 0;
@@ -222,7 +225,7 @@ public sealed partial class CircuitBreakers
     }
 
     [LoggerMessage(EventId = 642, EventName = "CircuitOpened", Level = LogLevel.Warning,
-        Message = "Circuit open for service '{Service}' on agent '{AgentId}' session {SessionId} after {Failures} failure(s) in a row (last: {Reason}); this gateway skips that session for {Seconds:0.#} s (Resilience:CircuitCooldown), then probes it with one request. Check the agent's backend.")]
+        Message = "Circuit open for service '{Service}' on agent '{AgentId}' session {SessionId} after {Failures} failure(s) in a row (last: {Reason}); this gateway skips that session for {Seconds:0.#} s (Resilience:CircuitCooldown, or the route's), then probes it with one request. Check the agent's backend.")]
     private static partial void LogOpened(ILogger logger, string service, string agentId, string sessionId, int failures, string reason, double seconds);
 
     [LoggerMessage(EventId = 643, EventName = "CircuitClosed", Level = LogLevel.Information,

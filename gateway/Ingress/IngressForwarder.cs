@@ -184,7 +184,7 @@ public sealed class IngressForwarder(
                 return;
             }
             bool hasBody = VisitorProtocol.Detect(context) is not (VisitorKind.WebSocketHttp1 or VisitorKind.WebSocketHttp2) && TunnelExchange.HasBody(context.Request);
-            retry = await OrleansTunnel.Gateway.Health.RetryPlan.ForAsync(context, hasBody, resilience.CurrentValue,
+            retry = await OrleansTunnel.Gateway.Health.RetryPlan.ForAsync(context, hasBody, OrleansTunnel.Gateway.Health.RouteResilienceConfig.For(resilience.CurrentValue, route.Resilience),
                 excluded => dispatcher.ChooseAsync(route.Service, excluded, context.RequestAborted), route.Service);
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)

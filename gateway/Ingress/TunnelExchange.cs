@@ -16,7 +16,8 @@ namespace OrleansTunnel.Gateway.Ingress;
 /// and records how it ended.
 /// </summary>
 public sealed class TunnelExchange(RequestTracker tracker, ResponseRelay relay, TrustedProxies trustedProxies, GatewayTelemetry telemetry,
-    Microsoft.Extensions.Options.IOptionsMonitor<InspectorOptions> inspector, ReplayMarker replays, OrleansTunnel.Gateway.Health.CircuitBreakers circuits)
+    Microsoft.Extensions.Options.IOptionsMonitor<InspectorOptions> inspector, ReplayMarker replays, OrleansTunnel.Gateway.Health.CircuitBreakers circuits,
+    Microsoft.Extensions.Options.IOptionsMonitor<OrleansTunnel.Gateway.Health.ResilienceOptions> resilience)
 {
     /// <summary>Response header that carries the request id (also the request grain's key).</summary>
     public const string RequestIdHeader = "X-Tunnel-Request-Id";
@@ -98,11 +99,12 @@ public sealed class TunnelExchange(RequestTracker tracker, ResponseRelay relay, 
             // The path's verdict for the session's circuit: an answer arrived, or the path failed, or neither.
             if (entry.ResponseHeadTicks != 0)
             {
-                circuits.Succeeded(target.SessionId, service);
+                circuits.Succeeded(target.SessionId, service, OrleansTunnel.Gateway.Health.RouteResilienceConfig.For(resilience.CurrentValue, route.Resilience));
             }
             else if (entry.PathFailure is { } pathFailure)
             {
-                circuits.Failed(target.SessionId, service, target.AgentId, target.IsLocal ? null : target.HolderGatewayId, pathFailure);
+                circuits.Failed(target.SessionId, service, target.AgentId, target.IsLocal ? null : target.HolderGatewayId, pathFailure,
+                    OrleansTunnel.Gateway.Health.RouteResilienceConfig.For(resilience.CurrentValue, route.Resilience));
             }
             else
             {

@@ -47,6 +47,7 @@ public sealed partial class RoutingSubscriber(
                             OrleansTunnel.Gateway.Policy.PolicyConfig.ToRewrite(route.Rewrite), OrleansTunnel.Gateway.Policy.PolicyConfig.ToRateLimit(route.RateLimit))
                         {
                             Identity = route.Identity?.ToRecord(),
+                            Resilience = OrleansTunnel.Gateway.Health.RouteResilienceConfig.ToRecord(route.Resilience),
                         });
                     }
                     seeded = true;

@@ -29,3 +29,17 @@ public sealed record RouteRateLimit(
     [property: Id(0)] int Requests,
     [property: Id(1)] long PerMs,
     [property: Id(2)] string Key = "ip");
+
+/// <summary>
+/// A route's own retry and circuit settings (README "Health checks, retries and circuit breaking"); each
+/// null field keeps the gateway's Resilience default.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("OrleansTunnel.RouteResilience")]
+public sealed record RouteResilience(
+    [property: Id(0)] bool? Retry = null,
+    [property: Id(1)] int? RetryBufferBytes = null,
+    [property: Id(2)] int? CircuitFailures = null,
+    [property: Id(3)] double? CircuitFailureRatio = null,
+    [property: Id(4)] long? CircuitWindowMs = null,
+    [property: Id(5)] int? CircuitMinimumRequests = null,
+    [property: Id(6)] long? CircuitCooldownMs = null);

@@ -14,7 +14,8 @@ namespace OrleansTunnel.Grains;
 /// (empty or dot segments, encoded slashes, ';'); "raw" forwards them byte for byte. <see cref="Access"/> "oidc" or
 /// "jwt" takes its settings from <see cref="Identity"/>.
 /// <see cref="Rewrite"/> edits the forwarded target, Host and headers; <see cref="RateLimit"/> limits
-/// requests cluster-wide (gateway/Policy).
+/// requests cluster-wide (gateway/Policy); <see cref="Resilience"/> overrides the gateway's retry and
+/// circuit settings for this route (gateway/Health).
 /// </remarks>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.Route")]
 public sealed record Route(
@@ -29,7 +30,8 @@ public sealed record Route(
     [property: Id(8)] string? PathMode = null,
     [property: Id(9)] RouteRewrite? Rewrite = null,
     [property: Id(10)] RouteRateLimit? RateLimit = null,
-    [property: Id(11)] RouteIdentity? Identity = null);
+    [property: Id(11)] RouteIdentity? Identity = null,
+    [property: Id(12)] RouteResilience? Resilience = null);
 
 /// <summary>One place a service is served from: an agent's session on a gateway.</summary>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.ServiceEndpoint")]

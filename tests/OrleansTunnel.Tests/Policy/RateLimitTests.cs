@@ -186,6 +186,10 @@ public sealed class RateLimitTests(PolicyFixture fixture, ITestOutputHelper outp
         { """{"host":"v.test","service":"backend","rateLimit":{"requests":10,"per":"ten"}}""", "RateLimit:Per 'ten' must be a duration like 10s, 1m, 1h or 00:01:00" },
         { """{"host":"v.test","service":"backend","rateLimit":{"requests":10,"per":"100ms"}}""", "RateLimit:Per '100ms' must be between 1s and 1d" },
         { """{"host":"v.test","service":"backend","rateLimit":{"requests":10,"per":"1m","key":"cookie:sid"}}""", "RateLimit:Key 'cookie:sid' must be ip, route, header:NAME" },
+        // A route's own retry and circuit settings (README "Health checks, retries and circuit breaking").
+        { """{"host":"v.test","service":"backend","resilience":{"circuitFailureRatio":1.5}}""", "Resilience:CircuitFailureRatio 1.5 must be between 0 (off) and 1" },
+        { """{"host":"v.test","service":"backend","resilience":{"circuitCooldown":"soon"}}""", "Resilience:CircuitCooldown 'soon' must be a duration between 100ms and 1d, like 30s" },
+        { """{"host":"v.test","service":"backend","resilience":{"retryBufferBytes":-1}}""", "Resilience:RetryBufferBytes -1 must be between 0 and 16777216" },
     };
 
     [Theory]

@@ -78,7 +78,8 @@ public sealed class ResilienceBackend : IAsyncDisposable
 /// One gateway (with its silo) and two in-process agents: res-a serves half, post and dead from a port
 /// that refuses connections; res-b serves half and post from a working backend, and flap from a backend
 /// whose /health the tests switch (probed every 300 ms, 2 failures / 2 successes). Circuits open after
-/// 3 failures in a row and cool down for 3 s.
+/// 3 failures in a row and cool down for 3 s. nort and low are served like half (res-a refusing, res-b
+/// working) for the per-route Resilience tests: nort.test's route has Retry false.
 /// </summary>
 public sealed class ResilienceHarness : IAsyncLifetime
 {
@@ -111,22 +112,26 @@ public sealed class ResilienceHarness : IAsyncLifetime
                     o.Gateway[$"Gateway:Agents:{i}:Services:{s}"] = services[s];
                 }
             }
-            Agent(2, "res-a", TokenA, "half", "post", "dead");
-            Agent(3, "res-b", TokenB, "half", "post", "flap");
+            Agent(2, "res-a", TokenA, "half", "post", "dead", "nort", "low");
+            Agent(3, "res-b", TokenB, "half", "post", "flap", "nort", "low");
             Agent(4, "kill-a", TokenKillA, "kill");
             Agent(5, "kill-b", TokenKillB, "kill");
-            string[] services = ["half", "post", "dead", "flap", "kill"];
+            string[] services = ["half", "post", "dead", "flap", "kill", "nort"];
             for (int r = 0; r < services.Length; r++)
             {
                 o.Gateway[$"Gateway:Routes:{10 + r}:Host"] = services[r] + ".test";
                 o.Gateway[$"Gateway:Routes:{10 + r}:Service"] = services[r];
             }
+            // "nort.test" turns retries off for its route (per-route Resilience); "low.test" is set by a test through the CLI.
+            o.Gateway["Gateway:Routes:15:Resilience:Retry"] = "false";
             o.Gateway["Resilience:CircuitFailures"] = "3";
             o.Gateway["Resilience:CircuitCooldown"] = "00:00:03";
             o.Gateway["Gateway:ClusterHeartbeatInterval"] = "00:00:01";
         });
-        AgentA = await StartAgentAsync("res-a", TokenA, ("half", $"http://127.0.0.1:{RefusedPort}", null), ("post", $"http://127.0.0.1:{RefusedPort}", null), ("dead", $"http://127.0.0.1:{RefusedPort}", null));
-        AgentB = await StartAgentAsync("res-b", TokenB, ("half", Backend.Url, null), ("post", Backend.Url, null), ("flap", Flapping.Url, "/health"));
+        AgentA = await StartAgentAsync("res-a", TokenA, ("half", $"http://127.0.0.1:{RefusedPort}", null), ("post", $"http://127.0.0.1:{RefusedPort}", null), ("dead", $"http://127.0.0.1:{RefusedPort}", null),
+            ("nort", $"http://127.0.0.1:{RefusedPort}", null), ("low", $"http://127.0.0.1:{RefusedPort}", null));
+        AgentB = await StartAgentAsync("res-b", TokenB, ("half", Backend.Url, null), ("post", Backend.Url, null), ("flap", Flapping.Url, "/health"),
+            ("nort", Backend.Url, null), ("low", Backend.Url, null));
         var registry = Harness.Gateway.Services.GetRequiredService<Gateway.Tunnel.ConnectionRegistry>();
         await Eventually.TrueAsync(() => registry.All.Count(c => c.Serves("half")) == 2, TimeSpan.FromSeconds(30), "the gateway never held both agents' sessions for 'half'");
     }

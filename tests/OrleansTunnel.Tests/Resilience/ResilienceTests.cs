@@ -17,7 +17,7 @@ namespace OrleansTunnel.Tests.Resilience;
 /// real sockets, with agents whose backend refuses connections, a health endpoint that flaps, and an
 /// agent process killed with SIGKILL under load.
 /// </summary>
-public sealed class ResilienceTests(ResilienceHarness fixture, ITestOutputHelper output) : IClassFixture<ResilienceHarness>
+public sealed partial class ResilienceTests(ResilienceHarness fixture, ITestOutputHelper output) : IClassFixture<ResilienceHarness>
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
 
