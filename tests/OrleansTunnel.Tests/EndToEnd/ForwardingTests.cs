@@ -21,6 +21,8 @@ public sealed class SharedHarness : IAsyncLifetime
         o.Gateway["Gateway:HandshakesPerSecondPerSource"] = "1000";
         o.Gateway["Gateway:MaxInFlightPerAgent"] = "2000";
         o.Gateway["Gateway:MaxInFlightPerService"] = "2000";
+        // The thousand-socket test holds 1000 receive windows of 1 MiB: room beside them for the others.
+        o.Gateway["Gateway:MaxTunnelBufferBytes"] = "4294967296";
     });
 
     public async Task DisposeAsync() => await Harness.DisposeAsync();

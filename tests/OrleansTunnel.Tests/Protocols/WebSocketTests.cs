@@ -205,6 +205,9 @@ public sealed class WebSocketTests(SharedHarness fixture)
     public async Task AThousandSockets_ThroughOneAgent_AllEcho()
     {
         const int count = 1000;
+        var bounds = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions
+            .GetRequiredService<OrleansTunnel.Gateway.Requests.InFlightBounds>(H.Gateway.Services);
+        long before = bounds.InFlight;
         var sockets = new ClientWebSocket[count];
         try
         {
@@ -246,5 +249,9 @@ public sealed class WebSocketTests(SharedHarness fixture)
                 ws.Dispose();
             }));
         }
+        // Every closed socket gives its gateway slot back (no leak), and the next test of the shared
+        // harness does not meet a gateway still full of closing sockets.
+        await Eventually.TrueAsync(() => bounds.InFlight <= before, TimeSpan.FromSeconds(60),
+            $"the gateway still counts {bounds.InFlight} in-flight requests (before the test: {before}) after the sockets closed");
     }
 }
