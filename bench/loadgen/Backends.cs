@@ -1,18 +1,4 @@
 // The load generator's backends: the h2c gRPC backend (grpc-backend) and the cheap HTTP sink (http-sink).
-using System.Diagnostics;
-using System.Globalization;
-using System.Net;
-using System.Net.WebSockets;
-using Google.Protobuf;
-using Grpc.Core;
-using Grpc.Net.Client;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
-using OrleansTunnel.Bench.LoadGen.Proto;
 
 namespace OrleansTunnel.Bench.LoadGen;
 
@@ -22,13 +8,7 @@ internal static class Backend
     public static async Task<int> RunAsync(Options o)
     {
         int port = o.Int("port");
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k =>
-        {
-            k.AddServerHeader = false;
-            k.Listen(IPAddress.Loopback, port, lo => lo.Protocols = HttpProtocols.Http2);
-        });
+        var builder = LoopbackServer.Builder(port, HttpProtocols.Http2);
         builder.Services.AddGrpc(g =>
         {
             g.MaxReceiveMessageSize = 16 * 1024 * 1024;
@@ -56,14 +36,7 @@ internal static class Sink
     public static async Task<int> RunAsync(Options o)
     {
         int port = o.Int("port");
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k =>
-        {
-            k.AddServerHeader = false;
-            k.Limits.MaxRequestBodySize = null;
-            k.Listen(IPAddress.Loopback, port, lo => lo.Protocols = HttpProtocols.Http1);
-        });
+        var builder = LoopbackServer.Builder(port, HttpProtocols.Http1, k => k.Limits.MaxRequestBodySize = null);
         var app = builder.Build();
         app.MapGet("/download", async (HttpContext context, long? size) =>
         {
@@ -127,5 +100,22 @@ internal sealed class BenchService : BenchSvc.BenchSvcBase
                 await responseStream.WriteAsync(requestStream.Current, context.CancellationToken);
         }
         catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested) { }
+    }
+}
+
+/// <summary>A quiet Kestrel on one loopback port speaking one protocol: what both backends start from.</summary>
+internal static class LoopbackServer
+{
+    public static WebApplicationBuilder Builder(int port, HttpProtocols protocols, Action<KestrelServerOptions>? configure = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            configure?.Invoke(k);
+            k.Listen(IPAddress.Loopback, port, lo => lo.Protocols = protocols);
+        });
+        return builder;
     }
 }

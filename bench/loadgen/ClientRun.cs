@@ -1,18 +1,4 @@
 // What every client command shares: channels, warm-up and measured phases, counters and the report line.
-using System.Diagnostics;
-using System.Globalization;
-using System.Net;
-using System.Net.WebSockets;
-using Google.Protobuf;
-using Grpc.Core;
-using Grpc.Net.Client;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
-using OrleansTunnel.Bench.LoadGen.Proto;
 
 namespace OrleansTunnel.Bench.LoadGen;
 

@@ -9,20 +9,6 @@
 //
 // --interval-ms N paces each gRPC bidi stream or WebSocket to one round trip every N ms (0: closed loop).
 // Each client command prints one line of key=value pairs (the last one, first_error, is quoted).
-using System.Diagnostics;
-using System.Globalization;
-using System.Net;
-using System.Net.WebSockets;
-using Google.Protobuf;
-using Grpc.Core;
-using Grpc.Net.Client;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
-using OrleansTunnel.Bench.LoadGen.Proto;
 
 namespace OrleansTunnel.Bench.LoadGen;
 
