@@ -1,13 +1,6 @@
-using System.Buffers;
-using System.Diagnostics;
 using System.Net;
-using System.Net.Http.Headers;
-using System.Net.Security;
 using System.Net.Sockets;
-using System.Security.Cryptography.X509Certificates;
-using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
-using OrleansTunnel.Agent.Telemetry;
+using System.Net.Http.Headers;
 using OrleansTunnel.Protocol;
 using OrleansTunnel.Protocol.V1;
 

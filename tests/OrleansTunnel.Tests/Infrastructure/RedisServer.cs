@@ -1,10 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
-using System.Runtime.InteropServices;
-using System.Security.Cryptography;
-using System.Text;
-using OrleansTunnel.Gateway.Auth;
 
 namespace OrleansTunnel.Tests.Infrastructure;
 
