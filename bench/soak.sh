@@ -2,8 +2,8 @@
 # Soak: DURATION (default 1h; DURATION=10m for the short variant) of a fixed-rate mix through the local
 # cluster (`otun cluster --lb`: redis, 2 silos, 2 gateways, 2 agents, nginx in front) — small GETs,
 # 1 MiB downloads, SSE streams, WebSocket echo, gRPC bidi streams and a few slow readers — sampling
-# every SAMPLE seconds, per process, RSS, threads and open file descriptors, the GC heap of gateways and
-# silos (their /metrics), in-flight requests and permits in use, and the cluster's grain activations (the
+# every SAMPLE seconds, per process, RSS, threads and open file descriptors, the GC heap of gateways,
+# silos and agents (their /metrics), in-flight requests and permits in use, and the cluster's grain activations (the
 # silos' orleans_catalog_activations), into samples.csv.
 # Pass: no failed request the mix did not ask for, and the last quarter's RSS (per process) and
 # activations no more than 10 % above the second quarter's. Writes summary.md (the table) and soak.png.
@@ -50,9 +50,10 @@ esac
 LB=$((8000 + OFF)) LB_H2C=$((8001 + OFF)) DASH=$((8090 + OFF)) GRPC_PORT=$((8777 + OFF))
 GW_ADMIN=($((9090 + OFF)) $((9190 + OFF)))
 SILO_ADMIN=($((9091 + OFF)) $((9092 + OFF)))
+AGENT_ADMIN=($((9060 + OFF)) $((9061 + OFF)))
 DASHBOARD="${DASHBOARD:-0}"
 require_tools curl nginx redis-server wrk
-require_free_ports "$LB" "$LB_H2C" "$DASH" "$GRPC_PORT" "${GW_ADMIN[@]}" "${SILO_ADMIN[@]}"
+require_free_ports "$LB" "$LB_H2C" "$DASH" "$GRPC_PORT" "${GW_ADMIN[@]}" "${SILO_ADMIN[@]}" "${AGENT_ADMIN[@]}"
 
 WITH_LOADGEN=1 build
 data="$out/cluster"
@@ -148,6 +149,9 @@ while [ "$(date +%s)" -lt "$end" ]; do
         gc=$(metric "$m" dotnet_gc_last_collection_heap_size_bytes)
         inflight=$(metric "$m" otun_gateway_requests_in_flight)
         permits=$(metric "$m" otun_gateway_permits_in_use) ;;
+      agent-*)
+        m=$(curl -s --max-time 5 "http://127.0.0.1:${AGENT_ADMIN[$(( ${name#agent-} - 1 ))]}/metrics" || true)
+        gc=$(metric "$m" dotnet_gc_last_collection_heap_size_bytes) ;;
       silo-*)
         gc=$(metric "${silo_metrics[$(( ${name#silo-} - 1 ))]:-}" dotnet_gc_last_collection_heap_size_bytes) ;;
     esac

@@ -66,6 +66,7 @@ public static partial class ClusterCommand
         int redisPort = Port("redis-port", 6390);
         int siloPort = Port("silo-port", 11111), orleansGatewayPort = Port("gateway-port", 30000), siloAdminPort = Port("silo-admin-port", 9091);
         int dashboardPort = Port("dashboard-port", 8090);
+        int agentAdminPort = Port("agent-admin-port", 9060);
         int ingressPort = Port("ingress-port", 8080), tunnelPort = Port("tunnel-port", 7070), adminPort = Port("admin-port", 9090);
         int lbPort = Port("lb", 0);
         string? nginx = lbPort == 0 ? null : FindExecutable(Opt("nginx", "nginx")) ?? FindExecutable("/usr/sbin/nginx")
@@ -92,6 +93,10 @@ public static partial class ClusterCommand
         if (dashboardPort > 0)
         {
             ports.Add((dashboardPort, "silo-1 dashboard"));
+        }
+        for (int a = 0; agentAdminPort > 0 && a < agents; a++)
+        {
+            ports.Add((agentAdminPort + a, $"agent-{a + 1} admin"));
         }
         for (int i = 0; i < gateways; i++)
         {
@@ -271,6 +276,10 @@ public static partial class ClusterCommand
                 {
                     agentArgs.AddRange(["--expose", url, "--service", name]);
                 }
+                if (agentAdminPort > 0)
+                {
+                    agentArgs.AddRange(["--set", $"Agent:Admin=http://127.0.0.1:{agentAdminPort + a}"]);
+                }
                 agentArgs.AddRange(SetsFor("Agent"));
                 // The token travels in the environment, never on the command line (ps shows that).
                 var agent = ClusterChild.Start($"agent-{a + 1}", "otun agent: ready", command, agentArgs,
@@ -279,6 +288,10 @@ public static partial class ClusterCommand
                 WritePids();
                 agentStarts.Add(agent);
                 Console.WriteLine($"agent-{a + 1} pid={agent.Pid}");
+                if (agentAdminPort > 0)
+                {
+                    Console.WriteLine($"  admin     http://127.0.0.1:{agentAdminPort + a}  (/healthz, /readyz, /metrics)");
+                }
             }
             foreach (var (name, url, hosts) in services)
             {

@@ -22,6 +22,7 @@ public static partial class ClusterCommand
         new("--silo-port", P + "silo-port", "silo-to-silo port of silo-1; silo-n: +n-1", "11111"),
         new("--gateway-port", P + "gateway-port", "Orleans client port of silo-1; silo-n: +n-1", "30000"),
         new("--silo-admin-port", P + "silo-admin-port", "admin port (/healthz, /readyz) of silo-1; silo-n: +n-1", "9091"),
+        new("--agent-admin-port", P + "agent-admin-port", "admin port (/healthz, /readyz, /metrics) of agent-1; agent-n: +n-1; 0: none", "9060"),
         new("--dashboard-port", P + "dashboard-port", "Orleans dashboard port on silo-1; 0: none", "8090"),
         new("--ingress-port", P + "ingress-port", "ingress port of gateway-1; gateway-n: +100*(n-1)", "8080"),
         new("--tunnel-port", P + "tunnel-port", "tunnel port of gateway-1; gateway-n: +100*(n-1)", "7070"),
