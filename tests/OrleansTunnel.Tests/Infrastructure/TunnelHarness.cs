@@ -247,6 +247,9 @@ public sealed class TunnelHarness : IAsyncDisposable
             ["Gateway:ResponseTimeout"] = _options.ResponseTimeout.ToString(),
             ["Gateway:HeartbeatInterval"] = "00:00:02",
             ["Gateway:ClusterHeartbeatInterval"] = "00:00:01",
+            // No load balancer in front of a test's gateways: a graceful stop need not keep serving first
+            // (pass an override to test the drain).
+            ["Gateway:DrainDelay"] = "00:00:00",
             ["Gateway:AdminTokenSha256"] = AgentCredentialStore.Hash(AdminToken),
             ["Gateway:Agents:0:Id"] = AgentId,
             ["Gateway:Agents:0:TokenSha256"] = AgentCredentialStore.Hash(AgentToken),

@@ -249,10 +249,12 @@ public sealed class RenderedCluster : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        // Agents first, then gateways, silos, Redis: the reverse of the start.
-        foreach (var process in Enumerable.Reverse(_processes))
+        // Agents and gateways (and processes outside the cluster) first, then silos, then Redis: each tier
+        // stopped at once (a gateway's SIGTERM drain takes its drainDelay; one after another they add up).
+        static int Tier(PodProcess p) => p.Name.Contains("redis", StringComparison.Ordinal) ? 2 : p.Name.Contains("silo", StringComparison.Ordinal) ? 1 : 0;
+        foreach (var tier in _processes.GroupBy(Tier).OrderBy(g => g.Key))
         {
-            await process.DisposeAsync();
+            await Task.WhenAll(tier.Select(p => p.DisposeAsync().AsTask()));
         }
         if (_nginx is not null)
         {
