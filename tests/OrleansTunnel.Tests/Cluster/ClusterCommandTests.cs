@@ -96,6 +96,13 @@ public sealed partial class ClusterCommandTests(ITestOutputHelper output)
             Assert.Equal("hello", await client.GetStringAsync(gateway1));
             Assert.Equal("hello", await client.GetStringAsync(gateway2));
 
+            // Each agent has its own admin port (9060 + n - 1): ready (a tunnel up) and its runtime metrics.
+            for (int a = 0; a < 2; a++)
+            {
+                Assert.Equal(HttpStatusCode.OK, (await client.GetAsync($"http://127.0.0.1:{9060 + offset + a}/readyz")).StatusCode);
+                Assert.Contains("dotnet_gc_last_collection_heap_size_bytes", await client.GetStringAsync($"http://127.0.0.1:{9060 + offset + a}/metrics"));
+            }
+
             // kill -9 gateway-1: reported, and gateway-2 keeps serving every request.
             Process.GetProcessById(pids["gateway-1"]).Kill();
             Assert.StartsWith("gateway-1 exited", await exited.Task.Within(TimeSpan.FromSeconds(10)));
