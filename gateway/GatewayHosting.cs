@@ -110,6 +110,7 @@ public static class GatewayHosting
         builder.Services.AddSingleton<IngressForwarder>();
         builder.Services.Configure<OrleansTunnel.Gateway.Policy.RateLimitOptions>(builder.Configuration.GetSection(OrleansTunnel.Gateway.Policy.RateLimitOptions.Section));
         builder.Services.AddSingleton<OrleansTunnel.Gateway.Policy.RateLimiter>();
+        builder.Services.AddSingleton<OrleansTunnel.Gateway.Policy.RateLimitMetrics>();
         builder.Services.AddSingleton<OrleansTunnel.Gateway.Policy.RateLimitGate>();
         builder.Services.AddSingleton<AdminAuthorizer>();
         builder.Services.AddSingleton<AdminAudit>();

@@ -22,7 +22,7 @@ public sealed partial class RateLimiter(IGrainFactory grains, IOptionsMonitor<Ra
 {
     private readonly ConcurrentDictionary<string, Bucket> _buckets = new(StringComparer.Ordinal);
     private int _sweeping;
-    private long _admitted, _limited, _leases, _evicted, _degraded, _wasted;
+    private long _admitted, _limited, _leases, _evicted, _degradedOpen, _degradedClosed, _wasted;
     private long _lastDegradedLog = long.MinValue;
 
     private sealed class Bucket
@@ -55,7 +55,13 @@ public sealed partial class RateLimiter(IGrainFactory grains, IOptionsMonitor<Ra
     public long Evicted => Interlocked.Read(ref _evicted);
 
     /// <summary>Decisions taken without the grain (it could not be reached) since start.</summary>
-    public long Degraded => Interlocked.Read(ref _degraded);
+    public long Degraded => DegradedOpen + DegradedClosed;
+
+    /// <summary>Decisions taken by this gateway's own count while the grain could not be reached (RateLimits:FailOpen true).</summary>
+    public long DegradedOpen => Interlocked.Read(ref _degradedOpen);
+
+    /// <summary>Requests answered 503 while the grain could not be reached (RateLimits:FailOpen false).</summary>
+    public long DegradedClosed => Interlocked.Read(ref _degradedClosed);
 
     /// <summary>Leased tokens that expired unspent since start.</summary>
     public long Wasted => Interlocked.Read(ref _wasted);
@@ -176,12 +182,13 @@ public sealed partial class RateLimiter(IGrainFactory grains, IOptionsMonitor<Ra
     /// <summary>Without the grain: fail open (a fixed window of the limit on this gateway alone) or refuse.</summary>
     private RateDecision Local(Bucket bucket, RouteRateLimit limit, long now, RateLimitOptions o)
     {
-        Interlocked.Increment(ref _degraded);
         if (!o.FailOpen)
         {
+            Interlocked.Increment(ref _degradedClosed);
             Interlocked.Increment(ref _limited);
             return new RateDecision(false, 0, bucket.DegradedUntil - now, "the cluster's rate limiter cannot be reached (RateLimits:FailOpen is false)", Unavailable: true);
         }
+        Interlocked.Increment(ref _degradedOpen);
         if (now - bucket.LocalWindowStart >= limit.PerMs)
         {
             bucket.LocalWindowStart = now;
