@@ -11,7 +11,8 @@
 # Usage: flock /tmp/otun-bench.lock bash bench/soak.sh
 # Env:   DURATION=1h        how long the mix runs (s, m or h suffix)
 #        RATE=auto          small GET /hello per second (open loop); auto = FRACTION x the capacity
-#                           measured first (wrk, closed loop, CAPACITY_SECS through the load balancer)
+#                           measured first (wrk, closed loop, CAPACITY_SECS through the load balancer,
+#                           with the rest of the mix already running beside it)
 #        FRACTION=0.5       share of the measured capacity the small GETs run at (the issue: half)
 #        CAPACITY_SECS=15   length of the capacity measurement (after a 5 s warm-up)
 #        MIB_RATE=2         1 MiB downloads per second (open loop)
@@ -81,30 +82,21 @@ for _ in $(seq 1 300); do
 done
 grep -q '^otun cluster: ready' "$out/cluster.log" || die "otun cluster not ready after 300 s"
 
-# Capacity: closed-loop small GETs through the load balancer (after a warm-up), as the drill does.
-capacity=""
-if [ "$RATE" = auto ]; then
-  wrk -t1 -c32 -d5s "http://127.0.0.1:$LB/hello" >"$out/capacity-warmup.txt" 2>&1 || true
-  wrk -t1 -c32 -d"${CAPACITY_SECS}s" "http://127.0.0.1:$LB/hello" >"$out/capacity.txt" 2>&1 \
-    || die "wrk against the load balancer failed: $(tail -3 "$out/capacity.txt")"
-  capacity=$(awk '/^Requests\/sec/ { printf "%.0f", $2 }' "$out/capacity.txt")
-  [ -n "$capacity" ] && [ "$capacity" -gt 0 ] || die "no capacity figure in $out/capacity.txt"
-  RATE=$(awk -v c="$capacity" -v f="$FRACTION" 'BEGIN { r = int(c * f); print (r < 1 ? 1 : r) }')
-  log "measured capacity: $capacity small GETs/s through the load balancer; the mix runs them at $RATE/s ($FRACTION)"
-fi
-echo "capacity_rps=${capacity:-not measured} rate=$RATE fraction=$FRACTION echo_ms=$ECHO_MS" >"$out/rate.txt"
 
 # The mix. Each load writes one key=value line (errors=N) or an error count to its own file.
-log "mix for $SECS s: $RATE small/s, echoes every $ECHO_MS ms, $MIB_RATE x 1 MiB/s, $SSE SSE, $WS WebSockets, $GRPC gRPC bidi, $SLOW slow readers"
-"$LOADGEN" http-rate --target "http://127.0.0.1:$LB/hello" --rate "$RATE" --duration "$SECS" --connections 32 --warmup 0 >"$out/small.txt" 2>&1 &
+# The rest of the mix starts first, so the capacity below is what the small GETs get beside it (measured
+# alone, it was more than the machine had left once the mix ran: the open loop then queued without end).
+CAP_TOTAL=$((5 + CAPACITY_SECS + 2))
+[ "$RATE" = auto ] || CAP_TOTAL=0
+SECS_ALL=$((SECS + CAP_TOTAL))
+log "mix for $SECS s: ${RATE} small/s, echoes every $ECHO_MS ms, $MIB_RATE x 1 MiB/s, $SSE SSE, $WS WebSockets, $GRPC gRPC bidi, $SLOW slow readers"
+"$LOADGEN" http-rate --target "http://127.0.0.1:$LB/download?size=1048576" --rate "$MIB_RATE" --duration "$SECS_ALL" --connections 8 --warmup 0 >"$out/mib.txt" 2>&1 &
 pids_bg+=($!)
-"$LOADGEN" http-rate --target "http://127.0.0.1:$LB/download?size=1048576" --rate "$MIB_RATE" --duration "$SECS" --connections 8 --warmup 0 >"$out/mib.txt" 2>&1 &
+"$LOADGEN" ws-echo --target "ws://127.0.0.1:$LB/ws" --sockets "$WS" --duration "$SECS_ALL" --size 1024 --warmup 0 --interval-ms "$ECHO_MS" >"$out/ws.txt" 2>&1 &
 pids_bg+=($!)
-"$LOADGEN" ws-echo --target "ws://127.0.0.1:$LB/ws" --sockets "$WS" --duration "$SECS" --size 1024 --warmup 0 --interval-ms "$ECHO_MS" >"$out/ws.txt" 2>&1 &
+"$LOADGEN" grpc-stream --target "http://127.0.0.1:$LB_H2C" --streams "$GRPC" --duration "$SECS_ALL" --size 1024 --mode bidi --warmup 0 --interval-ms "$ECHO_MS" >"$out/grpc.txt" 2>&1 &
 pids_bg+=($!)
-"$LOADGEN" grpc-stream --target "http://127.0.0.1:$LB_H2C" --streams "$GRPC" --duration "$SECS" --size 1024 --mode bidi --warmup 0 --interval-ms "$ECHO_MS" >"$out/grpc.txt" 2>&1 &
-pids_bg+=($!)
-end=$(( $(date +%s) + SECS ))
+end=$(( $(date +%s) + SECS_ALL ))
 mix_t0=$(date +%s) mix_ticks0=$(cpu_ticks "$cluster_pid")
 sse_loop() {   # N: SSE streams of 20 events, 500 ms apart, back to back; counts streams that ended short
   local ok=0 bad=0
@@ -124,6 +116,21 @@ slow_loop() {   # N: 4 MiB downloads read at 200 KiB/s (20 s each); counts short
 }
 for i in $(seq 1 "$SSE"); do sse_loop "$i" & pids_bg+=($!); done
 for i in $(seq 1 "$SLOW"); do slow_loop "$i" & pids_bg+=($!); done
+
+# Capacity: closed-loop small GETs through the load balancer (after a warm-up) beside the rest of the mix.
+capacity=""
+if [ "$RATE" = auto ]; then
+  wrk -t1 -c32 -d5s "http://127.0.0.1:$LB/hello" >"$out/capacity-warmup.txt" 2>&1 || true
+  wrk -t1 -c32 -d"${CAPACITY_SECS}s" "http://127.0.0.1:$LB/hello" >"$out/capacity.txt" 2>&1 \
+    || die "wrk against the load balancer failed: $(tail -3 "$out/capacity.txt")"
+  capacity=$(awk '/^Requests\/sec/ { printf "%.0f", $2 }' "$out/capacity.txt")
+  [ -n "$capacity" ] && [ "$capacity" -gt 0 ] || die "no capacity figure in $out/capacity.txt"
+  RATE=$(awk -v c="$capacity" -v f="$FRACTION" 'BEGIN { r = int(c * f); print (r < 1 ? 1 : r) }')
+  log "measured capacity: $capacity small GETs/s through the load balancer; the mix runs them at $RATE/s ($FRACTION)"
+fi
+echo "capacity_rps=${capacity:-not measured} rate=$RATE fraction=$FRACTION echo_ms=$ECHO_MS" >"$out/rate.txt"
+"$LOADGEN" http-rate --target "http://127.0.0.1:$LB/hello" --rate "$RATE" --duration "$SECS" --connections 32 --warmup 0 >"$out/small.txt" 2>&1 &
+pids_bg+=($!)
 
 # Samples: one row per process every SAMPLE s.
 echo "t_s,process,pid,rss_kb,threads,fds,gc_heap_bytes,activations,in_flight,permits_in_use" >samples.csv
