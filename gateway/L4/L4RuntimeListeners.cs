@@ -12,7 +12,8 @@ namespace OrleansTunnel.Gateway.L4;
 /// protocol and address of a configured listener is ignored (configuration wins); a listener that
 /// cannot bind (port in use) is logged and retried on the next snapshot.
 /// </summary>
-public sealed partial class L4RuntimeListeners(RoutingCache routing, TcpServices tcp, UdpServices udp, IOptions<L4Options> options, ILogger<L4RuntimeListeners> logger) : IHostedService
+public sealed partial class L4RuntimeListeners(RoutingCache routing, TcpServices tcp, UdpServices udp, IOptions<L4Options> options,
+    Tunnel.GatewayDrain gatewayDrain, ILogger<L4RuntimeListeners> logger) : IHostedService
 {
     private readonly Dictionary<(string Protocol, string Listen), (L4Mapping Mapping, L4Listener Listener)> _open = [];
     private readonly SemaphoreSlim _gate = new(1, 1);
@@ -21,6 +22,8 @@ public sealed partial class L4RuntimeListeners(RoutingCache routing, TcpServices
     {
         routing.Changed += OnChanged;
         OnChanged(routing.Current.Snapshot);
+        // Stops accepting when the drain delay is over, as the configured listeners (open connections get the grace period).
+        _ = gatewayDrain.DelayOver.ContinueWith(_ => StopAsync(CancellationToken.None), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
         return Task.CompletedTask;
     }
 

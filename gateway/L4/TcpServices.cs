@@ -14,12 +14,15 @@ namespace OrleansTunnel.Gateway.L4;
 /// against the service's AllowedNetworks and connection cap, then becomes one tunnel stream relayed
 /// byte for byte (half-close and reset carried both ways) until either side ends it or it idles out.
 /// When the gateway stops, the listeners close (after Gateway:DrainDelay, as the HTTP ingress) and open
-/// connections (TLS passthrough's too) get Gateway:ShutdownGracePeriod to end before they are reset.
+/// connections (TLS passthrough's too) get Gateway:ShutdownGracePeriod to end before they are reset. That
+/// grace runs alongside the web server's (which keeps the agents' tunnels, and so these streams, up until its
+/// own stop ends), not after it: the web server stops first and waits for its tunnels to close.
 /// </summary>
 public sealed partial class TcpServices(L4Gate gate, L4Telemetry telemetry, L4Endpoints endpoints, IOptions<L4Options> options,
-    IOptions<GatewayOptions> gatewayOptions, ILogger<TcpServices> logger) : ConfiguredListeners, IHostedLifecycleService
+    IOptions<GatewayOptions> gatewayOptions, Tunnel.GatewayDrain gatewayDrain, ILogger<TcpServices> logger) : ConfiguredListeners, IHostedLifecycleService
 {
     private readonly OpenConnections _open = new();
+    private Task? _closed;
     private Task<int>? _drain;
 
     protected override IReadOnlyList<L4ServiceOptions> Configured => options.Value.TcpServices;
@@ -28,18 +31,43 @@ public sealed partial class TcpServices(L4Gate gate, L4Telemetry telemetry, L4En
 
     public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    /// <summary>
+    /// Runs before the web server stops (it stops first, and waits for the agents' tunnels): once the drain
+    /// delay is over the listeners close and the open connections' grace period starts.
+    /// </summary>
+    public Task StoppingAsync(CancellationToken cancellationToken)
+    {
+        _closed = CloseAfterDrainDelayAsync(cancellationToken);
+        _drain = DrainAsync(_closed, cancellationToken);
+        return Task.CompletedTask;
+    }
 
-    /// <summary>Stops accepting; the open connections drain alongside the HTTP requests (awaited in <see cref="StoppedAsync"/>).</summary>
+    /// <summary>Stops accepting (already done when the drain delay ended); the open connections drain alongside the HTTP requests (awaited in <see cref="StoppedAsync"/>).</summary>
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
+        if (_closed is null)
+        {
+            _closed = CloseListenersAsync();
+            _drain = DrainAsync(_closed, cancellationToken);
+        }
+        await _closed;
+    }
+
+    private async Task CloseAfterDrainDelayAsync(CancellationToken cancellationToken)
+    {
+        await gatewayDrain.DelayOver.WaitAsync(cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         await CloseListenersAsync();
+    }
+
+    private async Task<int> DrainAsync(Task closed, CancellationToken cancellationToken)
+    {
+        await closed;
         var grace = gatewayOptions.Value.ShutdownGracePeriod;
         if (_open.Count > 0)
         {
             LogDraining(logger, _open.Count, grace.TotalSeconds);
         }
-        _drain = _open.DrainAsync(grace, cancellationToken);
+        return await _open.DrainAsync(grace, cancellationToken);
     }
 
     public async Task StoppedAsync(CancellationToken cancellationToken)

@@ -15,7 +15,8 @@ namespace OrleansTunnel.Gateway.L4;
 /// relays the still-encrypted connection to the route's service, whose agent exposes a tcp:// backend
 /// that terminates TLS itself with its own certificate.
 /// </summary>
-public sealed class TlsPassthrough(TcpServices tcp, RoutingCache routing, L4Telemetry telemetry, L4Endpoints endpoints, IOptions<L4Options> options, ILogger<TlsPassthrough> logger) : BackgroundService
+public sealed class TlsPassthrough(TcpServices tcp, RoutingCache routing, L4Telemetry telemetry, L4Endpoints endpoints, IOptions<L4Options> options,
+    Tunnel.GatewayDrain gatewayDrain, ILogger<TlsPassthrough> logger) : BackgroundService
 {
     private Socket? _listener;
 
@@ -26,6 +27,9 @@ public sealed class TlsPassthrough(TcpServices tcp, RoutingCache routing, L4Tele
             _listener = L4Endpoints.Bind(options.Value.TlsPassthrough, SocketType.Stream, ProtocolType.Tcp, "Gateway:TlsPassthrough", "(passthrough)");
             _listener.Listen(512);
             endpoints.TlsPassthrough = (IPEndPoint)_listener.LocalEndPoint!;
+            // Stops accepting when the drain delay is over, as the TCP services (open connections get the grace period).
+            var listener = _listener;
+            _ = gatewayDrain.DelayOver.ContinueWith(_ => listener.Dispose(), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
         }
         return base.StartAsync(cancellationToken);
     }

@@ -22,6 +22,7 @@ public sealed partial class GatewayDrain(
 {
     private CancellationTokenRegistration _stopping;
     private readonly CancellationTokenSource _draining = new();
+    private readonly TaskCompletionSource _delayOver = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _began;
 
     /// <summary>True once the gateway began draining.</summary>
@@ -29,6 +30,12 @@ public sealed partial class GatewayDrain(
 
     /// <summary>Cancelled when draining begins (peer links and the directory report react to it).</summary>
     public CancellationToken DrainStarted => _draining.Token;
+
+    /// <summary>
+    /// Completes when the drain delay is over (new visitors are refused from then on): the TCP listeners close
+    /// and their open connections' grace period starts then, alongside the web server's, not after its stop.
+    /// </summary>
+    public Task DelayOver => _delayOver.Task;
 
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
@@ -50,6 +57,7 @@ public sealed partial class GatewayDrain(
         var delay = options.Value.DrainDelay;
         if (delay <= TimeSpan.Zero)
         {
+            _delayOver.TrySetResult();
             return;
         }
         LogDelay(logger, delay.TotalSeconds);
@@ -62,10 +70,12 @@ public sealed partial class GatewayDrain(
             // The host's shutdown timeout ran out: stop at once.
         }
         LogDelayOver(logger, options.Value.ShutdownGracePeriod.TotalSeconds);
+        _delayOver.TrySetResult();
     }
 
     public Task StopAsync(CancellationToken cancellationToken)
     {
+        _delayOver.TrySetResult();
         _stopping.Dispose();
         return Task.CompletedTask;
     }
