@@ -253,5 +253,11 @@ public sealed class WebSocketTests(SharedHarness fixture)
         // harness does not meet a gateway still full of closing sockets.
         await Eventually.TrueAsync(() => bounds.InFlight <= before, TimeSpan.FromSeconds(60),
             $"the gateway still counts {bounds.InFlight} in-flight requests (before the test: {before}) after the sockets closed");
+        // And the agent's permits it leased for them go back to the cluster (a gateway keeps idle permits
+        // up to its recent peak for a tick): until then the agent's other services find its limit taken.
+        var permits = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions
+            .GetRequiredService<OrleansTunnel.Gateway.Tunnel.PermitPool>(H.Gateway.Services);
+        await Eventually.TrueAsync(() => permits.InUse + permits.Available < count / 2, TimeSpan.FromSeconds(60),
+            $"the gateway still holds {permits.InUse} permits in use and {permits.Available} idle after the sockets closed");
     }
 }
