@@ -166,6 +166,12 @@ public sealed partial class PermitPool(IGrainFactory grains, IOptions<GatewayOpt
             // Bounded: a grain whose silo just died would otherwise hold requests for the whole
             // Orleans response timeout.
             grant = await grains.GetGrain<IBackpressureGrain>(bucket.Agent).Lease(o.GatewayId, bucket.Service, 1, batch).WaitAsync(o.PermitLeaseTimeout);
+            if (grant.Granted == 0 && await ReturnIdleOfOtherServicesAsync(bucket) > 0)
+            {
+                // Refused while this gateway itself held idle permits of the agent's other services (kept up to
+                // their recent peak until a tick): those are back at the grain now, so ask once more.
+                grant = await grains.GetGrain<IBackpressureGrain>(bucket.Agent).Lease(o.GatewayId, bucket.Service, 1, batch).WaitAsync(o.PermitLeaseTimeout);
+            }
             telemetry.PermitsLeased(bucket.Agent, grant.Granted);
             if (bucket.Degraded)
             {
@@ -208,6 +214,35 @@ public sealed partial class PermitPool(IGrainFactory grains, IOptions<GatewayOpt
         return granted > 0
             ? new PermitGrant(granted, null, allowance, allowance)
             : new PermitGrant(0, $"the cluster cannot grant permits right now ({error}) and this gateway already admits its degraded allowance of {allowance} requests to agent '{bucket.Agent}'", allowance, allowance);
+    }
+
+    /// <summary>Gives back the idle permits this gateway holds for the other services of <paramref name="bucket"/>'s agent.</summary>
+    private async Task<int> ReturnIdleOfOtherServicesAsync(Bucket bucket)
+    {
+        int total = 0;
+        foreach (var other in _buckets.Values)
+        {
+            if (ReferenceEquals(other, bucket) || !string.Equals(other.Agent, bucket.Agent, StringComparison.Ordinal))
+            {
+                continue;
+            }
+            int idle;
+            lock (other.Gate)
+            {
+                if (other.PendingLease is not null)
+                {
+                    continue;
+                }
+                idle = other.Available;
+                other.Available = 0;
+            }
+            if (idle > 0)
+            {
+                await ReturnAsync(other, idle);
+                total += idle;
+            }
+        }
+        return total;
     }
 
     private async Task ReturnAsync(Bucket bucket, int count)

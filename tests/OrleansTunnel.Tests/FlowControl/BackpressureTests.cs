@@ -78,6 +78,43 @@ public sealed class BackpressureTests
     }
 
     [Fact]
+    public async Task IdlePermitsKeptForOneService_DoNotRefuseAnotherServiceOfTheSameAgent()
+    {
+        await using var h = await TunnelHarness.StartAsync(o =>
+        {
+            Limit(10)(o);
+            // Idle permits stay with the gateway for the whole test: only the refused lease can give them back.
+            o.Gateway["Gateway:PermitIdleReturn"] = "00:10:00";
+            o.Gateway["Gateway:PermitRenewInterval"] = "00:10:00";
+        });
+        var pool = h.Gateway.Services.GetRequiredService<PermitPool>();
+        var grain = h.Gateway.Services.GetRequiredService<IGrainFactory>().GetGrain<IBackpressureGrain>(TunnelHarness.AgentId);
+        using var cts = new CancellationTokenSource();
+        var ids = Enumerable.Range(0, 10).Select(_ => Guid.NewGuid().ToString("N")).ToArray();
+        var hanging = ids.Select(id => h.Client.GetAsync(h.Url($"/hang?id={id}"), cts.Token)).ToArray();
+        foreach (var id in ids)
+        {
+            await h.Backend.StartedSignal(id).Task.Within(TimeSpan.FromSeconds(10));
+        }
+        cts.Cancel();
+        foreach (var call in hanging)
+        {
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call);
+        }
+        // The burst's permits are idle on this gateway, and the grain still counts all ten as leased.
+        await Eventually.TrueAsync(() => pool.Counts(TunnelHarness.AgentId, "backend") == (0, 10), TimeSpan.FromSeconds(20),
+            $"expected 10 idle permits of 'backend', got {pool.Counts(TunnelHarness.AgentId, "backend")}");
+        Assert.Equal(10, (await grain.GetSnapshot()).Leased);
+
+        using var request = new HttpRequestMessage(HttpMethod.Get, h.Url("/hello"));
+        request.Headers.Host = "tls-skip.test";
+        using var other = await h.Client.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, other.StatusCode);
+        Assert.Equal("hello", await other.Content.ReadAsStringAsync());
+        Assert.Equal((0, 0), pool.Counts(TunnelHarness.AgentId, "backend"));
+    }
+
+    [Fact]
     public async Task AfterTenThousandRequests_WithAbortsAndFailures_EveryPermitIsBack()
     {
         await using var h = await TunnelHarness.StartAsync(Limit(1000));
