@@ -15,7 +15,7 @@ namespace OrleansTunnel.Gateway.Identity;
 /// behind their names (ASP.NET Core's post-configure steps then add Data Protection, the backchannel and
 /// the discovery document manager).
 /// </summary>
-public sealed class IdentitySchemeOptions(IdentitySchemes schemes, IOptions<IdentityAccessOptions> gateway, ClientSecrets secrets) :
+public sealed class IdentitySchemeOptions(IdentitySchemes schemes, IOptions<IdentityAccessOptions> gateway) :
     IConfigureNamedOptions<OpenIdConnectOptions>, IConfigureNamedOptions<CookieAuthenticationOptions>, IConfigureNamedOptions<JwtBearerOptions>
 {
     public void Configure(OpenIdConnectOptions options) { }
@@ -49,7 +49,7 @@ public sealed class IdentitySchemeOptions(IdentitySchemes schemes, IOptions<Iden
         options.Authority = identity.Issuer;
         options.ClientId = identity.ClientId;
         // A ClientSecretRef is read again by the gate at each sign-in (IdentityGate.SecretReady).
-        options.ClientSecret = secrets.Resolve(identity, out _);
+        options.ClientSecret = identity.ClientSecretRef is { } reference ? ClientSecrets.Read(reference, Environment.GetEnvironmentVariable, out _) : identity.ClientSecret;
         options.RequireHttpsMetadata = identity.RequireHttpsMetadata;
         options.ResponseType = OpenIdConnectResponseType.Code;
         // The code comes back in the query (a top-level GET), so the correlation cookies can stay SameSite=Lax.
@@ -60,6 +60,8 @@ public sealed class IdentitySchemeOptions(IdentitySchemes schemes, IOptions<Iden
         // RP-initiated logout: the issuer sends the visitor back here (with the state naming where to go next).
         options.SignedOutCallbackPath = s.SignedOutPath;
         options.SignedOutRedirectUri = s.SignedOutPath;
+        // The handler's front-channel sign-out path (default /signout-oidc) would shadow a backend path: moved under .otun.
+        options.RemoteSignOutPath = s.Prefix + "/.otun/oidc/frontchannel-logout";
         // Only the id token is kept in the session (OnTokenValidated below), as the id_token_hint of the sign-out.
         options.SaveTokens = false;
         options.MapInboundClaims = false;
