@@ -97,6 +97,7 @@ public sealed class OidcAccessTests(IdentityFixture fixture, ITestOutputHelper o
         Assert.StartsWith(fixture.Issuer + "/", endSession);
         Assert.Contains("id_token_hint=", endSession);
         Assert.Contains("post_logout_redirect_uri=" + Uri.EscapeDataString($"http://{IdentityFixture.OkHost}:{H.Ingress.Port}/.otun/oidc/signed-out"), endSession);
+        Assert.StartsWith($"http://{IdentityFixture.OkHost}:{H.Ingress.Port}/.otun/oidc/signed-out", signedOut.GetProperty("url").GetString());
         Assert.Contains("signed out of this site and of the issuer", signedOut.GetProperty("text").GetString());
         Assert.False(signedOut.GetProperty("cookieLeft").GetBoolean());
         var after = steps["after-sign-out"];
