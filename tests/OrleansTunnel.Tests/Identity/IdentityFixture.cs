@@ -29,7 +29,7 @@ public sealed class IdentityCollection : ICollectionFixture<IdentityFixture>
 public sealed class IdentityFixture : IAsyncLifetime
 {
     public const string ClientId = "otun-test", OkHost = "oidc.test", DeniedHost = "denied.test", JwtHost = "jwt.test",
-        FileRefHost = "fileref.test", EnvRefHost = "envref.test", BadRefHost = "badref.test",
+        FileRefHost = "fileref.test", EnvRefHost = "envref.test", BadRefHost = "badref.test", NoLogoutHost = "nologout.test",
         JwtIssuer = "https://issuer.test", Audience = "otun-api";
 
     public string ClientSecret { get; } = "client-secret-" + Guid.NewGuid().ToString("N");
@@ -105,6 +105,13 @@ public sealed class IdentityFixture : IAsyncLifetime
                 return Results.Json(new { keys = _published.Select(Jwk).ToArray() });
             }
         });
+        // An issuer whose discovery document advertises no end_session_endpoint (for the logout path's fallback).
+        _jwks.MapGet("/no-logout/.well-known/openid-configuration", () => Results.Json(new
+        {
+            issuer = $"http://127.0.0.1:{jwksPort}/no-logout",
+            authorization_endpoint = $"http://127.0.0.1:{jwksPort}/no-logout/auth",
+            token_endpoint = $"http://127.0.0.1:{jwksPort}/no-logout/token",
+        }));
         await _jwks.StartAsync();
 
         // The session-cookie keys are stored encrypted with this certificate (both gateways have it).
@@ -129,6 +136,8 @@ public sealed class IdentityFixture : IAsyncLifetime
             OidcRoute(g, 43, FileRefHost, ("ClientSecretRef", "file:" + SecretFile));
             OidcRoute(g, 44, EnvRefHost, ("ClientSecretRef", "env:" + SecretVariable));
             OidcRoute(g, 45, BadRefHost, ("ClientSecretRef", "file:" + MissingSecretFile));
+            OidcRoute(g, 46, NoLogoutHost);
+            g["Gateway:Routes:46:Identity:Issuer"] = $"http://127.0.0.1:{jwksPort}/no-logout";
             g["Gateway:Routes:42:Host"] = JwtHost;
             g["Gateway:Routes:42:Service"] = "backend";
             g["Gateway:Routes:42:Access"] = "jwt";

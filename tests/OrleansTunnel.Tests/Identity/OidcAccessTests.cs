@@ -154,7 +154,7 @@ public sealed class OidcAccessTests(IdentityFixture fixture, ITestOutputHelper o
     }
 
     [Fact]
-    public async Task TheLogoutPath_WithoutASession_SaysSo_AndAClientSecretRefThatCannotBeRead_Answers503NamingIt()
+    public async Task TheLogoutPath_WithoutASession_OrWithoutAnEndSessionEndpoint_SaysSo_AndAClientSecretRefThatCannotBeRead_Answers503NamingIt()
     {
         using var client = TunnelHarness.NewClient();
         var logout = new HttpRequestMessage(HttpMethod.Get, new Uri(H.Ingress, "/.otun/oidc/logout"));
@@ -162,6 +162,19 @@ public sealed class OidcAccessTests(IdentityFixture fixture, ITestOutputHelper o
         using var noSession = await client.SendAsync(logout);
         Assert.Equal(HttpStatusCode.OK, noSession.StatusCode);
         Assert.Contains("not signed in on this site", await noSession.Content.ReadAsStringAsync());
+
+        // An issuer without end_session_endpoint: a session's logout clears the cookie only, and says so.
+        var (name, format) = CookieFormat(H.Gateway.Services, IdentityFixture.NoLogoutHost);
+        string ticket = format.Protect(new AuthenticationTicket(new ClaimsPrincipal(new ClaimsIdentity([new Claim("sub", "dave")], "test")),
+            new AuthenticationProperties { IssuedUtc = DateTimeOffset.UtcNow, ExpiresUtc = DateTimeOffset.UtcNow.AddHours(1) }, "cookie"));
+        var local = new HttpRequestMessage(HttpMethod.Get, new Uri(H.Ingress, "/.otun/oidc/logout"));
+        local.Headers.Host = $"{IdentityFixture.NoLogoutHost}:{H.Ingress.Port}";
+        local.Headers.Add("Cookie", $"{name}={ticket}");
+        using var localOnly = await client.SendAsync(local);
+        string localText = await localOnly.Content.ReadAsStringAsync();
+        Assert.True(localOnly.StatusCode == HttpStatusCode.OK, localText);
+        Assert.Contains("signed out of this site (the issuer offers no end_session_endpoint", localText);
+        Assert.Contains(localOnly.Headers.GetValues("Set-Cookie"), c => c.StartsWith(name + "=;", StringComparison.Ordinal) && c.Contains("expires=Thu, 01 Jan 1970", StringComparison.OrdinalIgnoreCase));
 
         var secrets = H.Gateway.Services.GetRequiredService<ClientSecrets>();
         long before = secrets.Unresolved;
@@ -238,9 +251,9 @@ public sealed class OidcAccessTests(IdentityFixture fixture, ITestOutputHelper o
     }
 
     /// <summary>The cookie name and ticket format of the oidc.test route, as the gateway made them.</summary>
-    private static (string Name, ISecureDataFormat<AuthenticationTicket> Format) CookieFormat(IServiceProvider services)
+    private static (string Name, ISecureDataFormat<AuthenticationTicket> Format) CookieFormat(IServiceProvider services, string host = IdentityFixture.OkHost)
     {
-        var route = services.GetRequiredService<RoutingCache>().Current.Snapshot.Routes.Single(r => r.Host == IdentityFixture.OkHost);
+        var route = services.GetRequiredService<RoutingCache>().Current.Snapshot.Routes.Single(r => r.Host == host);
         var schemes = services.GetRequiredService<IdentitySchemes>().For(route)!;
         var options = services.GetRequiredService<IOptionsMonitor<CookieAuthenticationOptions>>().Get(schemes.Cookie);
         return (options.Cookie.Name!, options.TicketDataFormat);
