@@ -14,7 +14,8 @@ namespace OrleansTunnel.Gateway.Identity;
 /// allow-lists and hands the identity to the backend in headers (and to later ingress steps in
 /// HttpContext.Items). Routes without these kinds never reach it.
 /// </summary>
-public sealed class IdentityGate(IdentitySchemes schemes, IOptionsMonitor<IdentityAccessOptions> options)
+public sealed class IdentityGate(IdentitySchemes schemes, IOptionsMonitor<IdentityAccessOptions> options, ClientSecrets secrets,
+    IOptionsMonitor<Microsoft.AspNetCore.Authentication.OpenIdConnect.OpenIdConnectOptions> oidcOptions)
 {
     /// <summary>What the gate did: let the request on, answered it itself (redirect, callback, logout), or refused it.</summary>
     public enum Outcome
@@ -56,6 +57,10 @@ public sealed class IdentityGate(IdentitySchemes schemes, IOptionsMonitor<Identi
         string path = request.Path.Value ?? "/";
         // The handler provider is per request (it caches the request's handlers).
         var handlers = context.RequestServices.GetRequiredService<IAuthenticationHandlerProvider>();
+        if (path == s.CallbackPath && !await SecretReadyAsync(context, s))
+        {
+            return Outcome.Refused;
+        }
         if (await handlers.GetHandlerAsync(context, s.Oidc!) is IAuthenticationRequestHandler remote && await remote.HandleRequestAsync())
         {
             // The callback: the code was exchanged and the session cookie set (or the handler answered the error).
@@ -63,9 +68,7 @@ public sealed class IdentityGate(IdentitySchemes schemes, IOptionsMonitor<Identi
         }
         if (path == s.LogoutPath)
         {
-            await context.SignOutAsync(s.Cookie);
-            await GatewayErrors.WriteAsync(context, StatusCodes.Status200OK, "signed out of this site");
-            return Outcome.Answered;
+            return await SignOutAsync(context, s);
         }
         var result = await context.AuthenticateAsync(s.Cookie);
         if (result.Succeeded)
@@ -76,6 +79,10 @@ public sealed class IdentityGate(IdentitySchemes schemes, IOptionsMonitor<Identi
         }
         if (HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method))
         {
+            if (!await SecretReadyAsync(context, s))
+            {
+                return Outcome.Refused;
+            }
             try
             {
                 await context.ChallengeAsync(s.Oidc, new AuthenticationProperties { RedirectUri = request.PathBase + request.Path + request.QueryString });
@@ -92,6 +99,65 @@ public sealed class IdentityGate(IdentitySchemes schemes, IOptionsMonitor<Identi
         await GatewayErrors.WriteAsync(context, StatusCodes.Status401Unauthorized,
             "this route needs a signed-in session: open the site in a browser to sign in, then retry");
         return Outcome.Refused;
+    }
+
+    /// <summary>
+    /// The logout path: clears the session cookie and, when the visitor had a session and the issuer advertises
+    /// an end_session_endpoint, lets the OpenID Connect handler send them there (RP-initiated logout with
+    /// id_token_hint and post_logout_redirect_uri = the route's signed-out path) so the issuer's session ends too.
+    /// </summary>
+    private async Task<Outcome> SignOutAsync(HttpContext context, RouteSchemes s)
+    {
+        var session = await context.AuthenticateAsync(s.Cookie);
+        if (!session.Succeeded)
+        {
+            await context.SignOutAsync(s.Cookie);
+            await GatewayErrors.WriteAsync(context, StatusCodes.Status200OK, "you are not signed in on this site; nothing to sign out of");
+            return Outcome.Answered;
+        }
+        string? endSession = null, why = null;
+        try
+        {
+            var manager = oidcOptions.Get(s.Oidc).ConfigurationManager;
+            endSession = manager is null ? null : (await manager.GetConfigurationAsync(context.RequestAborted)).EndSessionEndpoint;
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or HttpRequestException or IOException or Microsoft.IdentityModel.Protocols.OpenIdConnect.OpenIdConnectProtocolException)
+        {
+            why = ex.Message;
+        }
+        if (string.IsNullOrEmpty(endSession))
+        {
+            await context.SignOutAsync(s.Cookie);
+            await GatewayErrors.WriteAsync(context, StatusCodes.Status200OK, why is null
+                ? "signed out of this site (the issuer offers no end_session_endpoint: your session there, if any, stays)"
+                : $"signed out of this site; the issuer could not be asked to end your session there ({why})");
+            return Outcome.Answered;
+        }
+        // The handler reads the id token from the session first (id_token_hint), so the cookie goes after.
+        await context.SignOutAsync(s.Oidc, new AuthenticationProperties { RedirectUri = s.Identity.PostLogoutRedirectUri });
+        await context.SignOutAsync(s.Cookie);
+        return Outcome.Answered;
+    }
+
+    /// <summary>
+    /// Resolves a ClientSecretRef on this gateway before a sign-in needs the secret (challenge, code redemption):
+    /// a rotated secret is used from the next sign-in; an unreadable reference answers 503 naming it.
+    /// </summary>
+    private async Task<bool> SecretReadyAsync(HttpContext context, RouteSchemes s)
+    {
+        if (s.Identity.ClientSecretRef is null)
+        {
+            return true;
+        }
+        if (secrets.Resolve(s.Identity, out string? problem) is not { } secret)
+        {
+            await GatewayErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable,
+                $"sign-in is unavailable on this gateway: Identity:ClientSecretRef {s.Identity.ClientSecretRef} cannot be resolved: {problem}");
+            return false;
+        }
+        // The handler reads its options at each step; the options object is this scheme's, cached by the options system.
+        oidcOptions.Get(s.Oidc).ClientSecret = secret;
+        return true;
     }
 
     private async Task<Outcome> JwtAsync(HttpContext context, RouteSchemes s)

@@ -39,6 +39,7 @@ public static class IdentityHosting
         services.AddSingleton<IConfigureOptions<OpenIdConnectOptions>>(sp => sp.GetRequiredService<IdentitySchemeOptions>());
         services.AddSingleton<IConfigureOptions<CookieAuthenticationOptions>>(sp => sp.GetRequiredService<IdentitySchemeOptions>());
         services.AddSingleton<IConfigureOptions<JwtBearerOptions>>(sp => sp.GetRequiredService<IdentitySchemeOptions>());
+        services.AddSingleton<ClientSecrets>();
         services.AddSingleton<IdentityGate>();
         return services;
     }

@@ -14,8 +14,22 @@ public sealed class RouteIdentityOptions
     /// <summary>OIDC: the client id registered at the issuer (redirect URI: https://HOST[PREFIX]/.otun/oidc/callback).</summary>
     public string? ClientId { get; set; }
 
-    /// <summary>OIDC: the client secret. Never logged, never answered by the admin API.</summary>
+    /// <summary>OIDC: the client secret. Never logged, never answered by the admin API; it is stored in the cluster's route state (use ClientSecretRef on clusters).</summary>
     public string? ClientSecret { get; set; }
+
+    /// <summary>
+    /// OIDC (recommended instead of ClientSecret): where each gateway reads the client secret itself, "env:NAME"
+    /// (an environment variable of the gateway) or "file:/path" (e.g. a mounted Kubernetes Secret; a trailing
+    /// newline is trimmed; re-read at each sign-in). The secret never enters the cluster's state.
+    /// </summary>
+    public string? ClientSecretRef { get; set; }
+
+    /// <summary>
+    /// OIDC: where the visitor lands after signing out at the issuer (a path of this site or an absolute URL);
+    /// default the gateway's own "signed out" page. The issuer must know https://HOST[PREFIX]/.otun/oidc/signed-out
+    /// as a post-logout redirect URI of the client.
+    /// </summary>
+    public string? PostLogoutRedirectUri { get; set; }
 
     /// <summary>OIDC: scopes asked for; default openid, email, profile.</summary>
     public List<string> Scopes { get; set; } = [];
@@ -62,7 +76,9 @@ public sealed class RouteIdentityOptions
 
     public RouteIdentity ToRecord() => new(Issuer.Trim(), ClientId, ClientSecret, OrNull(Scopes), OrNull(AllowedEmails), OrNull(AllowedDomains),
         OrNull(AllowedGroups), GroupsClaim, UserClaim, UserHeader, EmailHeader, GroupsHeader, SessionLifetime, OrNull(Audiences), JwksUri,
-        ClockSkew, OrNull(RequiredClaims), RequireHttpsMetadata);
+        ClockSkew, OrNull(RequiredClaims), RequireHttpsMetadata, NullIfBlank(ClientSecretRef), NullIfBlank(PostLogoutRedirectUri));
+
+    private static string? NullIfBlank(string? value) => string.IsNullOrWhiteSpace(value) ? null : value.Trim();
 
     private static string[]? OrNull(List<string> list) => list.Count == 0 ? null : [.. list];
 }

@@ -48,7 +48,8 @@ public sealed class IdentitySchemeOptions(IdentitySchemes schemes, IOptions<Iden
         var identity = s.Identity;
         options.Authority = identity.Issuer;
         options.ClientId = identity.ClientId;
-        options.ClientSecret = identity.ClientSecret;
+        // A ClientSecretRef is read again by the gate at each sign-in (IdentityGate.SecretReady).
+        options.ClientSecret = identity.ClientSecretRef is { } reference ? ClientSecrets.Read(reference, Environment.GetEnvironmentVariable, out _) : identity.ClientSecret;
         options.RequireHttpsMetadata = identity.RequireHttpsMetadata;
         options.ResponseType = OpenIdConnectResponseType.Code;
         // The code comes back in the query (a top-level GET), so the correlation cookies can stay SameSite=Lax.
@@ -56,6 +57,12 @@ public sealed class IdentitySchemeOptions(IdentitySchemes schemes, IOptions<Iden
         options.UsePkce = true;
         options.SignInScheme = s.Cookie;
         options.CallbackPath = s.CallbackPath;
+        // RP-initiated logout: the issuer sends the visitor back here (with the state naming where to go next).
+        options.SignedOutCallbackPath = s.SignedOutPath;
+        options.SignedOutRedirectUri = s.SignedOutPath;
+        // The handler's front-channel sign-out path (default /signout-oidc) would shadow a backend path: moved under .otun.
+        options.RemoteSignOutPath = s.Prefix + "/.otun/oidc/frontchannel-logout";
+        // Only the id token is kept in the session (OnTokenValidated below), as the id_token_hint of the sign-out.
         options.SaveTokens = false;
         options.MapInboundClaims = false;
         options.GetClaimsFromUserInfoEndpoint = true;
@@ -88,6 +95,25 @@ public sealed class IdentitySchemeOptions(IdentitySchemes schemes, IOptions<Iden
                 context.HandleResponse();
                 await Ingress.GatewayErrors.WriteAsync(context.HttpContext, StatusCodes.Status401Unauthorized,
                     $"sign-in failed: {context.Failure?.Message ?? "unknown reason"}; open the site again to retry");
+            },
+            OnTokenValidated = context =>
+            {
+                string? idToken = context.TokenEndpointResponse?.IdToken ?? context.ProtocolMessage?.IdToken ?? context.SecurityToken?.RawData;
+                if (idToken is { Length: > 0 } && context.Properties is { } properties)
+                {
+                    properties.StoreTokens([new AuthenticationToken { Name = "id_token", Value = idToken }]);
+                }
+                return Task.CompletedTask;
+            },
+            // Back from the issuer's end_session_endpoint: on to Identity:PostLogoutRedirectUri, else the gateway's page.
+            OnSignedOutCallbackRedirect = async context =>
+            {
+                string? next = context.Properties?.RedirectUri;
+                if (string.IsNullOrEmpty(next) || (Uri.TryCreate(next, UriKind.Absolute, out var uri) && uri.AbsolutePath == s.SignedOutPath) || next == s.SignedOutPath)
+                {
+                    context.HandleResponse();
+                    await Ingress.GatewayErrors.WriteAsync(context.HttpContext, StatusCodes.Status200OK, "signed out of this site and of the issuer");
+                }
             },
         };
         options.RefreshInterval = gateway.Value.JwksRefreshInterval;

@@ -15,6 +15,9 @@ public sealed record RouteSchemes(string? Cookie, string? Oidc, string? Jwt, str
 {
     /// <summary>Name of the session cookie (chunks of a large one add "C1", "C2"...).</summary>
     public string? CookieName => Cookie is null ? null : "otun_session_" + Cookie["otun-cookie-".Length..][..8];
+
+    /// <summary>Where the issuer sends the visitor back after signing out (the post_logout_redirect_uri, to register at the issuer).</summary>
+    public string SignedOutPath => Prefix + IdentitySchemes.SignedOutSuffix;
 }
 
 /// <summary>
@@ -38,7 +41,7 @@ public sealed class IdentitySchemes
     }
 
     /// <summary>Paths under a route's prefix that the gateway answers itself on oidc routes.</summary>
-    public const string CallbackSuffix = "/.otun/oidc/callback", LogoutSuffix = "/.otun/oidc/logout";
+    public const string CallbackSuffix = "/.otun/oidc/callback", LogoutSuffix = "/.otun/oidc/logout", SignedOutSuffix = "/.otun/oidc/signed-out";
 
     private readonly ConditionalWeakTable<Route, RouteSchemes> _byRoute = new();
     private readonly ConcurrentDictionary<string, RouteSchemes> _byName = new(StringComparer.Ordinal);
@@ -61,7 +64,7 @@ public sealed class IdentitySchemes
             // The cookie's name (and so its Data Protection purpose) does not change with the secret or the allow-lists.
             string cookie = "otun-cookie-" + Hash(identity.Issuer, identity.ClientId, cookiePath, identity.SessionLifetime?.ToString());
             string oidc = "otun-oidc-" + Hash(identity.Issuer, identity.ClientId, identity.ClientSecret, string.Join(' ', identity.Scopes ?? []),
-                prefix, identity.RequireHttpsMetadata.ToString(), identity.GroupsClaimName, cookie);
+                prefix, identity.RequireHttpsMetadata.ToString(), identity.GroupsClaimName, cookie, identity.ClientSecretRef, identity.PostLogoutRedirectUri);
             schemes = new RouteSchemes(cookie, oidc, null, prefix + CallbackSuffix, prefix + LogoutSuffix, cookiePath, identity, prefix);
         }
         else

@@ -33,9 +33,26 @@ public static class IdentityValidation
         {
             return "Access 'oidc' needs Identity:ClientId (the client registered at the issuer)";
         }
-        if (oidc && string.IsNullOrWhiteSpace(identity.ClientSecret))
+        bool secret = !string.IsNullOrWhiteSpace(identity.ClientSecret), reference = !string.IsNullOrWhiteSpace(identity.ClientSecretRef);
+        if (oidc && secret && reference)
         {
-            return "Access 'oidc' needs Identity:ClientSecret (the gateway is a confidential client; it is never logged nor shown)";
+            return "Identity:ClientSecret and Identity:ClientSecretRef are both set; keep only one (ClientSecretRef is recommended on clusters: the secret then stays out of the cluster's state)";
+        }
+        if (oidc && !secret && !reference)
+        {
+            return "Access 'oidc' needs Identity:ClientSecretRef (env:NAME or file:/path, read by each gateway; recommended) or Identity:ClientSecret (the gateway is a confidential client; it is never logged nor shown)";
+        }
+        if (reference && !oidc)
+        {
+            return $"Identity:ClientSecretRef is only used by Access 'oidc'; remove it from this '{kind}' route";
+        }
+        if (reference && ClientSecrets.FormProblem(identity.ClientSecretRef!.Trim()) is { } form)
+        {
+            return form;
+        }
+        if (identity.PostLogoutRedirectUri is { Length: > 0 } after && !after.StartsWith('/') && !(Uri.TryCreate(after, UriKind.Absolute, out var afterUri) && afterUri.Scheme is "https" or "http"))
+        {
+            return $"Identity:PostLogoutRedirectUri '{after}' must be a path of this site (starting with /) or an absolute http(s) URL";
         }
         if (jwt && identity.Audiences is not { Length: > 0 })
         {

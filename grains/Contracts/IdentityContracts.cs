@@ -7,7 +7,8 @@ namespace OrleansTunnel.Grains;
 /// <see cref="AllowedGroups"/> (of <see cref="GroupsClaim"/>); all empty: anyone the issuer vouches for.
 /// The backend receives the identity in <see cref="UserHeader"/>, <see cref="EmailHeader"/> and
 /// <see cref="GroupsHeader"/>; whatever a visitor sends under those names is removed first.
-/// <see cref="ClientSecret"/> is never logged nor answered by the admin API.
+/// <see cref="ClientSecret"/> is never logged nor answered by the admin API; <see cref="ClientSecretRef"/>
+/// (env:NAME or file:/path) keeps the secret out of grain state altogether: each gateway resolves it locally.
 /// </summary>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.RouteIdentity")]
 public sealed record RouteIdentity(
@@ -28,7 +29,9 @@ public sealed record RouteIdentity(
     [property: Id(14)] string? JwksUri = null,
     [property: Id(15)] TimeSpan? ClockSkew = null,
     [property: Id(16)] string[]? RequiredClaims = null,
-    [property: Id(17)] bool RequireHttpsMetadata = true)
+    [property: Id(17)] bool RequireHttpsMetadata = true,
+    [property: Id(18)] string? ClientSecretRef = null,
+    [property: Id(19)] string? PostLogoutRedirectUri = null)
 {
     /// <summary>Defaults of the identity header names and of the claims read.</summary>
     public const string DefaultUserHeader = "X-Otun-User", DefaultEmailHeader = "X-Otun-Email", DefaultGroupsHeader = "X-Otun-Groups",

@@ -121,4 +121,25 @@ public sealed class ChartGatewayTests(HelmFixture helm)
         }
         Assert.Equal("zone", Str(PodSpec(m.One("Deployment", "agent")).GetProperty("topologySpreadConstraints")[0], "topologyKey"));
     }
+
+    [Fact]
+    public async Task OidcSecrets_AreMountedReadOnlyInEveryGateway_WholeSoThatRotationsReachTheFiles()
+    {
+        var m = await helm.RenderAsync("--set", "gateway.oidcSecrets[0].secretName=grafana-oidc", "--set", "gateway.oidcSecrets[1].secretName=wiki-oidc");
+        var sts = m.One("StatefulSet", "gateway");
+        var mounts = Containers(sts).Single().GetProperty("volumeMounts").EnumerateArray().ToList();
+        var volumes = PodSpec(sts).GetProperty("volumes").EnumerateArray().ToList();
+        foreach (var name in new[] { "grafana-oidc", "wiki-oidc" })
+        {
+            var mount = mounts.Single(vm => Str(vm, "mountPath") == $"/var/run/secrets/otun-oidc/{name}");
+            Assert.True(mount.GetProperty("readOnly").GetBoolean());
+            // No subPath: Kubernetes updates a Secret volume in place only when it is mounted whole.
+            Assert.False(mount.TryGetProperty("subPath", out _));
+            var volume = volumes.Single(v => Str(v, "name") == Str(mount, "name"));
+            Assert.Equal(name, At(volume, "secret", "secretName")?.GetString());
+        }
+        var none = await helm.RenderAsync();
+        Assert.DoesNotContain(Containers(none.One("StatefulSet", "gateway")).Single().GetProperty("volumeMounts").EnumerateArray(),
+            vm => Str(vm, "mountPath")!.StartsWith("/var/run/secrets/otun-oidc", StringComparison.Ordinal));
+    }
 }

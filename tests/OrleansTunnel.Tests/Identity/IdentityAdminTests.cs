@@ -106,12 +106,57 @@ public sealed class IdentityAdminTests(IdentityFixture fixture)
         (await admin.DeleteAsync("api/routes?host=cli-oidc.test")).Dispose();
     }
 
+    [Fact]
+    public async Task AClientSecretRefSetThroughTheAdminApi_KeepsTheSecretOutOfTheCluster_AndTheGatewayReadsIt()
+    {
+        using var admin = Admin();
+        string reference = "file:" + fixture.SecretFile;
+        using var put = await admin.PutAsJsonAsync("api/routes", new
+        {
+            host = "admin-ref.test",
+            service = "backend",
+            access = "oidc",
+            identity = new { issuer = fixture.Issuer, clientId = IdentityFixture.ClientId, clientSecretRef = reference, requireHttpsMetadata = false },
+        });
+        string answer = await put.Content.ReadAsStringAsync();
+        Assert.True(put.StatusCode == HttpStatusCode.OK, answer);
+        string routes = await admin.GetStringAsync("api/routes");
+        Assert.Contains(reference, routes);
+        Assert.DoesNotContain(fixture.ClientSecret, routes);
+        Assert.DoesNotContain(fixture.ClientSecret, answer);
+
+        // Pushed to the gateways: the sign-in starts with the secret read from the file (the provider
+        // authenticates the client, then refuses only the redirect URI, which it does not know for this host).
+        using var client = TunnelHarness.NewClient();
+        string seen = "";
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!seen.StartsWith("502 ", StringComparison.Ordinal))
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the route set through the admin API did not start a sign-in: {seen}");
+            var request = new HttpRequestMessage(HttpMethod.Get, new Uri(H.Ingress, "/"));
+            request.Headers.Host = "admin-ref.test";
+            using var response = await client.SendAsync(request);
+            seen = $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}";
+            if (!seen.StartsWith("502 ", StringComparison.Ordinal))
+            {
+                await Task.Delay(200);
+            }
+        }
+        Assert.DoesNotContain("client authentication failed", seen);
+        Assert.DoesNotContain(fixture.ClientSecret, seen);
+        using var removed = await admin.DeleteAsync("api/routes?host=admin-ref.test");
+        Assert.Equal(HttpStatusCode.NoContent, removed.StatusCode);
+    }
+
     private static Task<(int Exit, string Out, string Err)> OtunAsync(params string[] args) => OtunCli.RunAsync(args);
 
     [Theory]
     [InlineData("oidc", null, "Access 'oidc' needs Identity")]
     [InlineData("oidc", "{\"issuer\":\"https://id.example.com\"}", "Identity:ClientId")]
     [InlineData("oidc", "{\"issuer\":\"https://id.example.com\",\"clientId\":\"c\"}", "Identity:ClientSecret")]
+    [InlineData("oidc", "{\"issuer\":\"https://id.example.com\",\"clientId\":\"c\",\"clientSecret\":\"s\",\"clientSecretRef\":\"env:X\"}", "Identity:ClientSecret and Identity:ClientSecretRef are both set; keep only one")]
+    [InlineData("oidc", "{\"issuer\":\"https://id.example.com\",\"clientId\":\"c\",\"clientSecretRef\":\"vault:x\"}", "Identity:ClientSecretRef 'vault:x' has an unknown scheme; use env:NAME")]
+    [InlineData("oidc", "{\"issuer\":\"https://id.example.com\",\"clientId\":\"c\",\"clientSecretRef\":\"file:rel\"}", "must name an absolute path")]
     [InlineData("oidc", "{\"issuer\":\"http://id.example.com\",\"clientId\":\"c\",\"clientSecret\":\"s\"}", "set Identity:RequireHttpsMetadata false")]
     [InlineData("jwt", "{\"issuer\":\"https://id.example.com\"}", "Identity:Audiences")]
     [InlineData("jwt", "{\"issuer\":\"not a url\",\"audiences\":[\"a\"]}", "Identity:Issuer 'not a url' must be an absolute https:// URL")]

@@ -22,14 +22,26 @@ public sealed class IdentityCollection : ICollectionFixture<IdentityFixture>
 /// One harness (gateway A with its silo, agent, echo backend) plus a second gateway B of the same
 /// cluster, a real OpenID Provider (npm oidc-provider on a loopback port) and a JWKS endpoint (Kestrel)
 /// whose keys the JWT tests sign with. Routes: oidc.test (oidc, example.com emails allowed),
-/// denied.test (oidc, only bob@example.org or group admins), jwt.test (jwt, audience otun-api, claim tenant required).
+/// denied.test (oidc, only bob@example.org or group admins), fileref.test / envref.test (oidc, the client
+/// secret read from a file / an environment variable through ClientSecretRef), badref.test (a ClientSecretRef
+/// to a missing file), jwt.test (jwt, audience otun-api, claim tenant required).
 /// </summary>
 public sealed class IdentityFixture : IAsyncLifetime
 {
     public const string ClientId = "otun-test", OkHost = "oidc.test", DeniedHost = "denied.test", JwtHost = "jwt.test",
+        FileRefHost = "fileref.test", EnvRefHost = "envref.test", BadRefHost = "badref.test", NoLogoutHost = "nologout.test",
         JwtIssuer = "https://issuer.test", Audience = "otun-api";
 
     public string ClientSecret { get; } = "client-secret-" + Guid.NewGuid().ToString("N");
+
+    /// <summary>The environment variable of the envref.test route's ClientSecretRef (the gateways run in this process).</summary>
+    public string SecretVariable { get; } = "OTUN_TEST_OIDC_SECRET_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+
+    /// <summary>The file of the fileref.test route's ClientSecretRef (the secret and a trailing newline, as a mounted Secret may have).</summary>
+    public string SecretFile { get; private set; } = "";
+
+    /// <summary>The reference of badref.test: a file no gateway has.</summary>
+    public string MissingSecretFile { get; } = Path.Combine(Path.GetTempPath(), "otun-no-such-secret-" + Guid.NewGuid().ToString("N")[..8]);
     public TunnelHarness Harness { get; private set; } = null!;
     public PeerGateway B { get; private set; } = null!;
     public string Issuer { get; private set; } = "";
@@ -93,10 +105,20 @@ public sealed class IdentityFixture : IAsyncLifetime
                 return Results.Json(new { keys = _published.Select(Jwk).ToArray() });
             }
         });
+        // An issuer whose discovery document advertises no end_session_endpoint (for the logout path's fallback).
+        _jwks.MapGet("/no-logout/.well-known/openid-configuration", () => Results.Json(new
+        {
+            issuer = $"http://127.0.0.1:{jwksPort}/no-logout",
+            authorization_endpoint = $"http://127.0.0.1:{jwksPort}/no-logout/auth",
+            token_endpoint = $"http://127.0.0.1:{jwksPort}/no-logout/token",
+        }));
         await _jwks.StartAsync();
 
         // The session-cookie keys are stored encrypted with this certificate (both gateways have it).
         var (keyCert, keyKey) = KeyEncryptionCertificate();
+        SecretFile = Path.Combine(Path.GetDirectoryName(keyCert)!, "client-secret");
+        File.WriteAllText(SecretFile, ClientSecret + "\n");
+        Environment.SetEnvironmentVariable(SecretVariable, ClientSecret);
         var keyEncryption = new Dictionary<string, string?> { ["Gateway:Identity:KeyCertificatePath"] = keyCert, ["Gateway:Identity:KeyCertificateKeyPath"] = keyKey };
 
         int providerPort = Ports.Free();
@@ -111,6 +133,11 @@ public sealed class IdentityFixture : IAsyncLifetime
             }
             OidcRoute(g, 40, OkHost, ("AllowedDomains:0", "example.com"));
             OidcRoute(g, 41, DeniedHost, ("AllowedEmails:0", "bob@example.org"), ("AllowedGroups:0", "admins"));
+            OidcRoute(g, 43, FileRefHost, ("ClientSecretRef", "file:" + SecretFile));
+            OidcRoute(g, 44, EnvRefHost, ("ClientSecretRef", "env:" + SecretVariable));
+            OidcRoute(g, 45, BadRefHost, ("ClientSecretRef", "file:" + MissingSecretFile));
+            OidcRoute(g, 46, NoLogoutHost);
+            g["Gateway:Routes:46:Identity:Issuer"] = $"http://127.0.0.1:{jwksPort}/no-logout";
             g["Gateway:Routes:42:Host"] = JwtHost;
             g["Gateway:Routes:42:Service"] = "backend";
             g["Gateway:Routes:42:Access"] = "jwt";
@@ -124,13 +151,15 @@ public sealed class IdentityFixture : IAsyncLifetime
         B = await Harness.StartPeerGatewayAsync("gw-b", keyEncryption);
 
         int a = Harness.Ingress.Port, b = B.Ingress.Port;
-        var redirects = string.Join(',', new[] { $"http://{OkHost}:{a}", $"http://{OkHost}:{b}", $"http://{DeniedHost}:{a}" }.Select(u => u + "/.otun/oidc/callback"));
+        var redirects = string.Join(',', new[] { $"http://{OkHost}:{a}", $"http://{OkHost}:{b}", $"http://{DeniedHost}:{a}", $"http://{FileRefHost}:{a}", $"http://{EnvRefHost}:{a}" }
+            .Select(u => u + "/.otun/oidc/callback"));
         var info = new ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
         info.ArgumentList.Add(Path.Combine(RepoRoot.Path, "tests", "OrleansTunnel.Tests", "Identity", "oidc-provider.mjs"));
         info.Environment["PORT"] = providerPort.ToString();
         info.Environment["CLIENT_ID"] = ClientId;
         info.Environment["CLIENT_SECRET"] = ClientSecret;
         info.Environment["REDIRECT_URIS"] = redirects;
+        info.Environment["POST_LOGOUT_URIS"] = $"http://{OkHost}:{a}/.otun/oidc/signed-out";
         info.Environment["PROVIDER"] = providerDir;
         _provider = Process.Start(info)!;
         var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -180,8 +209,11 @@ public sealed class IdentityFixture : IAsyncLifetime
         g[$"Gateway:Routes:{i}:Access"] = "oidc";
         g[$"Gateway:Routes:{i}:Identity:Issuer"] = Issuer;
         g[$"Gateway:Routes:{i}:Identity:ClientId"] = ClientId;
-        g[$"Gateway:Routes:{i}:Identity:ClientSecret"] = ClientSecret;
         g[$"Gateway:Routes:{i}:Identity:RequireHttpsMetadata"] = "false";
+        if (!allow.Any(a => a.Key == "ClientSecretRef"))
+        {
+            g[$"Gateway:Routes:{i}:Identity:ClientSecret"] = ClientSecret;
+        }
         foreach (var (key, value) in allow)
         {
             g[$"Gateway:Routes:{i}:Identity:{key}"] = value;
@@ -209,6 +241,7 @@ public sealed class IdentityFixture : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
+        Environment.SetEnvironmentVariable(SecretVariable, null);
         if (_provider is { HasExited: false })
         {
             _provider.Kill(entireProcessTree: true);

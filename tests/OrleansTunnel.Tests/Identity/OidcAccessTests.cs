@@ -55,6 +55,8 @@ public sealed class OidcAccessTests(IdentityFixture fixture, ITestOutputHelper o
                 ["GATEWAY_B"] = fixture.B.Ingress.Port.ToString(),
                 ["HOST_OK"] = IdentityFixture.OkHost,
                 ["HOST_DENIED"] = IdentityFixture.DeniedHost,
+                ["HOST_FILE_REF"] = IdentityFixture.FileRefHost,
+                ["HOST_ENV_REF"] = IdentityFixture.EnvRefHost,
                 ["LOGIN"] = login,
                 ["ISSUER"] = fixture.Issuer,
                 ["SHOTS"] = shots,
@@ -82,10 +84,25 @@ public sealed class OidcAccessTests(IdentityFixture fixture, ITestOutputHelper o
         Assert.Equal(403, denied.GetProperty("status").GetInt32());
         Assert.Contains("alice@example.com is signed in but not allowed on this route", denied.GetProperty("text").GetString());
 
+        foreach (var step in new[] { "file-ref", "env-ref" })
+        {
+            Assert.Equal(login, steps[step].GetProperty("email").GetString());
+            Assert.True(steps[step].GetProperty("visitedProvider").GetBoolean(), $"{step}: the route did not sign in at the provider");
+        }
+
+        // RP-initiated logout: to the provider's end_session_endpoint with the id token as hint and the
+        // route's signed-out path as post_logout_redirect_uri; then the provider's session is gone too.
         var signedOut = steps["signed-out"];
-        Assert.Equal(200, signedOut.GetProperty("status").GetInt32());
+        string endSession = signedOut.GetProperty("endSession").GetString()!;
+        Assert.StartsWith(fixture.Issuer + "/", endSession);
+        Assert.Contains("id_token_hint=", endSession);
+        Assert.Contains("post_logout_redirect_uri=" + Uri.EscapeDataString($"http://{IdentityFixture.OkHost}:{H.Ingress.Port}/.otun/oidc/signed-out"), endSession);
+        Assert.StartsWith($"http://{IdentityFixture.OkHost}:{H.Ingress.Port}/.otun/oidc/signed-out", signedOut.GetProperty("url").GetString());
+        Assert.Contains("signed out of this site and of the issuer", signedOut.GetProperty("text").GetString());
         Assert.False(signedOut.GetProperty("cookieLeft").GetBoolean());
-        Assert.True(signedOut.GetProperty("visitedProvider").GetBoolean(), "after signing out, the next visit did not go to the provider");
+        var after = steps["after-sign-out"];
+        Assert.StartsWith(fixture.Issuer + "/", after.GetProperty("url").GetString());
+        Assert.True(after.GetProperty("visitedProvider").GetBoolean());
 
         // The browser's cookie, sent by another client to either gateway: the identity, never a forged one.
         foreach (var ingress in new[] { H.Ingress, fixture.B.Ingress })
@@ -137,6 +154,58 @@ public sealed class OidcAccessTests(IdentityFixture fixture, ITestOutputHelper o
     }
 
     [Fact]
+    public async Task TheLogoutPath_WithoutASession_OrWithoutAnEndSessionEndpoint_SaysSo_AndAClientSecretRefThatCannotBeRead_Answers503NamingIt()
+    {
+        using var client = TunnelHarness.NewClient();
+        var logout = new HttpRequestMessage(HttpMethod.Get, new Uri(H.Ingress, "/.otun/oidc/logout"));
+        logout.Headers.Host = $"{IdentityFixture.OkHost}:{H.Ingress.Port}";
+        using var noSession = await client.SendAsync(logout);
+        Assert.Equal(HttpStatusCode.OK, noSession.StatusCode);
+        Assert.Contains("not signed in on this site", await noSession.Content.ReadAsStringAsync());
+
+        // An issuer without end_session_endpoint: a session's logout clears the cookie only, and says so.
+        var (name, format) = CookieFormat(H.Gateway.Services, IdentityFixture.NoLogoutHost);
+        string ticket = format.Protect(new AuthenticationTicket(new ClaimsPrincipal(new ClaimsIdentity([new Claim("sub", "dave")], "test")),
+            new AuthenticationProperties { IssuedUtc = DateTimeOffset.UtcNow, ExpiresUtc = DateTimeOffset.UtcNow.AddHours(1) }, "cookie"));
+        var local = new HttpRequestMessage(HttpMethod.Get, new Uri(H.Ingress, "/.otun/oidc/logout"));
+        local.Headers.Host = $"{IdentityFixture.NoLogoutHost}:{H.Ingress.Port}";
+        local.Headers.Add("Cookie", $"{name}={ticket}");
+        using var localOnly = await client.SendAsync(local);
+        string localText = await localOnly.Content.ReadAsStringAsync();
+        Assert.True(localOnly.StatusCode == HttpStatusCode.OK, localText);
+        Assert.Contains("signed out of this site (the issuer offers no end_session_endpoint", localText);
+        Assert.Contains(localOnly.Headers.GetValues("Set-Cookie"), c => c.StartsWith(name + "=;", StringComparison.Ordinal) && c.Contains("expires=Thu, 01 Jan 1970", StringComparison.OrdinalIgnoreCase));
+
+        var secrets = H.Gateway.Services.GetRequiredService<ClientSecrets>();
+        long before = secrets.Unresolved;
+        foreach (var ingress in new[] { H.Ingress, fixture.B.Ingress })
+        {
+            using var get = await SendAsync(ingress, IdentityFixture.BadRefHost, null);
+            string body = await get.Content.ReadAsStringAsync();
+            Assert.True(get.StatusCode == HttpStatusCode.ServiceUnavailable, body);
+            Assert.Contains($"Identity:ClientSecretRef file:{fixture.MissingSecretFile} cannot be resolved", body);
+            Assert.Contains("cannot be read on this gateway", body);
+        }
+        Assert.True(secrets.Unresolved > before);
+    }
+
+    [Fact]
+    public void ASecretReference_IsReadFromTheEnvironmentOrAFile_WithTheProblemNamed()
+    {
+        var environment = new Dictionary<string, string?> { ["SET"] = "s3cret" };
+        Assert.Equal("s3cret", ClientSecrets.Read("env:SET", n => environment.GetValueOrDefault(n), out var none));
+        Assert.Null(none);
+        Assert.Null(ClientSecrets.Read("env:UNSET", n => environment.GetValueOrDefault(n), out var unset));
+        Assert.Contains("environment variable UNSET is not set", unset);
+        Assert.Equal(fixture.ClientSecret, ClientSecrets.Read("file:" + fixture.SecretFile, _ => null, out _));
+        Assert.Null(ClientSecrets.Read("file:" + fixture.MissingSecretFile, _ => null, out var missing));
+        Assert.Contains($"the file {fixture.MissingSecretFile} cannot be read", missing);
+        Assert.Contains("unknown scheme", ClientSecrets.FormProblem("vault:x"));
+        Assert.Contains("absolute path", ClientSecrets.FormProblem("file:relative/secret"));
+        Assert.Null(ClientSecrets.FormProblem("env:OTUN_OIDC_SECRET"));
+    }
+
+    [Fact]
     public async Task ACookieOfTheCluster_IsAcceptedByBothGateways_ButNotOnceExpiredOrTampered()
     {
         var (name, format) = CookieFormat(H.Gateway.Services);
@@ -182,9 +251,9 @@ public sealed class OidcAccessTests(IdentityFixture fixture, ITestOutputHelper o
     }
 
     /// <summary>The cookie name and ticket format of the oidc.test route, as the gateway made them.</summary>
-    private static (string Name, ISecureDataFormat<AuthenticationTicket> Format) CookieFormat(IServiceProvider services)
+    private static (string Name, ISecureDataFormat<AuthenticationTicket> Format) CookieFormat(IServiceProvider services, string host = IdentityFixture.OkHost)
     {
-        var route = services.GetRequiredService<RoutingCache>().Current.Snapshot.Routes.Single(r => r.Host == IdentityFixture.OkHost);
+        var route = services.GetRequiredService<RoutingCache>().Current.Snapshot.Routes.Single(r => r.Host == host);
         var schemes = services.GetRequiredService<IdentitySchemes>().For(route)!;
         var options = services.GetRequiredService<IOptionsMonitor<CookieAuthenticationOptions>>().Get(schemes.Cookie);
         return (options.Cookie.Name!, options.TicketDataFormat);

@@ -1,9 +1,10 @@
 // Signs in through the tunnel in Debian's chromium (playwright-core) the way a person would: an
 // unauthenticated visit is sent to the OpenID Provider, the person logs in and consents, comes back
 // with the session cookie and the backend sees who they are; the same browser is then signed in on a
-// second gateway, is refused (403) on a route that does not allow them, and signs out.
+// second gateway, is refused (403) on a route that does not allow them, signs in on routes whose client
+// secret is a ClientSecretRef, and signs out at the provider too (RP-initiated logout).
 // The route hosts (*.test) resolve to loopback inside the browser only. Prints one JSON line per step.
-// Env: GATEWAY_A, GATEWAY_B (ingress ports), HOST_OK, HOST_DENIED, LOGIN, ISSUER, PLAYWRIGHT, SHOTS.
+// Env: GATEWAY_A, GATEWAY_B (ingress ports), HOST_OK, HOST_DENIED, HOST_FILE_REF, HOST_ENV_REF, LOGIN, ISSUER, PLAYWRIGHT, SHOTS.
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
@@ -60,13 +61,32 @@ try {
   const refused = await page.goto(`http://${denied}:${a}/echo`);
   say('denied', { status: refused.status(), url: page.url(), text: await page.textContent('body') });
 
-  // 4. Sign out: the next visit goes to the provider again.
-  const out = await page.goto(`http://${ok}:${a}/.otun/oidc/logout`);
+  // 4. Routes whose client secret each gateway reads itself (ClientSecretRef file: and env:): the code is
+  // redeemed with that secret (the provider session makes the sign-in silent; the token request is not).
+  for (const [step, host] of [['file-ref', process.env.HOST_FILE_REF], ['env-ref', process.env.HOST_ENV_REF]]) {
+    requests.length = 0;
+    await page.goto(`http://${host}:${a}/echo?${step}=1`);
+    await page.waitForURL(`http://${host}:${a}/echo?${step}=1`);
+    const seen = await echo();
+    say(step, { url: page.url(), email: header(seen, 'X-Otun-Email'), visitedProvider: requests.some((u) => u.startsWith(issuer)) });
+  }
+
+  // 5. Sign out: the gateway sends the browser to the provider's end_session_endpoint; the person confirms,
+  // lands on the post-logout page, and the next visit meets the provider's login form again.
+  requests.length = 0;
+  await page.goto(`http://${ok}:${a}/.otun/oidc/logout`);
+  const endSession = requests.find((u) => u.startsWith(issuer)) ?? null;
+  await page.click('button[name=logout][value=yes]');
+  // Back on the site (the signed-out path, with the handler's state in the query), or wherever the provider stopped.
+  await page.waitForURL((u) => u.host === `${ok}:${a}`).catch(() => {});
   const outText = await page.textContent('body');
   const left = (await context.cookies(`http://${ok}:${a}/`)).some((c) => c.name.startsWith('otun_session_'));
+  say('signed-out', { url: page.url(), endSession, text: outText, cookieLeft: left });
   requests.length = 0;
   await page.goto(`http://${ok}:${a}/echo?after=logout`);
-  say('signed-out', { status: out.status(), text: outText, cookieLeft: left, visitedProvider: requests.some((u) => u.startsWith(issuer)) });
+  await page.waitForSelector('input[name=login]');
+  say('after-sign-out', { url: page.url(), visitedProvider: requests.some((u) => u.startsWith(issuer)) });
+  await page.screenshot({ path: path.join(process.env.SHOTS, 'oidc-after-sign-out.png') });
 } finally {
   await browser.close();
 }

@@ -2,7 +2,7 @@
 // loopback port, with its development login form (any login; the login is the account id) and one
 // confidential client for the gateway. The account's claims: sub and email = the login, email_verified,
 // name, and groups ["staff"] (or ["admins"] for a login starting with "admin").
-// Env: PORT, CLIENT_ID, CLIENT_SECRET, REDIRECT_URIS (comma-separated), PROVIDER (folder with node_modules).
+// Env: PORT, CLIENT_ID, CLIENT_SECRET, REDIRECT_URIS and POST_LOGOUT_URIS (comma-separated), PROVIDER (folder with node_modules).
 // Prints "ready ISSUER" once it listens; stops on SIGTERM or when stdin closes.
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -18,6 +18,7 @@ const provider = new Provider(issuer, {
     client_id: process.env.CLIENT_ID,
     client_secret: process.env.CLIENT_SECRET,
     redirect_uris: process.env.REDIRECT_URIS.split(','),
+    post_logout_redirect_uris: (process.env.POST_LOGOUT_URIS || '').split(',').filter((u) => u),
     grant_types: ['authorization_code'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_post',
