@@ -232,10 +232,10 @@ public sealed partial class CircuitBreakers
         var local = All().Where(v => v.Service == service && v.State != "closed").ToList();
         foreach (var c in _shared.All.Where(c => c.Service == service && c.ExpiresAt > DateTimeOffset.UtcNow))
         {
-            if (!local.Any(v => v.SessionId == c.SessionId && v.State == "open"))
+            // This gateway's own view of a session comes first; the cluster's fills in the sessions it never failed on.
+            if (!local.Any(v => v.SessionId == c.SessionId))
             {
-                local.RemoveAll(v => v.SessionId == c.SessionId);
-                local.Add(new View(service, c.AgentId, c.SessionId, null, _shared.StateOf(c) + ", opened by gateway " + c.OpenedBy, c.OpenUntil, 0, c.Reason));
+                local.Add(new View(service, c.AgentId, c.SessionId, null, _shared.StateOf(c), c.OpenUntil, 0, $"{c.Reason}; opened by gateway {c.OpenedBy}"));
             }
         }
         return [.. local];
