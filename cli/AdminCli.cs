@@ -14,7 +14,8 @@ internal static class AdminCli
         usage: otun admin [--url http://127.0.0.1:9090] [--token TOKEN] [--data DIR] <command>
           agents                              agents with their connections, services and in-flight requests
           services                            services with their routes, agents, unhealthy sessions and open circuits
-          circuits                            this gateway's circuits (agent session and service): state, failures, last failure
+          circuits                            circuits (agent session and service): the cluster's shared ones (opened by which
+                                              gateway, until when, state, prober) and this gateway's own, with its counters
           routes                              the routing table
           requests                            requests this gateway is forwarding now
           request ID                          one request by id (from any gateway): owner, agent, phase, timings, bytes, outcome

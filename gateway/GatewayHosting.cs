@@ -136,6 +136,7 @@ public static class GatewayHosting
         // Health checks, retries and circuit breaking (section "Resilience").
         builder.Services.AddOptions<OrleansTunnel.Gateway.Health.ResilienceOptions>().Bind(builder.Configuration.GetSection(OrleansTunnel.Gateway.Health.ResilienceOptions.Section)).ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<OrleansTunnel.Gateway.Health.ResilienceOptions>, OrleansTunnel.Gateway.Health.ResilienceOptionsValidator>();
+        builder.Services.AddSingleton<OrleansTunnel.Gateway.Health.SharedCircuits>();
         builder.Services.AddSingleton<OrleansTunnel.Gateway.Health.CircuitBreakers>();
         builder.Services.AddSingleton<OrleansTunnel.Gateway.Cluster.Dispatcher>();
         builder.Services.AddSingleton<OrleansTunnel.Gateway.Cluster.PeerBridge>();

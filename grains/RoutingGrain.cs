@@ -274,6 +274,7 @@ public sealed partial class RoutingGrain(
 
     private Task ExpireGateways(CancellationToken cancellationToken)
     {
+        ExpireCircuits();
         var now = DateTimeOffset.UtcNow;
         var ttl = directoryOptions.Value.GatewayTimeToLive;
         var lastTick = _lastExpiryTick;
@@ -368,7 +369,7 @@ public sealed partial class RoutingGrain(
         // Every live gateway reports within the time-to-live: until then this fresh activation's directory may miss some.
         bool incomplete = DateTimeOffset.UtcNow - _activatedAt < directoryOptions.Value.GatewayTimeToLive;
         return _snapshot = new RoutingSnapshot(_version, [.. state.State.Routes], endpoints, [.. state.State.Credentials], gateways, incomplete, [.. state.State.RevokedTokens],
-            L4Services: [.. state.State.L4Services], UnhealthyEndpoints: unhealthy);
+            L4Services: [.. state.State.L4Services], UnhealthyEndpoints: unhealthy, Circuits: CircuitsForSnapshot(incomplete));
     }
 
     private static bool SameKey(Route route, string host, string? pathPrefix) =>

@@ -35,7 +35,7 @@ public sealed class AdminApi(IGrainFactory grains, RoutingCache routing, Request
             {
                 ("GET", "/agents") => await AgentsAsync(),
                 ("GET", "/services") => Services(),
-                ("GET", "/circuits") => Results.Json(circuits.All().OrderBy(c => c.Service, StringComparer.Ordinal), Json),
+                ("GET", "/circuits") => Results.Json(circuits.AdminView(), Json),
                 ("GET", "/routes") => Results.Json(routing.Current.Snapshot.Routes.Select(Redact), Json),
                 ("PUT" or "POST", "/routes") => await UpsertRouteAsync(request),
                 ("DELETE", "/routes") => await RemoveRouteAsync(request),

@@ -54,7 +54,7 @@ public sealed class Dispatcher(ConnectionRegistry registry, RoutingCache routing
         for (int attempt = 0; attempt < 3; attempt++)
         {
             var target = await ChooseOnceAsync(service, excluded, cancellationToken);
-            if (target is null || circuits.TryEnter(target.SessionId, service))
+            if (target is null || await circuits.TryEnterAsync(target.SessionId, service))
             {
                 return target;
             }

@@ -13,10 +13,15 @@ namespace OrleansTunnel.Gateway.Health;
 /// Then one request probes it (half-open): success closes it, failure opens it for another cool-down.
 /// Only path failures count (agent lost, backend refused or timed out); a backend's own 5xx answer does not.
 /// A route's Resilience settings, when it has any, replace these for the requests of that route.
+/// With Resilience:SharedCircuits (default) an opened circuit is also shared with every gateway
+/// (<see cref="SharedCircuits"/>): all skip the session, one claims the probe, its verdict reaches all.
 /// </summary>
 public sealed partial class CircuitBreakers
 {
     private readonly ConcurrentDictionary<(string Session, string Service), Circuit> _circuits = new();
+    // Shared circuits whose cluster-wide probe a request of this gateway holds now.
+    private readonly ConcurrentDictionary<(string Session, string Service), byte> _sharedProbes = new();
+    private readonly SharedCircuits _shared;
     private readonly IOptionsMonitor<ResilienceOptions> _options;
     private readonly ILogger<CircuitBreakers> _logger;
     private readonly Counter<long> _opened;
@@ -24,8 +29,10 @@ public sealed partial class CircuitBreakers
     private long _openedTotal;
     private long _retriesTotal;
 
-    public CircuitBreakers(IOptionsMonitor<ResilienceOptions> options, IMeterFactory meters, ILogger<CircuitBreakers> logger)
+    public CircuitBreakers(IOptionsMonitor<ResilienceOptions> options, IMeterFactory meters, ILogger<CircuitBreakers> logger, SharedCircuits shared)
     {
+        _shared = shared;
+        shared.Dropped += ClosedElsewhere;
         _options = options;
         _logger = logger;
         var meter = meters.Create(GatewayTelemetry.MeterName);
@@ -67,6 +74,10 @@ public sealed partial class CircuitBreakers
     /// <summary>True when the session may get a request for the service now (closed, or a probe is due). No side effect.</summary>
     public bool Allows(string sessionId, string service)
     {
+        if (_shared.Blocks(sessionId, service))
+        {
+            return false;
+        }
         if (!_circuits.TryGetValue((sessionId, service), out var c))
         {
             return true;
@@ -99,12 +110,45 @@ public sealed partial class CircuitBreakers
         }
     }
 
+    /// <summary>
+    /// Like <see cref="TryEnter"/>, and when the cluster shares the circuit and its open time is over,
+    /// claims its one probe cluster-wide (a grain call, only then); false when another request or gateway holds it.
+    /// </summary>
+    public async ValueTask<bool> TryEnterAsync(string sessionId, string service)
+    {
+        if (!TryEnter(sessionId, service))
+        {
+            return false;
+        }
+        if (!_shared.ProbeDue(sessionId, service))
+        {
+            return true;
+        }
+        var key = (sessionId, service);
+        if (_sharedProbes.TryAdd(key, 0))
+        {
+            if (await _shared.ClaimAsync(sessionId, service))
+            {
+                return true;
+            }
+            _sharedProbes.TryRemove(key, out _);
+        }
+        FreeLocalProbe(sessionId, service);
+        return false;
+    }
+
     /// <summary>A request's path worked (the backend's answer arrived): closes a half-open circuit.</summary>
     /// <param name="settings">The route's effective settings (<see cref="RouteResilienceConfig.For"/>); null: the gateway's.</param>
     public void Succeeded(string sessionId, string service, ResilienceOptions? settings = null)
     {
+        bool heldShared = _sharedProbes.TryRemove((sessionId, service), out _);
         if (!_circuits.TryGetValue((sessionId, service), out var c))
         {
+            if (heldShared)
+            {
+                LogClosed(_logger, service, "?", sessionId);
+                _shared.PublishClose(sessionId, service);
+            }
             return;
         }
         bool closed;
@@ -117,9 +161,10 @@ public sealed partial class CircuitBreakers
             c.LastUsed = Environment.TickCount64;
             Count(c, failed: false, settings ?? _options.CurrentValue);
         }
-        if (closed)
+        if (closed || heldShared)
         {
             LogClosed(_logger, service, c.AgentId, sessionId);
+            _shared.PublishClose(sessionId, service);
         }
     }
 
@@ -128,6 +173,8 @@ public sealed partial class CircuitBreakers
     public void Failed(string sessionId, string service, string agentId, string? gatewayId, string reason, ResilienceOptions? settings = null)
     {
         var o = settings ?? _options.CurrentValue;
+        // A failed cluster-wide probe opens the circuit again, whatever this gateway counted before.
+        bool heldShared = _sharedProbes.TryRemove((sessionId, service), out _);
         if (o.CircuitFailures == 0 && o.CircuitFailureRatio == 0)
         {
             return;
@@ -140,7 +187,7 @@ public sealed partial class CircuitBreakers
             c.LastUsed = Environment.TickCount64;
             c.Consecutive++;
             Count(c, failed: true, o);
-            bool trip = c.OpenUntil != 0 // a failed probe (or a request that raced it) opens it again
+            bool trip = c.OpenUntil != 0 || heldShared // a failed probe (or a request that raced it) opens it again
                 || (o.CircuitFailures > 0 && c.Consecutive >= o.CircuitFailures)
                 || (o.CircuitFailureRatio > 0 && c.WindowRequests >= o.CircuitMinimumRequests && c.WindowFailures >= o.CircuitFailureRatio * c.WindowRequests);
             if (trip)
@@ -155,12 +202,20 @@ public sealed partial class CircuitBreakers
             Interlocked.Increment(ref _openedTotal);
             _opened.Add(1, new KeyValuePair<string, object?>("service", service));
             LogOpened(_logger, service, agentId, sessionId, c.Consecutive, reason, o.CircuitCooldown.TotalSeconds);
+            _shared.PublishOpen(sessionId, service, agentId, reason, o.CircuitCooldown);
         }
         Prune();
     }
 
     /// <summary>A request ended with no verdict on the path (visitor left, bad request): frees a probe it held.</summary>
     public void Abandoned(string sessionId, string service)
+    {
+        // A held shared probe is given back by its lease (Resilience:SharedProbeLease); this gateway may claim it again at once.
+        _sharedProbes.TryRemove((sessionId, service), out _);
+        FreeLocalProbe(sessionId, service);
+    }
+
+    private void FreeLocalProbe(string sessionId, string service)
     {
         if (_circuits.TryGetValue((sessionId, service), out var c))
         {
@@ -171,8 +226,53 @@ public sealed partial class CircuitBreakers
         }
     }
 
-    /// <summary>Open (or half-open) circuits for a service, for the 503 a visitor gets when no path is left.</summary>
-    public View[] OpenFor(string service) => [.. All().Where(v => v.Service == service && v.State != "closed")];
+    /// <summary>Open (or half-open) circuits for a service, this gateway's and the cluster's, for the 503 a visitor gets when no path is left.</summary>
+    public View[] OpenFor(string service)
+    {
+        var local = All().Where(v => v.Service == service && v.State != "closed").ToList();
+        foreach (var c in _shared.All.Where(c => c.Service == service && c.ExpiresAt > DateTimeOffset.UtcNow))
+        {
+            // This gateway's own view of a session comes first; the cluster's fills in the sessions it never failed on.
+            if (!local.Any(v => v.SessionId == c.SessionId))
+            {
+                local.Add(new View(service, c.AgentId, c.SessionId, null, _shared.StateOf(c), c.OpenUntil, 0, $"{c.Reason}; opened by gateway {c.OpenedBy}"));
+            }
+        }
+        return [.. local];
+    }
+
+    /// <summary>
+    /// GET /api/circuits: the cluster's shared circuits (who opened each, until when, state, who probes it),
+    /// this gateway's own circuits and its counters.
+    /// </summary>
+    public object AdminView() => new
+    {
+        gateway = _shared.GatewayId,
+        shared = _options.CurrentValue.SharedCircuits,
+        cluster = _shared.All.OrderBy(c => c.Service, StringComparer.Ordinal).ThenBy(c => c.SessionId, StringComparer.Ordinal).Select(c => new
+        {
+            c.Service, c.AgentId, c.SessionId, c.OpenedBy, c.OpenedAt, State = _shared.StateOf(c), c.OpenUntil, c.ProbeBy, c.ProbeUntil, c.Reason,
+        }),
+        local = All().OrderBy(c => c.Service, StringComparer.Ordinal),
+        counters = new { opened = OpenedTotal, retries = RetriesTotal, sharedUnavailable = _shared.UnavailableTotal },
+    };
+
+    /// <summary>The shared circuits left the cluster's table (a probe elsewhere closed them, or they expired): they close here too.</summary>
+    private void ClosedElsewhere(IReadOnlyList<(string Session, string Service)> keys)
+    {
+        foreach (var key in keys)
+        {
+            if (_circuits.TryGetValue(key, out var c) && !_sharedProbes.ContainsKey(key))
+            {
+                lock (c.Gate)
+                {
+                    c.OpenUntil = 0;
+                    c.Probing = false;
+                    c.Consecutive = 0;
+                }
+            }
+        }
+    }
 
     /// <summary>Every circuit this gateway tracks (those that saw a failure recently).</summary>
     public IEnumerable<View> All()

@@ -33,6 +33,24 @@ public sealed class ResilienceOptions
 
     /// <summary>How long an open circuit skips its session; then one request probes it (half-open).</summary>
     public TimeSpan CircuitCooldown { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Share circuits with every gateway of the cluster (through the routing grain): a circuit one gateway
+    /// opens is skipped by all, and only one gateway probes it. false: each gateway keeps its own circuits.
+    /// </summary>
+    public bool SharedCircuits { get; set; } = true;
+
+    /// <summary>Most circuits the cluster shares at once; beyond it the ones closest to their end are dropped.</summary>
+    public int SharedCircuitMaxEntries { get; set; } = 1000;
+
+    /// <summary>A shared circuit with no verdict (its prober or opener died) is dropped this long after its open time ended.</summary>
+    public TimeSpan SharedCircuitLinger { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>How long a gateway's claim of a shared circuit's probe keeps other gateways from probing it.</summary>
+    public TimeSpan SharedProbeLease { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Longest wait for the routing grain on a shared-circuit call (open, probe claim, close); then the gateway decides alone.</summary>
+    public TimeSpan SharedCallTimeout { get; set; } = TimeSpan.FromSeconds(5);
 }
 
 /// <summary>Checks <see cref="ResilienceOptions"/> at start; each message names the key and the fix.</summary>
@@ -60,6 +78,14 @@ public sealed class ResilienceOptionsValidator : IValidateOptions<ResilienceOpti
         if (o.CircuitMinimumRequests < 1)
         {
             failures.Add($"Resilience:CircuitMinimumRequests {o.CircuitMinimumRequests} must be at least 1 (e.g. 20)");
+        }
+        if (o.SharedCircuitMaxEntries is < 1 or > 1_000_000)
+        {
+            failures.Add($"Resilience:SharedCircuitMaxEntries {o.SharedCircuitMaxEntries} must be between 1 and 1000000 (e.g. 1000)");
+        }
+        if (o.SharedCircuitLinger <= TimeSpan.Zero || o.SharedProbeLease <= TimeSpan.Zero || o.SharedCallTimeout <= TimeSpan.Zero)
+        {
+            failures.Add("Resilience:SharedCircuitLinger, Resilience:SharedProbeLease and Resilience:SharedCallTimeout must be positive (e.g. 00:01:00, 00:00:30, 00:00:05)");
         }
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }

@@ -69,6 +69,25 @@ public interface IRoutingGrain : IGrainWithStringKey
     [Alias("RemoveL4Service")]
     Task<bool> RemoveL4Service(string protocol, string listen);
 
+    /// <summary>
+    /// A gateway opened (or reopened) a circuit: stored and pushed to every gateway. The table keeps at most
+    /// <paramref name="maxEntries"/> circuits (the ones closest to their end go first).
+    /// </summary>
+    [Alias("OpenCircuit")]
+    Task OpenCircuit(SharedCircuit circuit, int maxEntries);
+
+    /// <summary>
+    /// Claims the one probe of a circuit whose open time is over, for <paramref name="lease"/>: true for the
+    /// first gateway (or the same one again), false while another holds it or the circuit is still open;
+    /// true when no such circuit is shared (the gateway decides alone).
+    /// </summary>
+    [Alias("ClaimCircuitProbe")]
+    Task<bool> ClaimCircuitProbe(string sessionId, string service, string gatewayId, TimeSpan lease);
+
+    /// <summary>A probe (or any request) succeeded on the session: the shared circuit goes, on every gateway.</summary>
+    [Alias("CloseCircuit")]
+    Task CloseCircuit(string sessionId, string service, string gatewayId);
+
     [Alias("Subscribe")]
     Task<RoutingSnapshot> Subscribe(IRoutingObserver observer);
 

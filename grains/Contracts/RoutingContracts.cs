@@ -40,6 +40,25 @@ public sealed record ServiceEndpoint(
     [property: Id(1)] string SessionId,
     [property: Id(2)] string GatewayId);
 
+/// <summary>
+/// A circuit (agent session, service) some gateway opened, shared with every gateway through the routing
+/// snapshot: until <see cref="OpenUntil"/> no gateway sends the session requests of the service; then the
+/// one gateway that claimed the probe (<see cref="ProbeBy"/>, until <see cref="ProbeUntil"/>) tries it and
+/// reports close or reopen. Dropped at <see cref="ExpiresAt"/> when no verdict came, or when the session leaves.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("OrleansTunnel.SharedCircuit")]
+public sealed record SharedCircuit(
+    [property: Id(0)] string SessionId,
+    [property: Id(1)] string Service,
+    [property: Id(2)] string AgentId,
+    [property: Id(3)] string OpenedBy,
+    [property: Id(4)] DateTimeOffset OpenedAt,
+    [property: Id(5)] DateTimeOffset OpenUntil,
+    [property: Id(6)] DateTimeOffset ExpiresAt,
+    [property: Id(7)] string Reason,
+    [property: Id(8)] string? ProbeBy = null,
+    [property: Id(9)] DateTimeOffset? ProbeUntil = null);
+
 /// <summary>An agent credential managed at runtime: only the SHA-256 of the token is kept.</summary>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.AgentCredential")]
 public sealed record AgentCredential(
@@ -63,7 +82,8 @@ public sealed record RoutingSnapshot(
     [property: Id(5)] bool GatewaysIncomplete = false,
     [property: Id(6)] string[]? RevokedTokens = null,
     [property: Id(7)] L4Mapping[]? L4Services = null,
-    [property: Id(8)] Dictionary<string, ServiceEndpoint[]>? UnhealthyEndpoints = null)
+    [property: Id(8)] Dictionary<string, ServiceEndpoint[]>? UnhealthyEndpoints = null,
+    [property: Id(9)] SharedCircuit[]? Circuits = null)
 {
     public static RoutingSnapshot Empty { get; } = new(0, [], new Dictionary<string, ServiceEndpoint[]>(), [], []);
 }

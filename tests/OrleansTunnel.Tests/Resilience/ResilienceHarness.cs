@@ -25,7 +25,7 @@ public sealed class ResilienceBackend : IAsyncDisposable
 
     public volatile bool Healthy = true;
 
-    public int Port { get; } = Ports.Free();
+    public int Port { get; }
 
     public string Url => $"http://127.0.0.1:{Port}";
 
@@ -33,8 +33,9 @@ public sealed class ResilienceBackend : IAsyncDisposable
 
     public long HealthProbes => Interlocked.Read(ref _healthProbes);
 
-    private ResilienceBackend()
+    private ResilienceBackend(int port)
     {
+        Port = port;
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls(Url);
@@ -64,9 +65,10 @@ public sealed class ResilienceBackend : IAsyncDisposable
 
     public static string Expected(string method, string path, byte[] body) => $"ok {method} {path} {Hashing.Sha256(body)}";
 
-    public static async Task<ResilienceBackend> StartAsync()
+    /// <param name="port">A port to listen on (e.g. one that refused connections so far); 0: a free one.</param>
+    public static async Task<ResilienceBackend> StartAsync(int port = 0)
     {
-        var backend = new ResilienceBackend();
+        var backend = new ResilienceBackend(port == 0 ? Ports.Free() : port);
         await backend._app.StartAsync();
         return backend;
     }
@@ -79,7 +81,10 @@ public sealed class ResilienceBackend : IAsyncDisposable
 /// that refuses connections; res-b serves half and post from a working backend, and flap from a backend
 /// whose /health the tests switch (probed every 300 ms, 2 failures / 2 successes). Circuits open after
 /// 3 failures in a row and cool down for 3 s. nort and low are served like half (res-a refusing, res-b
-/// working) for the per-route Resilience tests: nort.test's route has Retry false.
+/// working) for the per-route Resilience tests: nort.test's route has Retry false. For the cluster-wide
+/// circuit tests: cwide is served by res-a from <see cref="SwitchPort"/> (refusing until a test starts a
+/// backend there) and by res-b from the working backend (cool-down 10 s on its route); cboth by both from
+/// the refusing port (cool-down 5 min, so it stays open while a test looks).
 /// </summary>
 public sealed class ResilienceHarness : IAsyncLifetime
 {
@@ -97,6 +102,9 @@ public sealed class ResilienceHarness : IAsyncLifetime
 
     public int RefusedPort { get; } = Ports.Closed();
 
+    /// <summary>res-a's backend for cwide: nothing listens until a test starts one here.</summary>
+    public int SwitchPort { get; } = Ports.Closed();
+
     public async Task InitializeAsync()
     {
         Backend = await ResilienceBackend.StartAsync();
@@ -112,11 +120,11 @@ public sealed class ResilienceHarness : IAsyncLifetime
                     o.Gateway[$"Gateway:Agents:{i}:Services:{s}"] = services[s];
                 }
             }
-            Agent(2, "res-a", TokenA, "half", "post", "dead", "nort", "low");
-            Agent(3, "res-b", TokenB, "half", "post", "flap", "nort", "low");
+            Agent(2, "res-a", TokenA, "half", "post", "dead", "nort", "low", "cwide", "cboth");
+            Agent(3, "res-b", TokenB, "half", "post", "flap", "nort", "low", "cwide", "cboth");
             Agent(4, "kill-a", TokenKillA, "kill");
             Agent(5, "kill-b", TokenKillB, "kill");
-            string[] services = ["half", "post", "dead", "flap", "kill", "nort"];
+            string[] services = ["half", "post", "dead", "flap", "kill", "nort", "cwide", "cboth"];
             for (int r = 0; r < services.Length; r++)
             {
                 o.Gateway[$"Gateway:Routes:{10 + r}:Host"] = services[r] + ".test";
@@ -124,14 +132,18 @@ public sealed class ResilienceHarness : IAsyncLifetime
             }
             // "nort.test" turns retries off for its route (per-route Resilience); "low.test" is set by a test through the CLI.
             o.Gateway["Gateway:Routes:15:Resilience:Retry"] = "false";
+            o.Gateway["Gateway:Routes:16:Resilience:CircuitCooldown"] = "00:00:10";
+            o.Gateway["Gateway:Routes:17:Resilience:CircuitCooldown"] = "00:05:00";
             o.Gateway["Resilience:CircuitFailures"] = "3";
             o.Gateway["Resilience:CircuitCooldown"] = "00:00:03";
             o.Gateway["Gateway:ClusterHeartbeatInterval"] = "00:00:01";
         });
         AgentA = await StartAgentAsync("res-a", TokenA, ("half", $"http://127.0.0.1:{RefusedPort}", null), ("post", $"http://127.0.0.1:{RefusedPort}", null), ("dead", $"http://127.0.0.1:{RefusedPort}", null),
-            ("nort", $"http://127.0.0.1:{RefusedPort}", null), ("low", $"http://127.0.0.1:{RefusedPort}", null));
+            ("nort", $"http://127.0.0.1:{RefusedPort}", null), ("low", $"http://127.0.0.1:{RefusedPort}", null),
+            ("cwide", $"http://127.0.0.1:{SwitchPort}", null), ("cboth", $"http://127.0.0.1:{RefusedPort}", null));
         AgentB = await StartAgentAsync("res-b", TokenB, ("half", Backend.Url, null), ("post", Backend.Url, null), ("flap", Flapping.Url, "/health"),
-            ("nort", Backend.Url, null), ("low", Backend.Url, null));
+            ("nort", Backend.Url, null), ("low", Backend.Url, null),
+            ("cwide", Backend.Url, null), ("cboth", $"http://127.0.0.1:{RefusedPort}", null));
         var registry = Harness.Gateway.Services.GetRequiredService<Gateway.Tunnel.ConnectionRegistry>();
         await Eventually.TrueAsync(() => registry.All.Count(c => c.Serves("half")) == 2, TimeSpan.FromSeconds(30), "the gateway never held both agents' sessions for 'half'");
     }

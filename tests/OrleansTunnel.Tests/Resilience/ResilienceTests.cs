@@ -69,9 +69,16 @@ public sealed partial class ResilienceTests(ResilienceHarness fixture, ITestOutp
         // At most CircuitFailures (3) requests reached res-a before its circuit opened (and a probe per cool-down).
         Assert.InRange(retried, 1, 30);
         var circuits = await AdminJsonAsync("/api/circuits");
-        Assert.Contains(circuits.EnumerateArray(), c => c.GetProperty("service").GetString() == "half"
+        Assert.Contains(circuits.GetProperty("local").EnumerateArray(), c => c.GetProperty("service").GetString() == "half"
             && c.GetProperty("agentId").GetString() == "res-a" && c.GetProperty("state").GetString() != "closed");
-        Assert.DoesNotContain(circuits.EnumerateArray(), c => c.GetProperty("service").GetString() == "half" && c.GetProperty("agentId").GetString() == "res-b");
+        Assert.DoesNotContain(circuits.GetProperty("local").EnumerateArray(), c => c.GetProperty("service").GetString() == "half" && c.GetProperty("agentId").GetString() == "res-b");
+        // The circuit is shared with the cluster: the cluster view names the gateway that opened it.
+        await Eventually.TrueAsync(() => H.Gateway.Services.GetRequiredService<SharedCircuits>().All.Any(c => c.Service == "half" && c.AgentId == "res-a"), Wait,
+            "the circuit of 'half' on res-a never reached the cluster's table");
+        circuits = await AdminJsonAsync("/api/circuits");
+        Assert.Contains(circuits.GetProperty("cluster").EnumerateArray(), c => c.GetProperty("service").GetString() == "half"
+            && c.GetProperty("agentId").GetString() == "res-a" && c.GetProperty("openedBy").GetString() == circuits.GetProperty("gateway").GetString());
+        Assert.True(circuits.GetProperty("counters").GetProperty("opened").GetInt64() >= 1, "the local counters are missing: " + circuits);
         var services = await AdminJsonAsync("/api/services");
         var half = services.EnumerateArray().Single(s => s.GetProperty("service").GetString() == "half");
         Assert.Contains(half.GetProperty("openCircuits").EnumerateArray(), c => c.GetProperty("agentId").GetString() == "res-a");
