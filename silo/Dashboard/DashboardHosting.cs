@@ -22,6 +22,12 @@ namespace OrleansTunnel.Silo.Dashboard;
 /// of it is registered and grain calls pay nothing.
 /// </para>
 /// <para>
+/// Memory: the package reads all its embedded web assets when its endpoints are mapped (about 70 MB
+/// resident, measured on `otun dev`: 224 MB idle with them, 150 MB without). They are mapped on the
+/// first request under <see cref="RoutePrefix"/>, so that first page takes a moment longer and a node
+/// whose dashboard is never opened never pays for them.
+/// </para>
+/// <para>
 /// The dashboard has no authentication. It shows grain types, activation counts, silo statistics,
 /// the silo's log stream and grain state, so bind it to loopback or an internal network only.
 /// </para>
@@ -68,9 +74,36 @@ public static class DashboardHosting
             var hosts = app.Configuration.GetSection(ClusterSettings.Section).Get<ClusterSettings>()?.AdminHosts ?? [];
             app.UseHostAllowList(hosts, "dashboard", "Cluster:AdminHosts",
                 context => context.Request.Path.StartsWithSegments(RoutePrefix, StringComparison.Ordinal));
-            app.MapOrleansDashboard(routePrefix: RoutePrefix);
+            // Mapping the package's endpoints reads all its embedded web assets into memory (about 70 MB
+            // resident, measured): build that branch on the first dashboard request instead, so a node
+            // whose dashboard nobody opens does not carry it.
+            var dashboard = new Lazy<RequestDelegate>(() => BuildDashboardBranch(app), LazyThreadSafetyMode.ExecutionAndPublication);
+            app.Use((context, next) =>
+            {
+                if (!context.Request.Path.StartsWithSegments(RoutePrefix, StringComparison.Ordinal))
+                {
+                    return next(context);
+                }
+                // The host's own routing ran first and knows none of the dashboard's routes.
+                context.SetEndpoint(null);
+                context.Request.RouteValues.Clear();
+                return dashboard.Value(context);
+            });
         }
         return app;
+    }
+
+    private static RequestDelegate BuildDashboardBranch(WebApplication app)
+    {
+        var branch = ((IApplicationBuilder)app).New();
+        branch.UseRouting();
+        branch.UseEndpoints(endpoints => endpoints.MapOrleansDashboard(routePrefix: RoutePrefix));
+        branch.Run(context =>
+        {
+            context.Response.StatusCode = StatusCodes.Status404NotFound;
+            return Task.CompletedTask;
+        });
+        return branch.Build();
     }
 
     /// <summary>
