@@ -151,6 +151,9 @@ public static class GatewayHosting
             o.EnableDetailedErrors = false;
         });
 
+        // Kestrel's buffers: blocks large enough that a bulk transfer is read in few socket calls (see TransportMemoryPool).
+        builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IMemoryPoolFactory<byte>>(
+            new TransportMemoryPoolFactory(gatewayOptions.TransportBlockSize, gatewayOptions.TransportPoolRetainedBytes));
         var connectionLimit = new IngressConnectionLimit(gatewayOptions.MaxIngressConnections);
         builder.Services.AddSingleton(connectionLimit);
         builder.WebHost.ConfigureKestrel(kestrel =>

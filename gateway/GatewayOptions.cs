@@ -283,6 +283,16 @@ public sealed class GatewayOptions
     public int Http2MaxFrameSize { get; set; } = 16 * 1024;
 
     /// <summary>
+    /// Size of Kestrel's buffer blocks (4096..1048576 bytes; Kestrel's own is 4096). One socket read fills at most
+    /// one block, so bulk bytes arriving at the gateway (uploads, agents' answers) cost one receive call per block.
+    /// A connection with bytes buffered holds at least one block; idle keep-alive connections hold none. Default 65536.
+    /// </summary>
+    public int TransportBlockSize { get; set; } = 64 * 1024;
+
+    /// <summary>Free blocks of <see cref="TransportBlockSize"/> kept for reuse, in bytes (more are left to the GC). Default 32 MiB.</summary>
+    public long TransportPoolRetainedBytes { get; set; } = 32L * 1024 * 1024;
+
+    /// <summary>
     /// Largest decoded HTTP/2 header field (name plus value; Kestrel's Http2.MaxRequestHeaderFieldSize). Bounds
     /// HPACK bombs together with <see cref="MaxRequestHeadersTotalSize"/>. Default 16384.
     /// </summary>

@@ -172,6 +172,14 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         {
             failures.Add("Gateway:Http2MaxStreamsPerConnection must be at least 1, Gateway:Http2HeaderTableSize not negative, Gateway:Http2MaxFrameSize between 16384 and 16777215 and Gateway:Http2MaxRequestHeaderFieldSize at least 1024");
         }
+        if (o.TransportBlockSize is < 4096 or > 1024 * 1024)
+        {
+            failures.Add($"Gateway:TransportBlockSize {o.TransportBlockSize} must be between 4096 and 1048576 bytes (Kestrel's read and write buffer blocks)");
+        }
+        if (o.TransportPoolRetainedBytes < 0)
+        {
+            failures.Add($"Gateway:TransportPoolRetainedBytes {o.TransportPoolRetainedBytes} must not be negative");
+        }
         for (int i = 0; i < o.TrustedProxies.Count; i++)
         {
             if (!Ingress.VisitorAccess.TryParseNetwork(o.TrustedProxies[i], out _))
