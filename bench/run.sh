@@ -5,7 +5,9 @@
 #
 # Usage: bash bench/run.sh
 # Env:   DUR=10s         wrk duration per measured run
-#        WARMUP=3s       wrk warm-up of the tunnel (and YARP) before measuring
+#        WARMUP=15s      wrk warm-up of every .NET target (each tunnel process, YARP) before measuring: a fresh
+#                        .NET process needs ~10 s of load before tiered JIT and dynamic PGO settle
+#                        (3 s left the per-mode rows at ~0.4x of the same build warm); nginx needs none
 #        YARP=1          0: skip the YARP two-hop reference
 #        OTUN_COPY=1     1: build and run from a copy of the working tree in $COPY_DIR, so a
 #                        concurrent `dotnet build` in the repo does not clash; 0: use ./otun in place
@@ -27,7 +29,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 shared_bench="${SHARED_BENCH:-$(cd "$repo/../shared/bench" 2>/dev/null && pwd || echo /work/shared/bench)}"
 DUR="${DUR:-10s}"
-WARMUP="${WARMUP:-3s}"
+WARMUP="${WARMUP:-15s}"
 YARP="${YARP:-1}"
 STRICT="${STRICT:-0}"
 DIAG_DUR="${DIAG_DUR:-3s}"
