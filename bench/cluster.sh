@@ -290,8 +290,7 @@ for n in agent gw-a gw-b silo redis nginx; do stop_proc "$n"; done
 
 # ---------------------------------------------------------------- report
 echo
-rev="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')"
-dirty="$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null | wc -l || true)"
+source_rev
 echo "OrleansTunnel cluster bench  $(date '+%Y-%m-%d %H:%M')  $(nproc) CPUs  load avg at start $loadavg, at end $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "wrk -t$THREADS -c$CONNS -d$DUR --latency -H 'Host: $HOST' GET $PATH_Q (warm-up $WARMUP before each tunnel run)  (raw: $out)"
 echo "source: $rev with $dirty modified tracked file(s); redis + 1 silo + gw-a + gw-b + 1 agent (1 connection, to gw-b only) + nginx backend"

@@ -53,6 +53,12 @@ build() {
 # OTUN_SET="Key=Value Key2=Value2" adds --set flags to every dev process (e.g. an A/B of
 # Inspector:CaptureHeaders=false).
 dev_pid=""
+# Sets rev (short commit, "?" outside a git checkout, e.g. a source copy) and dirty (modified tracked
+# files; 0 there) for a report's "source:" line, without failing under set -e/pipefail.
+source_rev() {
+  rev="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')"
+  dirty="$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null | wc -l || true)"
+}
 start_dev() {
   local name=$1; shift
   local kv

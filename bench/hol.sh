@@ -134,8 +134,7 @@ hwm=$(( $(vm "$dev_pid" VmHWM) / 1024 ))
 stop_dev
 
 echo
-rev="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')"
-dirty="$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null | wc -l || true)"
+source_rev
 echo "OrleansTunnel HOL bench  $(date '+%Y-%m-%d %H:%M')  $(nproc) CPUs  wrk -t1 -c16 -d$DUR --latency /hello; downloads start ${LEAD}s before wrk  (raw: $out)"
 echo "source: $rev with $dirty modified tracked file(s); otun dev (demo backend) with Gateway:HeartbeatInterval=00:00:01, grains $(grain_label "$GRAINS" "$(dirname "$OTUN")"); one agent connection"
 echo

@@ -227,8 +227,7 @@ stop_dev
 
 # ---------------------------------------------------------------- report
 echo
-rev="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')"
-dirty="$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null | wc -l || true)"
+source_rev
 echo "OrleansTunnel protocols bench  $(date '+%Y-%m-%d %H:%M')  $(nproc) CPUs  ${DUR}s per run after ${WARMUP}s warm-up  (raw: $out)"
 echo "source: $rev with $dirty modified tracked file(s); h2load $H2LOAD_ARGS; gRPC messages ${GRPC_SIZE}B; WebSocket ${WS_SOCKETS} sockets x ${WS_SIZE}B"
 echo

@@ -344,8 +344,7 @@ stop_dev
 
 # ---------------------------------------------------------------- report
 echo
-rev="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')"
-dirty="$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null | wc -l || true)"
+source_rev
 echo "OrleansTunnel bench  $(date '+%Y-%m-%d %H:%M')  $(nproc) CPUs  load avg $(cut -d' ' -f1-3 /proc/loadavg)  wrk -t1 -d$DUR --latency  (raw: $out)"
 echo "source: $rev with $dirty modified tracked file(s) in the working tree at copy time; grain key: Gateway:$(grain_key "$(dirname "$OTUN")")"
 echo
