@@ -17,8 +17,6 @@ public sealed partial class RoutingGrain
         return Task.CompletedTask;
     }
 
-    private static readonly TimeSpan ProbeClockSlack = TimeSpan.FromMilliseconds(100);
-
     public Task<bool> ClaimCircuitProbe(string sessionId, string service, string gatewayId, TimeSpan lease)
     {
         var now = DateTimeOffset.UtcNow;
@@ -26,10 +24,7 @@ public sealed partial class RoutingGrain
         {
             return Task.FromResult(true);
         }
-        // The gateways time their local cool-down with a coarse monotonic clock (Environment.TickCount64, a few ms
-        // per tick) and publish the open a moment after starting it: a gateway that sees its circuit due may ask a
-        // few ms before this record's OpenUntil. Refusing it then sent its probe request away with a 503.
-        if (now + ProbeClockSlack < c.OpenUntil || (c.ProbeBy is { } holder && holder != gatewayId && c.ProbeUntil > now))
+        if (c.IsOpenAt(now) || (c.ProbeBy is { } holder && holder != gatewayId && c.ProbeUntil > now))
         {
             return Task.FromResult(false);
         }

@@ -65,17 +65,17 @@ public sealed partial class SharedCircuits
             return false;
         }
         var now = DateTimeOffset.UtcNow;
-        return now < c.OpenUntil || (c.ProbeBy is { } holder && holder != Me && c.ProbeUntil > now);
+        return c.IsOpenAt(now) || (c.ProbeBy is { } holder && holder != Me && c.ProbeUntil > now);
     }
 
     /// <summary>True when the shared circuit's open time is over: the next request must claim its probe.</summary>
-    public bool ProbeDue(string sessionId, string service) => Find(sessionId, service) is { } c && DateTimeOffset.UtcNow >= c.OpenUntil;
+    public bool ProbeDue(string sessionId, string service) => Find(sessionId, service) is { } c && !c.IsOpenAt(DateTimeOffset.UtcNow);
 
     /// <summary>State of a shared circuit for the admin API.</summary>
     public string StateOf(SharedCircuit c)
     {
         var now = DateTimeOffset.UtcNow;
-        return now < c.OpenUntil ? "open" : c.ProbeBy is not null && c.ProbeUntil > now ? "half-open" : "half-open (probe due)";
+        return c.IsOpenAt(now) ? "open" : c.ProbeBy is not null && c.ProbeUntil > now ? "half-open" : "half-open (probe due)";
     }
 
     /// <summary>Claims the probe cluster-wide; true also when the grain cannot be reached (this gateway decides alone).</summary>

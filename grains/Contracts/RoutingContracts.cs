@@ -57,7 +57,19 @@ public sealed record SharedCircuit(
     [property: Id(6)] DateTimeOffset ExpiresAt,
     [property: Id(7)] string Reason,
     [property: Id(8)] string? ProbeBy = null,
-    [property: Id(9)] DateTimeOffset? ProbeUntil = null);
+    [property: Id(9)] DateTimeOffset? ProbeUntil = null)
+{
+    /// <summary>
+    /// How early the open time counts as over. A gateway times its own copy of the circuit with the coarse
+    /// Environment.TickCount64 (a few ms per tick) and publishes this record a moment after opening it, so its
+    /// local circuit can be due a few ms before <see cref="OpenUntil"/>; without the slack, the probe that
+    /// request should make was refused (503) by this record, on the gateway and at the grain alike.
+    /// </summary>
+    public static readonly TimeSpan ClockSlack = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Whether the circuit is still open at <paramref name="now"/> (within <see cref="ClockSlack"/>).</summary>
+    public bool IsOpenAt(DateTimeOffset now) => now + ClockSlack < OpenUntil;
+}
 
 /// <summary>An agent credential managed at runtime: only the SHA-256 of the token is kept.</summary>
 [GenerateSerializer, Immutable, Alias("OrleansTunnel.AgentCredential")]
