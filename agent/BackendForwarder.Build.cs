@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Net.Http.Headers;
-using OrleansTunnel.Protocol;
+using OrleansTunnel.Mux;
 using OrleansTunnel.Protocol.V1;
 
 namespace OrleansTunnel.Agent;
@@ -121,7 +121,7 @@ public sealed partial class BackendForwarder
         }
         else if (!string.IsNullOrEmpty(tls?.CaFile))
         {
-            handler.SslOptions.RemoteCertificateValidationCallback = OrleansTunnel.Protocol.CaTrust.Validator(tls.CaFile, allowNameMismatch: true);
+            handler.SslOptions.RemoteCertificateValidationCallback = OrleansTunnel.Mux.CaTrust.Validator(tls.CaFile, allowNameMismatch: true);
         }
         return handler;
     }

@@ -1,4 +1,4 @@
-using OrleansTunnel.Protocol;
+using OrleansTunnel.Mux;
 
 namespace OrleansTunnel.Agent;
 

@@ -14,7 +14,7 @@ internal static class GatewayTls
         }
         else if (!string.IsNullOrEmpty(o.GatewayCaFile))
         {
-            handler.SslOptions.RemoteCertificateValidationCallback = OrleansTunnel.Protocol.CaTrust.Validator(o.GatewayCaFile);
+            handler.SslOptions.RemoteCertificateValidationCallback = OrleansTunnel.Mux.CaTrust.Validator(o.GatewayCaFile);
         }
         if (!string.IsNullOrEmpty(o.ClientCertificatePath))
         {

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using OrleansTunnel.Protocol;
+using OrleansTunnel.Mux;
 
 namespace OrleansTunnel.Agent;
 

@@ -11,6 +11,10 @@
 #        BACKEND=demo    the demo backend inside the dev process (its Fill / SHA-256 counted as tunnel)
 #        SIZE_MIB=1024   body size;  RUNS=3  measured runs per direction;  WARMUP_MIB=128
 #        DIRS="down up"  directions;  OTUN_SET="Key=Value ..."  --set flags for the dev process
+#        REFS=1          with BACKEND=nginx: the same transfers (after the tunnel's) straight to the
+#                        backends and through two chained nginx proxy hops (an nginx of its own, 2
+#                        workers, proxy_buffering and proxy_request_buffering off, ports 28382/28383):
+#                        what this machine moves with curl at all; REFS=0 skips them
 #        TRACE=down|up   also record a dotnet-trace (sampled thread time) of one extra run of that
 #                        direction and summarise it (bench/profile_summary.py, per-MiB figures)
 #        OTUN_COPY=1 COPY_DIR=/tmp/bench-src-bulk READY_TIMEOUT=90   as in run.sh
@@ -35,6 +39,8 @@ RUNS="${RUNS:-3}"
 WARMUP_MIB="${WARMUP_MIB:-128}"
 DIRS="${DIRS:-down up}"
 TRACE="${TRACE:-}"
+REFS="${REFS:-1}"
+CHAIN1_PORT=28382 CHAIN2_PORT=28383
 size=$((SIZE_MIB * 1024 * 1024))
 ndir=/dev/shm/otun-bulk-nginx
 
@@ -46,6 +52,7 @@ cleanup() {
   [ -n "$dev_pid" ] && stop_dev
   [ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null && wait "$sink_pid" 2>/dev/null || true
   [ -f "$ndir/nginx.pid" ] && kill "$(cat "$ndir/nginx.pid")" 2>/dev/null || true
+  [ -f "$ndir/chain.pid" ] && kill "$(cat "$ndir/chain.pid")" 2>/dev/null || true
   rm -rf "$ndir"
   exit "$rc"
 }
@@ -54,7 +61,7 @@ trap 'exit 130' INT TERM
 
 require_tools curl awk tar python3 dotnet
 case "$BACKEND" in nginx) require_tools nginx;; sink|demo) ;; *) die "BACKEND must be nginx, sink or demo";; esac
-require_free_ports "$HTTPS_PORT" "$DASH_PORT" "$NGINX_PORT" "$SINK_PORT"
+require_free_ports "$HTTPS_PORT" "$DASH_PORT" "$NGINX_PORT" "$SINK_PORT" "$CHAIN1_PORT" "$CHAIN2_PORT"
 log "raw output in $out"
 [ "$BACKEND" = demo ] || WITH_LOADGEN=1
 build
@@ -165,6 +172,65 @@ if [ -n "$TRACE" ]; then
 fi
 
 stop_dev
+
+# ---------------------------------------------------------------- references (same files, same curl)
+# ref_run DIR URL BYTES NAME PIDS -> "MiB/s cpu_ms_per_MiB(PIDS)"
+ref_run() {
+  local dir=$1 url=$2 bytes=$3 name=$4 pids=$5 c0 c1 res code got rate
+  c0=$(cpu_ticks $pids)
+  if [ "$dir" = down ]; then
+    res=$(curl -s -o /dev/null -w '%{http_code} %{size_download} %{speed_download}' "$url")
+  else
+    res=$(head -c "$bytes" /dev/zero | curl -s -X POST -H 'Content-Type: application/octet-stream' \
+      -H 'Expect:' -T - -o "$out/$name.json" -w '%{http_code} %{size_upload} %{speed_upload}' "$url")
+  fi
+  c1=$(cpu_ticks $pids)
+  read -r code got rate <<<"$res"
+  [ "$code" = 200 ] && { [ "$dir" = up ] || [ "$got" = "$bytes" ]; } || die "$name: HTTP $code, $got bytes (expected 200, $bytes)"
+  if [ "$dir" = up ]; then
+    grep -q "\"length\":$bytes" "$out/$name.json" || die "$name: the backend saw $(cat "$out/$name.json")"
+  fi
+  awk -v r="$rate" -v t=$((c1 - c0)) -v n="$bytes" -v hz="$CLK_TCK" 'BEGIN {
+    mib = n / 1048576; printf "%.1f %.2f\n", r / 1048576, t / hz * 1000 / mib }'
+}
+declare -A REF
+if [ "$REFS" = 1 ] && [ "$BACKEND" = nginx ]; then
+  cat >"$ndir/chain.conf" <<CONF
+worker_processes 2; pid $ndir/chain.pid; error_log $ndir/chain-error.log; daemon on;
+events { worker_connections 256; }
+http {
+  access_log off; client_max_body_size 0;
+  upstream origin { server 127.0.0.1:$NGINX_PORT; keepalive 8; }
+  upstream sink { server 127.0.0.1:$SINK_PORT; keepalive 8; }
+  upstream hop1 { server 127.0.0.1:$CHAIN1_PORT; keepalive 8; }
+  server { listen 127.0.0.1:$CHAIN1_PORT;
+    location /upload { proxy_pass http://sink; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; proxy_request_buffering off; }
+    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; proxy_request_buffering off; } }
+  server { listen 127.0.0.1:$CHAIN2_PORT;
+    location / { proxy_pass http://hop1; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; proxy_request_buffering off; } }
+}
+CONF
+  nginx -c "$ndir/chain.conf" || die "the reference nginx chain did not start"
+  for _ in $(seq 1 50); do [ -s "$ndir/chain.pid" ] && break; sleep 0.1; done
+  chain_pids="$(cat "$ndir/chain.pid") $(pgrep -P "$(cat "$ndir/chain.pid")" | tr '\n' ' ')"
+  for dir in $DIRS; do
+    if [ "$dir" = down ]; then direct="http://127.0.0.1:$NGINX_PORT/big.bin" chained="http://127.0.0.1:$CHAIN2_PORT/big.bin"
+    else direct="http://127.0.0.1:$SINK_PORT/upload" chained="http://127.0.0.1:$CHAIN2_PORT/upload"; fi
+    for ref in direct chained; do
+      url=${!ref}
+      ref_run "$dir" "$url" $((WARMUP_MIB * 1024 * 1024)) "ref-$ref-$dir-warm" "$back_pids" >/dev/null
+      : >"$out/ref-$ref-$dir.txt"
+      for i in $(seq 1 "$RUNS"); do
+        r=$(ref_run "$dir" "$url" "$size" "ref-$ref-$dir-$i" "$chain_pids")
+        log "reference $ref $dir run $i: MiB/s, CPU ms/MiB of the proxies = $r"
+        echo "$r" >>"$out/ref-$ref-$dir.txt"
+      done
+      REF[$ref.$dir]="$(awk '{print $1}' "$out/ref-$ref-$dir.txt" | median) $(awk '{print $2}' "$out/ref-$ref-$dir.txt" | median)"
+      REF[$ref.$dir.all]="$(awk '{printf "%s%s", (NR > 1 ? ", " : ""), $1}' "$out/ref-$ref-$dir.txt") MiB/s"
+    done
+  done
+fi
+
 {
   echo "bulk $(date '+%Y-%m-%d %H:%M')  source $(git -C "$repo" rev-parse --short HEAD) ($(git -C "$repo" status --porcelain --untracked-files=no | wc -l) modified)  load avg $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "backend $BACKEND, ${SIZE_MIB} MiB per run, medians of $RUNS runs; OTUN_SET='${OTUN_SET:-}'"
@@ -174,4 +240,19 @@ stop_dev
     read -r a b c <<<"${RESULTS[$dir]}"
     echo "| $dir | $a | $b | $c | ${RESULTS[$dir.all]} |"
   done
+  if [ -n "${REF[direct.${DIRS%% *}]:-}" ]; then
+    echo
+    echo "references, same files and curl, after the tunnel's runs (CPU: the two nginx proxy hops' processes)"
+    echo "| direction | path | MiB/s | CPU ms/MiB proxies | tunnel / this | runs |"
+    echo "|---|---|---|---|---|---|"
+    for dir in $DIRS; do
+      read -r t _ <<<"${RESULTS[$dir]}"
+      for ref in direct chained; do
+        read -r a b <<<"${REF[$ref.$dir]}"
+        label=$([ "$ref" = direct ] && echo "curl to the backend" || echo "two nginx proxy hops")
+        [ "$ref" = direct ] && b="-"
+        echo "| $dir | $label | $a | $b | $(awk -v t="$t" -v a="$a" 'BEGIN {printf "%.2fx", t / a}') | ${REF[$ref.$dir.all]} |"
+      done
+    done
+  fi
 } | tee "$out/results.txt"

@@ -6,6 +6,8 @@
 # Usage: bash bench/protocols.sh
 # Env:   DUR=10          seconds per measured run (h2load -D, loadgen --duration)
 #        WARMUP=2        seconds of warm-up before each measured run (not counted)
+#        DEV_WARMUP=15   seconds of load on each fresh otun dev before its first measured run (its
+#                        paths tiered-JIT and PGO-compiled, as run.sh does; 0 skips)
 #        H2LOAD_ARGS="-c 4 -m 16"   h2load connections / streams per connection (64 streams in all)
 #        GRPC_C=64       concurrent unary calls; also the number of bidi ping-pong streams
 #        GRPC_SIZE=64    bytes per gRPC unary/bidi message
@@ -32,6 +34,7 @@ REFS="${REFS:-1}"
 
 DUR="${DUR:-10}"
 WARMUP="${WARMUP:-2}"
+DEV_WARMUP="${DEV_WARMUP:-15}"
 H2LOAD_ARGS="${H2LOAD_ARGS:--c 4 -m 16}"
 GRPC_C="${GRPC_C:-64}"
 GRPC_SIZE="${GRPC_SIZE:-64}"
@@ -115,6 +118,20 @@ run_lg() {
   if [ -n "$dev_pid" ] && ! dev_alive; then warnings+=("otun dev died during $key (see $dev_err)"); fi
 }
 
+# warm_h2 URL [h2load args]: DEV_WARMUP seconds of h2load on a fresh dev process, not measured.
+warm_h2() {
+  [ "$DEV_WARMUP" -gt 0 ] || return 0
+  log "warm-up of the dev process: h2load ${DEV_WARMUP}s $1"
+  # shellcheck disable=SC2086
+  h2load $H2LOAD_ARGS -D "$DEV_WARMUP" "$@" >>"$out/dev-warmup.txt" 2>&1 || log "warm-up h2load exited non-zero (see $out/dev-warmup.txt)"
+}
+# warm_lg LOADGEN-ARGS...: the same with loadgen (gRPC and WebSocket paths).
+warm_lg() {
+  [ "$DEV_WARMUP" -gt 0 ] || return 0
+  log "warm-up of the dev process: loadgen ${DEV_WARMUP}s $1"
+  "$LOADGEN" "$@" --duration "$DEV_WARMUP" --warmup 1 >>"$out/dev-warmup.txt" 2>&1 || log "warm-up loadgen exited non-zero (see $out/dev-warmup.txt)"
+}
+
 # ================================================================ main
 require_tools curl awk tar dotnet
 if ! command -v h2load >/dev/null; then
@@ -172,6 +189,7 @@ if [ "$REFS" = 1 ]; then
   # The tunnel in front of the same nginx backend for the HTTP/2 row: TLS ingress -> tunnel -> HTTP/1.1 nginx 18080.
   start_dev h2 --expose http://127.0.0.1:18080 --https-ingress "https://127.0.0.1:$HTTPS_PORT" --data "$out/data-h2" "${gargs[@]}"
   curl -sfk --http2 "https://127.0.0.1:$HTTPS_PORT/hello" >/dev/null || die "tunnel TLS ingress does not answer /hello (logs: $dev_err)"
+  warm_h2 "https://127.0.0.1:$HTTPS_PORT/hello"
   set_cpu "$dev_pid" "$np" 0 "$dev_pid"
   run_h2load h2-tls-nginx "tunnel TLS ingress, grains $glabel" "h2 (TLS) -> tunnel -> HTTP/1.1 nginx 18080" "https://127.0.0.1:$HTTPS_PORT/hello"
   stop_dev
@@ -183,6 +201,8 @@ curl -sf --http2-prior-knowledge "http://127.0.0.1:$H2C_PORT/hello" >/dev/null |
 curl -sfk --http2 "https://127.0.0.1:$HTTPS_PORT/hello" >/dev/null || die "tunnel TLS ingress does not answer /hello (logs: $dev_err)"
 
 direct="http://127.0.0.1:$GRPC_BACKEND_PORT" h2c="http://127.0.0.1:$H2C_PORT" tls="https://127.0.0.1:$HTTPS_PORT"
+warm_h2 "$tls/hello"
+warm_lg grpc-unary --target "$tls" --concurrency "$GRPC_C" --size "$GRPC_SIZE"
 bk="grpc-backend (Kestrel h2c)"
 set_cpu "" "$backend_pid" 0 ""
 run_h2load h2-direct "direct" "$bk" "$direct/hello"
@@ -218,6 +238,7 @@ start_dev ws --https-ingress "https://127.0.0.1:$HTTPS_PORT" --data "$out/data-w
 demo_url=$(sed -n 's/.*service *demo -> \(http:\/\/127\.0\.0\.1:[0-9]*\).*/\1/p' "$dev_out" | head -1)
 [ -n "$demo_url" ] || die "no 'service demo -> URL' line in $dev_out"
 ws_direct="ws://${demo_url#http://}/ws"
+warm_lg ws-echo --target "ws://127.0.0.1:$INGRESS_PORT/ws" --sockets "$WS_SOCKETS" --size "$WS_SIZE"
 set_cpu "$dev_pid" "" 0 "$dev_pid"
 run_lg ws-direct WebSocket "echo x$WS_SOCKETS ${WS_SIZE}B, direct" "demo backend ${demo_url#http://} (CPU: dev process)" ws-echo --target "$ws_direct" --sockets "$WS_SOCKETS" --size "$WS_SIZE"
 run_lg ws-http   WebSocket "echo x$WS_SOCKETS ${WS_SIZE}B, tunnel ws://" "HTTP/1.1 ingress (CPU incl. backend)" ws-echo --target "ws://127.0.0.1:$INGRESS_PORT/ws" --sockets "$WS_SOCKETS" --size "$WS_SIZE"
@@ -228,7 +249,7 @@ stop_dev
 # ---------------------------------------------------------------- report
 echo
 source_rev
-echo "OrleansTunnel protocols bench  $(date '+%Y-%m-%d %H:%M')  $(nproc) CPUs  ${DUR}s per run after ${WARMUP}s warm-up  (raw: $out)"
+echo "OrleansTunnel protocols bench  $(date '+%Y-%m-%d %H:%M')  $(nproc) CPUs  ${DUR}s per run after ${WARMUP}s warm-up, each dev process warmed ${DEV_WARMUP}s first  (raw: $out)"
 echo "source: $rev with $dirty modified tracked file(s); h2load $H2LOAD_ARGS; gRPC messages ${GRPC_SIZE}B; WebSocket ${WS_SOCKETS} sockets x ${WS_SIZE}B"
 echo
 {

@@ -61,7 +61,7 @@ public sealed record ClusterSecrets(string CaPath, string CertificatePath, strin
             using var node = X509Certificate2.CreateFromPemFile(CertificatePath, KeyPath);
             var soon = DateTime.UtcNow.AddDays(7);
             return ca.NotAfter.ToUniversalTime() > soon && node.NotAfter.ToUniversalTime() > soon
-                && Protocol.CaTrust.ChainsTo(node, ca);
+                && Mux.CaTrust.ChainsTo(node, ca);
         }
         catch (CryptographicException)
         {

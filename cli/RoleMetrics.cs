@@ -4,7 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OrleansTunnel.Gateway.Telemetry;
-using OrleansTunnel.Protocol.Telemetry;
+using OrleansTunnel.Mux.Telemetry;
 
 namespace OrleansTunnel.Cli;
 

@@ -235,7 +235,7 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
     public static string? RouteProblem(long? maxRequestBodySize, string? access, string? credentialSha256, IEnumerable<string>? allowedNetworks, string? pathMode,
         OrleansTunnel.Grains.RouteIdentity? identity = null)
     {
-        if (OrleansTunnel.Protocol.CanonicalPath.Mode(pathMode) is null)
+        if (OrleansTunnel.Mux.CanonicalPath.Mode(pathMode) is null)
         {
             return $"PathMode '{pathMode}' must be Canonical or Raw";
         }

@@ -1,7 +1,7 @@
 using System.Security.Cryptography.X509Certificates;
 using Orleans.Connections.Security;
 using Orleans.Hosting;
-using OrleansTunnel.Protocol;
+using OrleansTunnel.Mux;
 
 namespace OrleansTunnel.Silo;
 

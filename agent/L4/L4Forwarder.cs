@@ -4,8 +4,8 @@ using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using OrleansTunnel.Agent.Telemetry;
-using OrleansTunnel.Protocol;
-using OrleansTunnel.Protocol.L4;
+using OrleansTunnel.Mux;
+using OrleansTunnel.Mux.L4;
 using OrleansTunnel.Protocol.V1;
 
 namespace OrleansTunnel.Agent.L4;

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
-using OrleansTunnel.Protocol.Telemetry;
+using OrleansTunnel.Mux.Telemetry;
 using OrleansTunnel.Protocol.V1;
 
 namespace OrleansTunnel.Agent.Telemetry;

@@ -5,7 +5,7 @@ using OpenTelemetry.Exporter;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
-using OrleansTunnel.Protocol.Telemetry;
+using OrleansTunnel.Mux.Telemetry;
 
 namespace OrleansTunnel.Agent.Telemetry;
 

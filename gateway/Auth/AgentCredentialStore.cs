@@ -36,7 +36,7 @@ public sealed class AgentCredentialStore(IOptionsMonitor<GatewayOptions> options
         }
         if (hello.Token.Length > 0)
         {
-            return new(false, $"agent '{hello.AgentId}' sent its token in the hello; this gateway takes only a proof (protocol version {OrleansTunnel.Protocol.MuxSettings.ProtocolVersion}): upgrade the agent, and rotate that token, which crossed the wire", null);
+            return new(false, $"agent '{hello.AgentId}' sent its token in the hello; this gateway takes only a proof (protocol version {OrleansTunnel.Mux.MuxSettings.ProtocolVersion}): upgrade the agent, and rotate that token, which crossed the wire", null);
         }
         if (hello.Proof.Length == 0)
         {
@@ -47,7 +47,7 @@ public sealed class AgentCredentialStore(IOptionsMonitor<GatewayOptions> options
         // Both keys are always tried (a decoy for unknown agents), so timing tells nothing about ids or rotations.
         foreach (var key in keys)
         {
-            if (CryptographicOperations.FixedTimeEquals(hello.Proof.Span, OrleansTunnel.Protocol.HelloProof.FromKey(key, nonce, hello)) && !match)
+            if (CryptographicOperations.FixedTimeEquals(hello.Proof.Span, OrleansTunnel.Mux.HelloProof.FromKey(key, nonce, hello)) && !match)
             {
                 match = true;
                 tokenHash = key;

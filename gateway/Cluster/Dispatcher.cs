@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using OrleansTunnel.Gateway.Routing;
 using OrleansTunnel.Gateway.Tunnel;
 using OrleansTunnel.Grains;
-using OrleansTunnel.Protocol;
+using OrleansTunnel.Mux;
 
 namespace OrleansTunnel.Gateway.Cluster;
 

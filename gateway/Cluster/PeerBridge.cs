@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Logging;
 using OrleansTunnel.Gateway.Tunnel;
 using OrleansTunnel.Grains;
-using OrleansTunnel.Protocol;
+using OrleansTunnel.Mux;
 using OrleansTunnel.Protocol.V1;
 
 namespace OrleansTunnel.Gateway.Cluster;

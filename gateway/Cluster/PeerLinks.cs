@@ -8,7 +8,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using OrleansTunnel.Gateway.Routing;
 using OrleansTunnel.Grains;
-using OrleansTunnel.Protocol;
+using OrleansTunnel.Mux;
 using OrleansTunnel.Protocol.V1;
 
 namespace OrleansTunnel.Gateway.Cluster;

@@ -8,7 +8,7 @@ using OrleansTunnel.Gateway.Routing;
 using OrleansTunnel.Gateway.Telemetry;
 using OrleansTunnel.Gateway.Tunnel;
 using OrleansTunnel.Grains;
-using OrleansTunnel.Protocol;
+using OrleansTunnel.Mux;
 using OrleansTunnel.Protocol.V1;
 
 namespace OrleansTunnel.Gateway.Ingress;

@@ -5,7 +5,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
 using OrleansTunnel.Gateway.Cluster;
 using OrleansTunnel.Gateway.Requests;
 using OrleansTunnel.Gateway.Telemetry;
-using OrleansTunnel.Protocol;
+using OrleansTunnel.Mux;
 using OrleansTunnel.Protocol.V1;
 
 namespace OrleansTunnel.Gateway.Ingress;
@@ -59,7 +59,7 @@ public sealed class TunnelExchange(RequestTracker tracker, ResponseRelay relay, 
         if (activity is not null)
         {
             // The agent's span is a child of this one: the visitor's traceparent is replaced by the gateway's.
-            OrleansTunnel.Protocol.Telemetry.TraceContext.Inject(head.Headers, activity);
+            OrleansTunnel.Mux.Telemetry.TraceContext.Inject(head.Headers, activity);
         }
         entry.CaptureRequestHeaders(head.Headers, inspector.CurrentValue);
         if (route.CaptureBodyBytes > 0 && kind is VisitorKind.Http or VisitorKind.Grpc)

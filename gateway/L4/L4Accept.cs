@@ -1,5 +1,5 @@
 using System.Net.Sockets;
-using OrleansTunnel.Protocol.L4;
+using OrleansTunnel.Mux.L4;
 
 namespace OrleansTunnel.Gateway.L4;
 

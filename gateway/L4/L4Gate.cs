@@ -5,7 +5,7 @@ using OrleansTunnel.Gateway.Cluster;
 using OrleansTunnel.Gateway.Ingress;
 using OrleansTunnel.Gateway.Requests;
 using OrleansTunnel.Gateway.Tunnel;
-using OrleansTunnel.Protocol;
+using OrleansTunnel.Mux;
 using OrleansTunnel.Protocol.V1;
 
 namespace OrleansTunnel.Gateway.L4;

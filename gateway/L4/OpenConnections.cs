@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net.Sockets;
-using OrleansTunnel.Protocol.L4;
+using OrleansTunnel.Mux.L4;
 
 namespace OrleansTunnel.Gateway.L4;
 

@@ -4,7 +4,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using OrleansTunnel.Gateway.Ingress;
-using OrleansTunnel.Protocol.L4;
+using OrleansTunnel.Mux.L4;
 using OrleansTunnel.Protocol.V1;
 
 namespace OrleansTunnel.Gateway.L4;
@@ -155,7 +155,7 @@ public sealed partial class TcpServices(L4Gate gate, L4Telemetry telemetry, L4En
             outcome = result.Failure is null ? "ok" : result.Failure.StartsWith("idle", StringComparison.Ordinal) ? "idle" : "reset";
             entry.Failure = result.Failure;
         }
-        catch (Exception ex) when (ex is OperationCanceledException or Protocol.MuxStreamAbortedException or SocketException or ObjectDisposedException)
+        catch (Exception ex) when (ex is OperationCanceledException or Mux.MuxStreamAbortedException or SocketException or ObjectDisposedException)
         {
             TcpRelay.Abort(visitor);
             if (session is not null)

@@ -5,7 +5,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using OrleansTunnel.Gateway.Ingress;
 using OrleansTunnel.Gateway.Routing;
-using OrleansTunnel.Protocol.L4;
+using OrleansTunnel.Mux.L4;
 
 namespace OrleansTunnel.Gateway.L4;
 

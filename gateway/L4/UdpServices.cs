@@ -7,8 +7,8 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using OrleansTunnel.Gateway.Ingress;
-using OrleansTunnel.Protocol;
-using OrleansTunnel.Protocol.L4;
+using OrleansTunnel.Mux;
+using OrleansTunnel.Mux.L4;
 using OrleansTunnel.Protocol.V1;
 
 namespace OrleansTunnel.Gateway.L4;

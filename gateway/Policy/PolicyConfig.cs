@@ -1,6 +1,6 @@
 using System.Globalization;
 using OrleansTunnel.Grains;
-using OrleansTunnel.Protocol;
+using OrleansTunnel.Mux;
 
 namespace OrleansTunnel.Gateway.Policy;
 

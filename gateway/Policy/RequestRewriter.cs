@@ -1,6 +1,6 @@
 using Microsoft.AspNetCore.Http;
 using OrleansTunnel.Grains;
-using OrleansTunnel.Protocol;
+using OrleansTunnel.Mux;
 using OrleansTunnel.Protocol.V1;
 
 namespace OrleansTunnel.Gateway.Policy;

@@ -3,7 +3,7 @@ using Microsoft.AspNetCore.Http;
 using OrleansTunnel.Gateway.Cluster;
 using OrleansTunnel.Gateway.Ingress;
 using OrleansTunnel.Grains;
-using OrleansTunnel.Protocol;
+using OrleansTunnel.Mux;
 
 namespace OrleansTunnel.Gateway.Requests;
 

@@ -5,7 +5,7 @@ using Microsoft.Extensions.Options;
 using OrleansTunnel.Gateway.Cluster;
 using OrleansTunnel.Gateway.Ingress;
 using OrleansTunnel.Grains;
-using OrleansTunnel.Protocol;
+using OrleansTunnel.Mux;
 
 namespace OrleansTunnel.Gateway.Requests;
 

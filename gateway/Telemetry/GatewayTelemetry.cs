@@ -105,9 +105,9 @@ public sealed class GatewayTelemetry
         var request = context.Request;
         var headers = request.Headers;
         ActivityContext parent = default;
-        if (headers.TryGetValue(Protocol.Telemetry.TraceContext.TraceParent, out var traceParent) && traceParent.Count == 1)
+        if (headers.TryGetValue(Mux.Telemetry.TraceContext.TraceParent, out var traceParent) && traceParent.Count == 1)
         {
-            string? state = headers.TryGetValue(Protocol.Telemetry.TraceContext.TraceState, out var s) ? s.ToString() : null;
+            string? state = headers.TryGetValue(Mux.Telemetry.TraceContext.TraceState, out var s) ? s.ToString() : null;
             ActivityContext.TryParse(traceParent[0], state, isRemote: true, out parent);
         }
         var previous = Activity.Current;

@@ -7,7 +7,7 @@ using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
 using OrleansTunnel.Gateway.Admin;
-using OrleansTunnel.Protocol.Telemetry;
+using OrleansTunnel.Mux.Telemetry;
 
 namespace OrleansTunnel.Gateway.Telemetry;
 

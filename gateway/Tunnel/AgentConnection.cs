@@ -1,5 +1,5 @@
 using OrleansTunnel.Grains;
-using OrleansTunnel.Protocol;
+using OrleansTunnel.Mux;
 
 namespace OrleansTunnel.Gateway.Tunnel;
 

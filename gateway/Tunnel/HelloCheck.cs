@@ -26,9 +26,9 @@ public static class HelloCheck
         {
             return $"the token is longer than {MaxTokenLength} characters";
         }
-        if (hello.Proof.Length is not (0 or OrleansTunnel.Protocol.HelloProof.Length))
+        if (hello.Proof.Length is not (0 or OrleansTunnel.Mux.HelloProof.Length))
         {
-            return $"the proof is {hello.Proof.Length} bytes, not {OrleansTunnel.Protocol.HelloProof.Length}";
+            return $"the proof is {hello.Proof.Length} bytes, not {OrleansTunnel.Mux.HelloProof.Length}";
         }
         if (hello.AgentVersion.Length > MaxNameLength)
         {

@@ -34,7 +34,7 @@ public static class TunnelTls
     }
 
     /// <summary>True when the certificate chains to the given CA (and only to it).</summary>
-    public static bool ChainsTo(X509Certificate2 certificate, X509Certificate2 ca) => OrleansTunnel.Protocol.CaTrust.ChainsTo(certificate, ca);
+    public static bool ChainsTo(X509Certificate2 certificate, X509Certificate2 ca) => OrleansTunnel.Mux.CaTrust.ChainsTo(certificate, ca);
 
     /// <summary>Whether a client certificate names the agent (common name or a DNS name).</summary>
     public static bool Names(X509Certificate2 certificate, string agentId) =>

@@ -34,7 +34,7 @@ public sealed class ChartTlsTests(HelmFixture helm)
         var cluster = m.One("Secret", "cluster-tls");
         using var clusterCa = Certificate(cluster, "ca.crt");
         using var node = Certificate(cluster, "tls.crt");
-        Assert.True(OrleansTunnel.Protocol.CaTrust.ChainsTo(node, clusterCa));
+        Assert.True(OrleansTunnel.Mux.CaTrust.ChainsTo(node, clusterCa));
         var usages = node.Extensions.OfType<X509EnhancedKeyUsageExtension>().Single().EnhancedKeyUsages.Cast<System.Security.Cryptography.Oid>().Select(o => o.Value).ToList();
         Assert.Contains("1.3.6.1.5.5.7.3.1", usages);
         Assert.Contains("1.3.6.1.5.5.7.3.2", usages);
@@ -52,7 +52,7 @@ public sealed class ChartTlsTests(HelmFixture helm)
         var tunnel = m.One("Secret", "tunnel-tls");
         using var tunnelCa = Certificate(tunnel, "ca.crt");
         using var leaf = Certificate(tunnel, "tls.crt");
-        Assert.True(OrleansTunnel.Protocol.CaTrust.ChainsTo(leaf, tunnelCa));
+        Assert.True(OrleansTunnel.Mux.CaTrust.ChainsTo(leaf, tunnelCa));
         string service = Name(m.One("Service", "gateway-tunnel")), headless = Name(m.One("Service", "gateway-headless"));
         var names = DnsNames(leaf);
         foreach (var expected in new[] { service, $"{service}.otun-test.svc", $"*.{headless}.otun-test.svc", "gw-0.tunnel.example", "gw-1.tunnel.example", "tunnel.example" })

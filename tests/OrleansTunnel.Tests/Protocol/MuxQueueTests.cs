@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging.Abstractions;
-using OrleansTunnel.Protocol;
+using OrleansTunnel.Mux;
 using OrleansTunnel.Protocol.V1;
 using OrleansTunnel.Tests.Infrastructure;
 using Xunit;

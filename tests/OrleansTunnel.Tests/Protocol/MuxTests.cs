@@ -1,6 +1,6 @@
 using Google.Protobuf;
 using Microsoft.Extensions.Logging.Abstractions;
-using OrleansTunnel.Protocol;
+using OrleansTunnel.Mux;
 using OrleansTunnel.Protocol.V1;
 using OrleansTunnel.Tests.Infrastructure;
 using Xunit;

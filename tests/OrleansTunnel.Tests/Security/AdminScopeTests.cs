@@ -141,13 +141,13 @@ public sealed class AdminScopeTests(AdminScopeHarness fixture) : IClassFixture<A
             using var call = new OrleansTunnel.Protocol.V1.Tunnel.TunnelClient(channel).Connect();
             var hello = new OrleansTunnel.Protocol.V1.Hello
             {
-                ProtocolVersion = OrleansTunnel.Protocol.MuxSettings.ProtocolVersion,
+                ProtocolVersion = OrleansTunnel.Mux.MuxSettings.ProtocolVersion,
                 AgentId = "revocable",
                 InitialWindow = 65536,
                 Epoch = (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
                 Services = { new OrleansTunnel.Protocol.V1.ServiceOffer { Name = "revocable-svc", Scheme = "http" } },
             };
-            var refused = await Assert.ThrowsAsync<global::Grpc.Core.RpcException>(() => OrleansTunnel.Protocol.TunnelDialer.HandshakeAsync(call, hello, AdminScopeHarness.RevocableToken, TimeSpan.FromSeconds(30), "test", CancellationToken.None));
+            var refused = await Assert.ThrowsAsync<global::Grpc.Core.RpcException>(() => OrleansTunnel.Mux.TunnelDialer.HandshakeAsync(call, hello, AdminScopeHarness.RevocableToken, TimeSpan.FromSeconds(30), "test", CancellationToken.None));
             Assert.Equal(global::Grpc.Core.StatusCode.Unauthenticated, refused.StatusCode);
             Assert.Equal("the token is not valid for agent 'revocable'", refused.Status.Detail);
         }

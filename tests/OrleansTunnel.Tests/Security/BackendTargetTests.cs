@@ -1,5 +1,5 @@
 using OrleansTunnel.Agent;
-using OrleansTunnel.Protocol;
+using OrleansTunnel.Mux;
 using Xunit;
 
 namespace OrleansTunnel.Tests.Security;

@@ -112,7 +112,7 @@ public sealed class CanonicalPathTests(CanonicalPathHarness fixture) : IClassFix
         Assert.Equal(400, response.Status);
         Assert.Equal(forwarded, H.Forwarder().Forwarded);
         // The gateway's own check names it too (a target Kestrel let through would get this message).
-        Assert.Equal("the path holds an encoded NUL (%00)", OrleansTunnel.Protocol.CanonicalPath.Problem("/admin%00/x"));
+        Assert.Equal("the path holds an encoded NUL (%00)", OrleansTunnel.Mux.CanonicalPath.Problem("/admin%00/x"));
     }
 
     [Fact]

@@ -1,6 +1,6 @@
 using Grpc.Core;
 using Grpc.Net.Client;
-using OrleansTunnel.Protocol;
+using OrleansTunnel.Mux;
 using OrleansTunnel.Protocol.V1;
 using OrleansTunnel.Tests.Infrastructure;
 using Xunit;

@@ -246,7 +246,7 @@ public sealed partial class ChartRunTests(HelmFixture helm)
         {
             RemoteCertificateValidationCallback = (_, certificate, _, errors) => certificate is not null
                 && (errors & ~SslPolicyErrors.RemoteCertificateChainErrors) == SslPolicyErrors.None
-                && OrleansTunnel.Protocol.CaTrust.ChainsTo(new System.Security.Cryptography.X509Certificates.X509Certificate2(certificate), pki.Ca),
+                && OrleansTunnel.Mux.CaTrust.ChainsTo(new System.Security.Cryptography.X509Certificates.X509Certificate2(certificate), pki.Ca),
         },
     };
 }

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using OrleansTunnel.Protocol.V1;
 
-namespace OrleansTunnel.Protocol;
+namespace OrleansTunnel.Mux;
 
 /// <summary>
 /// The receiving half of a <see cref="MuxConnection"/>: the read loop that routes each frame to its stream

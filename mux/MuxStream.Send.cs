@@ -2,7 +2,7 @@ using System.Buffers;
 using Google.Protobuf;
 using OrleansTunnel.Protocol.V1;
 
-namespace OrleansTunnel.Protocol;
+namespace OrleansTunnel.Mux;
 
 /// <summary>
 /// The send side of a <see cref="MuxStream"/>: heads, body frames under the peer's credit (pooled

@@ -3,7 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using OrleansTunnel.Protocol.V1;
 
-namespace OrleansTunnel.Protocol;
+namespace OrleansTunnel.Mux;
 
 /// <summary>
 /// The proof a hello carries instead of the token (protocol version 2): HMAC-SHA256 keyed by

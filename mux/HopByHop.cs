@@ -1,6 +1,6 @@
 using OrleansTunnel.Protocol.V1;
 
-namespace OrleansTunnel.Protocol;
+namespace OrleansTunnel.Mux;
 
 /// <summary>
 /// Connection-specific ("hop-by-hop") header fields, which a proxy must not forward

@@ -4,7 +4,7 @@ using Grpc.Core;
 using Microsoft.Extensions.Logging;
 using OrleansTunnel.Protocol.V1;
 
-namespace OrleansTunnel.Protocol;
+namespace OrleansTunnel.Mux;
 
 /// <summary>
 /// Both ends of one tunnel connection (a gRPC bidirectional stream) after the hello exchange:

@@ -1,7 +1,7 @@
 using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
 
-namespace OrleansTunnel.Protocol;
+namespace OrleansTunnel.Mux;
 
 /// <summary>Trusting a private CA (given as a PEM file) for TLS peers, instead of the system's store.</summary>
 public static class CaTrust

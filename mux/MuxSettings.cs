@@ -1,4 +1,4 @@
-namespace OrleansTunnel.Protocol;
+namespace OrleansTunnel.Mux;
 
 /// <summary>Limits of one multiplexed tunnel connection (both ends use the same type).</summary>
 public sealed record MuxSettings

@@ -1,7 +1,7 @@
 using System.Threading.Channels;
 using OrleansTunnel.Protocol.V1;
 
-namespace OrleansTunnel.Protocol;
+namespace OrleansTunnel.Mux;
 
 /// <summary>
 /// One request multiplexed on a <see cref="MuxConnection"/>. The owner sends with the Send* methods

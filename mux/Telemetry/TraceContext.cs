@@ -2,7 +2,7 @@ using System.Diagnostics;
 using Google.Protobuf.Collections;
 using OrleansTunnel.Protocol.V1;
 
-namespace OrleansTunnel.Protocol.Telemetry;
+namespace OrleansTunnel.Mux.Telemetry;
 
 /// <summary>
 /// W3C Trace Context (traceparent, tracestate) carried in a tunnel frame's headers. The gateway writes

@@ -1,7 +1,7 @@
 using System.Buffers;
 using OrleansTunnel.Protocol.V1;
 
-namespace OrleansTunnel.Protocol;
+namespace OrleansTunnel.Mux;
 
 /// <summary>
 /// The sending half of a <see cref="MuxConnection"/>: the control and data queues and the one writer

@@ -1,4 +1,4 @@
-namespace OrleansTunnel.Protocol;
+namespace OrleansTunnel.Mux;
 
 /// <summary>
 /// One canonical path for routing, access checks and the backend. Kestrel hands the gateway a decoded

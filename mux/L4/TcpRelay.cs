@@ -3,7 +3,7 @@ using System.Diagnostics;
 using System.Net.Sockets;
 using OrleansTunnel.Protocol.V1;
 
-namespace OrleansTunnel.Protocol.L4;
+namespace OrleansTunnel.Mux.L4;
 
 /// <summary>How a relayed TCP connection ended.</summary>
 public sealed record TcpRelayResult(long BytesUp, long BytesDown, string? Failure);

@@ -1,6 +1,6 @@
 using OrleansTunnel.Protocol.V1;
 
-namespace OrleansTunnel.Protocol;
+namespace OrleansTunnel.Mux;
 
 /// <summary>
 /// The receive side of a <see cref="MuxStream"/>: frames routed here by the connection's read loop

@@ -1,7 +1,7 @@
 using System.Net.Sockets;
 using OrleansTunnel.Protocol.V1;
 
-namespace OrleansTunnel.Protocol.L4;
+namespace OrleansTunnel.Mux.L4;
 
 /// <summary>
 /// The two halves of a UDP flow over one tunnel stream: every datagram is exactly one data frame

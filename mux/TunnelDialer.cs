@@ -2,7 +2,7 @@ using Grpc.Core;
 using Grpc.Net.Client;
 using OrleansTunnel.Protocol.V1;
 
-namespace OrleansTunnel.Protocol;
+namespace OrleansTunnel.Mux;
 
 /// <summary>
 /// The dialling side of a tunnel stream, shared by agents (Connect) and gateways' peer links (Peer):
