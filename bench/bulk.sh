@@ -218,7 +218,8 @@ CONF
     else direct="http://127.0.0.1:$SINK_PORT/upload" chained="http://127.0.0.1:$CHAIN2_PORT/upload"; fi
     for ref in direct chained; do
       url=${!ref}
-      ref_run "$dir" "$url" $((WARMUP_MIB * 1024 * 1024)) "ref-$ref-$dir-warm" "$back_pids" >/dev/null
+      warm_url=$([ "$dir" = down ] && echo "${url%/big.bin}/warm.bin" || echo "$url")
+      ref_run "$dir" "$warm_url" $((WARMUP_MIB * 1024 * 1024)) "ref-$ref-$dir-warm" "$back_pids" >/dev/null
       : >"$out/ref-$ref-$dir.txt"
       for i in $(seq 1 "$RUNS"); do
         r=$(ref_run "$dir" "$url" "$size" "ref-$ref-$dir-$i" "$chain_pids")
@@ -232,7 +233,8 @@ CONF
 fi
 
 {
-  echo "bulk $(date '+%Y-%m-%d %H:%M')  source $(git -C "$repo" rev-parse --short HEAD) ($(git -C "$repo" status --porcelain --untracked-files=no | wc -l) modified)  load avg $(cut -d' ' -f1-3 /proc/loadavg)"
+  source_rev
+  echo "bulk $(date '+%Y-%m-%d %H:%M')  source $rev ($dirty modified)  load avg $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "backend $BACKEND, ${SIZE_MIB} MiB per run, medians of $RUNS runs; OTUN_SET='${OTUN_SET:-}'"
   echo "| direction | MiB/s | CPU ms/MiB tunnel (otun dev) | CPU ms/MiB backend | runs |"
   echo "|---|---|---|---|---|"

@@ -56,7 +56,8 @@ dev_pid=""
 # Sets rev (short commit, "?" outside a git checkout, e.g. a source copy) and dirty (modified tracked
 # files; 0 there) for a report's "source:" line, without failing under set -e/pipefail.
 source_rev() {
-  rev="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')"
+  # A source copy without .git (OTUN_COPY=0 COPY_DIR=...) may carry its revision in .rev.
+  rev="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || cat "$repo/.rev" 2>/dev/null || echo '?')"
   dirty="$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null | wc -l || true)"
 }
 start_dev() {

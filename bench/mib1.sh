@@ -75,7 +75,8 @@ for i in $(seq 1 "$RUNS"); do
 done
 med() { awk -v c="$2" '{print $c}' "$out/$1.txt" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 {
-  echo "1 MiB c8 $(date '+%Y-%m-%d %H:%M')  source $(git -C "$repo" rev-parse --short HEAD 2>/dev/null) ($(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null | wc -l) modified)  load avg $(cut -d' ' -f1-3 /proc/loadavg)  medians of $RUNS x ${DUR}s"
+  source_rev
+  echo "1 MiB c8 $(date '+%Y-%m-%d %H:%M')  source $rev ($dirty modified)  load avg $(cut -d' ' -f1-3 /proc/loadavg)  medians of $RUNS x ${DUR}s"
   echo "| target | MB/s | CPU ms/MiB (path) | runs (MB/s) |"
   echo "|---|---|---|---|"
   dm=$(med direct 2)

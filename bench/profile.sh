@@ -107,7 +107,8 @@ log "converting to speedscope"
 "$trace" convert "$out/trace.nettrace" --format Speedscope -o "$out/trace" >"$out/convert.log" 2>&1 || die "convert failed (see $out/convert.log)"
 sjson=$(ls "$out"/trace*.speedscope.json | head -1)
 {
-  echo "# Profile $(date '+%Y-%m-%d %H:%M'), source $(git -C "$repo" rev-parse --short HEAD), grains $(grain_label "$GRAINS" "$(dirname "$OTUN")")"
+  source_rev
+  echo "# Profile $(date '+%Y-%m-%d %H:%M'), source $rev, grains $(grain_label "$GRAINS" "$(dirname "$OTUN")")"
   echo
   if [ "$LOAD" = h2 ]; then
     echo "h2load $H2LOAD_ARGS GET /hello through otun dev's TLS ingress -> nginx 18080: ${rps} req/s over the whole h2load run (tracing on);"

@@ -29,8 +29,12 @@ public sealed partial class PeerBridge(ConnectionRegistry registry, GatewayIdent
     /// <summary>Bridged streams in flight now.</summary>
     public long Active => Interlocked.Read(ref _active);
 
+    /// <summary>
+    /// Called on the peer link's read loop: the bridge runs inline up to its first wait (choosing the
+    /// agent connection, opening the stream and queueing the head never block), with no thread-pool hop.
+    /// </summary>
     public void Accept(MuxStream inbound, RequestHead head, string peerGatewayId) =>
-        _ = Task.Run(() => BridgeAsync(inbound, head, peerGatewayId));
+        _ = BridgeAsync(inbound, head, peerGatewayId);
 
     private async Task BridgeAsync(MuxStream inbound, RequestHead head, string peerGatewayId)
     {
@@ -64,15 +68,18 @@ public sealed partial class PeerBridge(ConnectionRegistry registry, GatewayIdent
         Interlocked.Increment(ref _bridged);
         Interlocked.Increment(ref _active);
         var outcome = new BridgeOutcome();
+        long ownerIncarnation = head.OwnerIncarnation;
         // A reset of either side reaches the other at once, even while a relay waits for credit.
         var inboundAborted = inbound.Aborted.Register(() => Propagate(inbound, outbound));
         var outboundAborted = outbound.Aborted.Register(() => Propagate(outbound, inbound));
         try
         {
-            var forwarded = head.Clone();
-            forwarded.SessionId = "";
-            forwarded.OwnerIncarnation = 0;
-            outbound.SendHead(new Frame { RequestHead = forwarded });
+            // The head is this bridge's own (parsed from the peer's frame, read by nothing else): it is
+            // forwarded as it is, without the fields that only the hop from the owner carries.
+            ownerIncarnation = head.OwnerIncarnation;
+            head.SessionId = "";
+            head.OwnerIncarnation = 0;
+            outbound.SendHead(new Frame { RequestHead = head });
             // UDP flows: a datagram is one frame on both hops (never split by a partial credit).
             bool datagrams = head.Protocol == OrleansTunnel.Protocol.V1.Protocol.Udp;
             var up = head.EndOfBody ? Task.CompletedTask : RelayAsync(inbound, outbound, null, datagrams);
@@ -86,9 +93,9 @@ public sealed partial class PeerBridge(ConnectionRegistry registry, GatewayIdent
             outbound.Complete();
             inbound.Complete();
             Interlocked.Decrement(ref _active);
-            if (head.OwnerIncarnation != 0)
+            if (ownerIncarnation != 0)
             {
-                _ = CompleteGrainAsync(head, peerGatewayId, connection, outcome);
+                _ = CompleteGrainAsync(head, ownerIncarnation, peerGatewayId, connection, outcome);
             }
         }
     }
@@ -104,8 +111,10 @@ public sealed partial class PeerBridge(ConnectionRegistry registry, GatewayIdent
     {
         try
         {
-            while (await from.ReadAsync(to.Aborted) is { } frame)
+            Frame? pending = null;
+            while ((pending ?? await from.ReadAsync(to.Aborted)) is { } frame)
             {
+                pending = null;
                 switch (frame.KindCase)
                 {
                     case Frame.KindOneofCase.ResponseHead:
@@ -114,6 +123,25 @@ public sealed partial class PeerBridge(ConnectionRegistry registry, GatewayIdent
                             outcome.Status = frame.ResponseHead.Status;
                         }
                         bool ends = frame.ResponseHead.EndOfBody;
+                        if (!ends && from.TryRead(out var next) && next is not null)
+                        {
+                            // A small answer's head and whole body arrive together (the sender queued them
+                            // as one unit): they leave together, in one writer pass, as they came.
+                            if (next.KindCase == Frame.KindOneofCase.Data && next.Data.EndOfBody && !datagrams
+                                && to.TrySendHeadWithBody(frame, next.Data.Payload.Span))
+                            {
+                                from.ReturnCredit(next.Data.Payload.Length);
+                                if (outcome is not null)
+                                {
+                                    outcome.Bytes += next.Data.Payload.Length;
+                                    outcome.Ended();
+                                }
+                                return;
+                            }
+                            to.SendHead(frame);
+                            pending = next;
+                            break;
+                        }
                         to.SendHead(frame);
                         if (ends)
                         {
@@ -168,7 +196,7 @@ public sealed partial class PeerBridge(ConnectionRegistry registry, GatewayIdent
         }
     }
 
-    private async Task CompleteGrainAsync(RequestHead head, string ownerGatewayId, AgentConnection connection, BridgeOutcome outcome)
+    private async Task CompleteGrainAsync(RequestHead head, long ownerIncarnation, string ownerGatewayId, AgentConnection connection, BridgeOutcome outcome)
     {
         string requestId = head.RequestId;
         if (string.IsNullOrEmpty(requestId))
@@ -184,7 +212,7 @@ public sealed partial class PeerBridge(ConnectionRegistry registry, GatewayIdent
             var now = DateTimeOffset.UtcNow;
             var open = new RequestOpen(ownerGatewayId, connection.AgentId, connection.Session.SessionId, head.Service, head.Method,
                 head.Authority, head.PathAndQuery, head.Protocol.ToString(), now, now + TimeSpan.FromMilliseconds(head.TimeoutMs),
-                head.OwnerIncarnation, identity.GatewayId, identity.Incarnation);
+                ownerIncarnation, identity.GatewayId, identity.Incarnation);
             await grains.GetGrain<IRequestGrain>(requestId).End(open, new RequestOutcome(
                 state, outcome.Status, outcome.Failure, 0, outcome.Bytes, now, identity.GatewayId, identity.Incarnation));
         }
