@@ -75,7 +75,7 @@ public sealed class RequestGrain(IOptions<RequestRecordOptions> options) : Grain
         _endedByVia = !byOwner;
         _state = outcome.State;
         _outcome = outcome;
-        Schedule(options.Value.EndedLinger);
+        LingerAfterEnd();
         return Task.FromResult(true);
     }
 
@@ -159,6 +159,23 @@ public sealed class RequestGrain(IOptions<RequestRecordOptions> options) : Grain
         Schedule(options.Value.LookupLinger);
     }
 
+    /// <summary>
+    /// After the end: the activation stays Requests:EndedLinger, or goes at once when that is zero (the
+    /// default; later look-ups reach the owner's journal, and the ended record, through a fresh activation).
+    /// </summary>
+    private void LingerAfterEnd()
+    {
+        var linger = options.Value.EndedLinger;
+        if (linger > TimeSpan.Zero)
+        {
+            Schedule(linger);
+            return;
+        }
+        _timer?.Dispose();
+        _timer = null;
+        DeactivateOnIdle();
+    }
+
     private void LingerAfterLookup()
     {
         if (_state is RequestState.None || IsEnded(_state))
@@ -200,7 +217,7 @@ public sealed class RequestGrain(IOptions<RequestRecordOptions> options) : Grain
                     ? "no response head before the request's deadline"
                     : $"no completion before the request's deadline, and its gateway cannot tell: {answer.Problem}", 0, 0, DateTimeOffset.UtcNow);
             }
-            Schedule(options.Value.EndedLinger);
+            LingerAfterEnd();
         }
         else if (_state != RequestState.Streaming)
         {

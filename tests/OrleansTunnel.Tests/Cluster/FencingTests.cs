@@ -61,7 +61,9 @@ public sealed class FencingTests
     [Fact]
     public async Task ARequestGrain_AcceptsAnEndingOnlyFromTheGatewaysAndIncarnationsItRecorded()
     {
-        await using var h = await TunnelHarness.StartAsync();
+        // The owner refines the agent-side gateway's ending while the activation lingers after the first
+        // one (the default, zero, lets it go at once: later look-ups then ask the owner's journal).
+        await using var h = await TunnelHarness.StartAsync(o => o.Gateway["Requests:EndedLinger"] = "00:00:30");
         var grain = h.Gateway.Services.GetRequiredService<IGrainFactory>().GetGrain<IRequestGrain>(Guid.NewGuid().ToString("N"));
         var now = DateTimeOffset.UtcNow;
         await grain.Open(new RequestOpen("gw-owner", "agent", "session", "svc", "GET", "h", "/", "http1", now, now.AddMinutes(1),

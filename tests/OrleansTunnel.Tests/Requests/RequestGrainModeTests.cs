@@ -41,7 +41,12 @@ public sealed class RequestGrainModeTests
     [Fact]
     public async Task Always_EveryRequestsGrainHoldsItsRecord()
     {
-        await using var h = await TunnelHarness.StartAsync(o => o.Gateway["Gateway:RequestGrains"] = "always");
+        // A linger, so the ended record can be read from the activation (by default it goes at once).
+        await using var h = await TunnelHarness.StartAsync(o =>
+        {
+            o.Gateway["Gateway:RequestGrains"] = "always";
+            o.Gateway["Requests:EndedLinger"] = "00:00:30";
+        });
         var (requestId, tracker, grains) = await HelloAsync(h);
         Assert.Equal(1, tracker.Promoted);
         // The grain holds a record of its own (HasGrain), besides the owner's fresh view it answers with.
@@ -49,6 +54,40 @@ public sealed class RequestGrainModeTests
         await Eventually.TrueAsync(() => (snapshot = grains.GetGrain<IRequestGrain>(requestId).GetSnapshot().GetAwaiter().GetResult()) is { HasGrain: true, State: RequestState.Completed },
             Bound, "the grain never recorded the request");
         Assert.Equal(200, snapshot!.Outcome!.Status);
+    }
+
+    [Fact]
+    public async Task AnEndedRequestsActivation_GoesAtOnceByDefault_AndLingersWhenConfigured()
+    {
+        foreach (var linger in new[] { (string?)null, "00:00:30" })
+        {
+            await using var h = await TunnelHarness.StartAsync(o =>
+            {
+                if (linger is not null)
+                {
+                    o.Gateway["Requests:EndedLinger"] = linger;
+                }
+            });
+            var grains = h.Gateway.Services.GetRequiredService<IGrainFactory>();
+            // An id that names no gateway: once the activation is gone, nothing answers for it ("none").
+            var grain = grains.GetGrain<IRequestGrain>(Guid.NewGuid().ToString("N"));
+            var now = DateTimeOffset.UtcNow;
+            var open = new RequestOpen("gw-owner", "agent", "session", "svc", "GET", "h", "/", "http1", now, now.AddMinutes(1));
+            await grain.Open(open);
+            await Eventually.TrueAsync(() => grain.GetSnapshot().GetAwaiter().GetResult().State == RequestState.Open, Bound, "the open never landed");
+            Assert.True(await grain.Complete(new RequestOutcome(RequestState.Completed, 200, null, 0, 5, DateTimeOffset.UtcNow)));
+            if (linger is null)
+            {
+                // The very next call: a message for a deactivating activation waits for a fresh one.
+                var snapshot = await grain.GetSnapshot();
+                Assert.True(snapshot.Source == "none", $"the ended request's activation stayed (Requests:EndedLinger defaults to zero): {snapshot}");
+            }
+            else
+            {
+                var snapshot = await grain.GetSnapshot();
+                Assert.Equal((RequestState.Completed, "grain"), (snapshot.State, snapshot.Source));
+            }
+        }
     }
 
     [Fact]
