@@ -30,7 +30,8 @@ public sealed class GatewayChurnTests(ITestOutputHelper output)
         using var stop = new CancellationTokenSource();
         var clock = Stopwatch.StartNew();
 
-        var routeChanges = ChangeRoutesAsync(routing, stop.Token);
+        var changed = new ChangeCount();
+        var routeChanges = ChangeRoutesAsync(routing, changed, stop.Token);
         var tally = new Tally();
         var requests = Enumerable.Range(0, 4).Select(_ => SendRequestsAsync(h, tally, stop.Token)).ToArray();
 
@@ -40,6 +41,10 @@ public sealed class GatewayChurnTests(ITestOutputHelper output)
             var step = Stopwatch.StartNew();
             var churned = await h.StartPeerGatewayAsync("gw-churn").Within(TimeSpan.FromSeconds(30));
             var started = step.Elapsed;
+            // Route changes land while this gateway lives (a fast restart would otherwise see none):
+            // five more are pushed to it before it stops.
+            int target = changed.Value + 5;
+            await Eventually.TrueAsync(() => changed.Value >= target, TimeSpan.FromSeconds(30), $"route changes stalled during restart {i + 1}");
             if (i % 2 == 0)
             {
                 await churned.DisposeAsync().AsTask().Within(TimeSpan.FromSeconds(30));
@@ -99,7 +104,16 @@ public sealed class GatewayChurnTests(ITestOutputHelper output)
     }
 
     /// <summary>Adds and removes a route as fast as the grain takes it; every change is pushed to every gateway.</summary>
-    private static async Task<int> ChangeRoutesAsync(IRoutingGrain routing, CancellationToken stop)
+    private sealed class ChangeCount
+    {
+        private int _value;
+
+        public int Value => Volatile.Read(ref _value);
+
+        public void Add() => Interlocked.Increment(ref _value);
+    }
+
+    private static async Task<int> ChangeRoutesAsync(IRoutingGrain routing, ChangeCount changed, CancellationToken stop)
     {
         int changes = 0;
         using var tick = new PeriodicTimer(TimeSpan.FromMilliseconds(20));
@@ -115,6 +129,7 @@ public sealed class GatewayChurnTests(ITestOutputHelper output)
                 await routing.RemoveRoute(host, null);
             }
             changes++;
+            changed.Add();
             try
             {
                 await tick.WaitForNextTickAsync(stop);

@@ -121,8 +121,10 @@ public sealed class Http2AttackTests(DefaultSecurityHarness fixture, ITestOutput
     {
         var o = await AttackAsync("continuation_flood.py", (64 * 1024 * 1024).ToString());
         AssertBounded(o);
+        // Kestrel sends GOAWAY and closes; the attacker is still sending, so the close can arrive as a TCP
+        // reset that discards the unread GOAWAY on the attacker's side (seen once in a CI run: closed=True,
+        // goaway=no). The close is what is asserted, as for TooManyStreams.
         Assert.Contains("closed=True", o.Output);
-        Assert.Contains("goaway=yes", o.Output);
         Assert.InRange(o.AttackForwarded, 0, 2);
     }
 
