@@ -76,7 +76,6 @@ public sealed partial class PeerBridge(ConnectionRegistry registry, GatewayIdent
         {
             // The head is this bridge's own (parsed from the peer's frame, read by nothing else): it is
             // forwarded as it is, without the fields that only the hop from the owner carries.
-            ownerIncarnation = head.OwnerIncarnation;
             head.SessionId = "";
             head.OwnerIncarnation = 0;
             outbound.SendHead(new Frame { RequestHead = head });

@@ -27,7 +27,8 @@ public sealed partial class RequestTracker(
 
     private long _grainFailures;
     private long _promoted;
-    private (GrainType Type, GrainInterfaceType Interface)? _requestGrainType;
+    // A reference (written and read whole): a struct of several fields could be read torn by another thread.
+    private RequestGrainKind? _requestGrainType;
 
     /// <summary>Requests this gateway is forwarding now.</summary>
     public long InFlight => journal.InFlight;
@@ -92,7 +93,7 @@ public sealed partial class RequestTracker(
         if (_requestGrainType is not { } type)
         {
             var reference = (GrainReference)(object)grains.GetGrain<IRequestGrain>(id);
-            _requestGrainType = type = (reference.GrainId.Type, reference.InterfaceType);
+            _requestGrainType = type = new RequestGrainKind(reference.GrainId.Type, reference.InterfaceType);
             return (IRequestGrain)reference;
         }
         return (IRequestGrain)grains.GetGrain(GrainId.Create(type.Type, id), type.Interface);
@@ -160,3 +161,6 @@ public sealed partial class RequestTracker(
         Message = "Could not {What} the record of request {RequestId} in the cluster: {Error}. The request itself went on; check the silos.")]
     private static partial void LogGrainCallFailed(ILogger logger, string what, string requestId, string error);
 }
+
+/// <summary>The request grain's type and interface, resolved once.</summary>
+internal sealed record RequestGrainKind(GrainType Type, GrainInterfaceType Interface);
