@@ -17,7 +17,7 @@ namespace OrleansTunnel.Gateway.Telemetry;
 /// </summary>
 public static class GatewayTelemetryHosting
 {
-    /// <summary>Orleans' own meter, exported too (useful when a silo is co-hosted, harmless otherwise).</summary>
+    /// <summary>Orleans' own meter: exported by silos, and by gateways only with Telemetry:OrleansMetrics.</summary>
     public const string OrleansMeterName = "Microsoft.Orleans";
 
     /// <summary>.NET's built-in runtime meter (GC heap size, allocations, working set, thread pool), exported on every role's /metrics.</summary>
@@ -38,7 +38,11 @@ public static class GatewayTelemetryHosting
             .ConfigureResource(r => r.AddService("otun-gateway", serviceInstanceId: string.IsNullOrWhiteSpace(gatewayId) ? null : gatewayId))
             .WithMetrics(metrics =>
             {
-                metrics.AddMeter(GatewayTelemetry.MeterName, OrleansMeterName, RuntimeMeterName);
+                metrics.AddMeter(GatewayTelemetry.MeterName, RuntimeMeterName);
+                if (telemetry.OrleansMetrics)
+                {
+                    metrics.AddMeter(OrleansMeterName);
+                }
                 // A scrape always reflects the moment it is asked (no cached answer).
                 metrics.AddPrometheusExporter(o => o.ScrapeResponseCacheDurationMilliseconds = 0);
                 if (!string.IsNullOrWhiteSpace(telemetry.OtlpEndpoint))

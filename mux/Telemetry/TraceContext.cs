@@ -67,4 +67,11 @@ public sealed class TelemetryOptions
 
     /// <summary>OTLP transport: "grpc" (default, port 4317) or "http/protobuf" (port 4318).</summary>
     public string OtlpProtocol { get; set; } = "grpc";
+
+    /// <summary>
+    /// Gateway: also export Orleans' own meter ("Microsoft.Orleans": messaging, grain calls, activations).
+    /// Off by default on gateways, where listening to it aggregates every Orleans message a request makes;
+    /// silos always export it.
+    /// </summary>
+    public bool OrleansMetrics { get; set; }
 }

@@ -78,6 +78,30 @@ public sealed partial class MetricsTests(ITestOutputHelper output)
         Assert.DoesNotContain("otun_gateway_requests_total", await ingress.Content.ReadAsStringAsync());
     }
 
+    /// <summary>
+    /// Orleans' own meter aggregates every message a request makes: a gateway exports it only when asked
+    /// (Telemetry:OrleansMetrics), silos always do (RoleMetricsTests).
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task OrleansMeter_IsExportedByAGateway_OnlyWhenAsked(bool enabled)
+    {
+        await using var h = await TunnelHarness.StartAsync(o =>
+        {
+            if (enabled)
+            {
+                o.Gateway["Telemetry:OrleansMetrics"] = "true";
+            }
+        });
+        using var ok = await h.Client.GetAsync(h.Url("/hello"));
+        Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+
+        string text = await h.Client.GetStringAsync(new Uri(h.Admin, "/metrics"));
+        Assert.Contains("otun_gateway_requests_total", text);
+        Assert.Equal(enabled, Parse(text).Any(s => s.Name.StartsWith("orleans_", StringComparison.Ordinal)));
+    }
+
     private sealed record Sample(string Name, Dictionary<string, string> Labels, double Value);
 
     private static double Value(List<Sample> samples, string name, params (string Key, string Value)[] labels)
