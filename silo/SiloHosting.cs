@@ -21,6 +21,10 @@ public static class SiloHosting
         {
             throw new InvalidOperationException(redisTlsProblem);
         }
+        if (settings.DirectoryCacheSize < 1)
+        {
+            throw new InvalidOperationException($"Cluster:DirectoryCacheSize must be at least 1 (got {settings.DirectoryCacheSize}).");
+        }
         builder.Services.Configure<BackpressureOptions>(builder.Configuration.GetSection(BackpressureOptions.Section));
         builder.Services.Configure<RateLimiterOptions>(builder.Configuration.GetSection(RateLimiterOptions.Section));
         builder.Services.Configure<DirectoryOptions>(builder.Configuration.GetSection(DirectoryOptions.Section));
@@ -69,6 +73,7 @@ public static class SiloHosting
             {
                 silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = responseTimeout);
             }
+            silo.Configure<GrainDirectoryOptions>(o => o.CacheSize = settings.DirectoryCacheSize);
             ClusterTls.Apply(silo, settings.Tls);
             silo.AddTunnelDashboard(settings);
         });
