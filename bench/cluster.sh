@@ -9,7 +9,9 @@
 #
 # Usage: bash bench/cluster.sh
 # Env:   DUR=10s          wrk duration per measured run
-#        WARMUP=3s        wrk warm-up before each measured tunnel run (not counted)
+#        WARMUP=30s       wrk warm-up of each tunnel path (local, then cross) before either is measured (not
+#                         counted): a fresh .NET process compiles for ~40 s of load (dotnet-counters:
+#                         dotnet.jit.compilation.time 0.5-0.9 s per 5 s at 15-30 s, 0.08 after 40 s)
 #        CONNS=64         wrk connections;  THREADS=2  wrk threads
 #        OTUN_COPY=1 COPY_DIR=/tmp/bench-src READY_TIMEOUT=90   as in run.sh
 #        STOP_GRACE=40    seconds between SIGTERM and SIGKILL when stopping a process
@@ -28,7 +30,7 @@ cd "$out"
 . "$here/common.sh"
 
 DUR="${DUR:-10s}"
-WARMUP="${WARMUP:-3s}"
+WARMUP="${WARMUP:-30s}"
 CONNS="${CONNS:-64}"
 THREADS="${THREADS:-2}"
 HOST=bench.test
@@ -157,6 +159,10 @@ wait_paths() {   # both ingresses answer 200 for Host: bench.test (the agent may
 rows=()   # key|path|grain mode
 declare -A RPS P50 P99 ERR CPU
 CPU_PROCS=(gw-a gw-b agent silo nginx redis)   # CPU per request of each, per run
+warm_wrk() {   # KEY PORT: WARMUP of load on one path, not measured
+  log "warm-up $1: $WARMUP"
+  wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" -H "Host: $HOST" "http://127.0.0.1:$2$PATH_Q" >"$out/wrk-$1-warmup.txt" 2>&1 || true
+}
 run_wrk() {   # KEY PATH RECORD PORT WARM(0/1)
   local key=$1 what=$2 rec=$3 port=$4 warm=$5 f="$out/wrk-$1.txt" url="http://127.0.0.1:$4$PATH_Q"
   local rps non2xx sockerr err
@@ -274,8 +280,12 @@ for mode in $GRAINS; do
   check_topology
   snap_logs
   if [ "$first" = 1 ]; then run_wrk direct "backend direct (nginx)" "-" "$BACKEND_PORT" 0; first=0; fi
-  run_wrk "local-$mode" "local: gw-b -> agent"         "${LABEL[$mode]}" "$GWB_INGRESS" 1
-  run_wrk "cross-$mode" "cross: gw-a -> gw-b -> agent" "${LABEL[$mode]}" "$GWA_INGRESS" 1
+  # Both paths are warmed before either is measured: gw-a serves only the cross path, and measured
+  # right after its own first load it was still compiling (tier-up and PGO) while gw-b was not.
+  warm_wrk "local-$mode" "$GWB_INGRESS"
+  warm_wrk "cross-$mode" "$GWA_INGRESS"
+  run_wrk "local-$mode" "local: gw-b -> agent"         "${LABEL[$mode]}" "$GWB_INGRESS" 0
+  run_wrk "cross-$mode" "cross: gw-a -> gw-b -> agent" "${LABEL[$mode]}" "$GWA_INGRESS" 0
   new_log_lines "$mode"
   HWM[gw-a.$mode]=$(hwm_mb gw-a); HWM[gw-b.$mode]=$(hwm_mb gw-b); HWM[agent.$mode]=$(hwm_mb agent); HWM[silo.$mode]=$(hwm_mb silo)
 done
@@ -292,7 +302,7 @@ for n in agent gw-a gw-b silo redis nginx; do stop_proc "$n"; done
 echo
 source_rev
 echo "OrleansTunnel cluster bench  $(date '+%Y-%m-%d %H:%M')  $(nproc) CPUs  load avg at start $loadavg, at end $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "wrk -t$THREADS -c$CONNS -d$DUR --latency -H 'Host: $HOST' GET $PATH_Q (warm-up $WARMUP before each tunnel run)  (raw: $out)"
+echo "wrk -t$THREADS -c$CONNS -d$DUR --latency -H 'Host: $HOST' GET $PATH_Q (warm-up $WARMUP of each tunnel path before both are measured)  (raw: $out)"
 echo "source: $rev with $dirty modified tracked file(s); redis + 1 silo + gw-a + gw-b + 1 agent (1 connection, to gw-b only) + nginx backend"
 echo
 {

@@ -6,8 +6,8 @@
 # Usage: bash bench/protocols.sh
 # Env:   DUR=10          seconds per measured run (h2load -D, loadgen --duration)
 #        WARMUP=2        seconds of warm-up before each measured run (not counted)
-#        DEV_WARMUP=15   seconds of load on each fresh otun dev before its first measured run (its
-#                        paths tiered-JIT and PGO-compiled, as run.sh does; 0 skips)
+#        DEV_WARMUP=40   seconds of load on each fresh otun dev before its first measured run (its
+#                        paths tiered-JIT and PGO-compiled, ~40 s as in run.sh; 0 skips)
 #        H2LOAD_ARGS="-c 4 -m 16"   h2load connections / streams per connection (64 streams in all)
 #        GRPC_C=64       concurrent unary calls; also the number of bidi ping-pong streams
 #        GRPC_SIZE=64    bytes per gRPC unary/bidi message
@@ -34,7 +34,7 @@ REFS="${REFS:-1}"
 
 DUR="${DUR:-10}"
 WARMUP="${WARMUP:-2}"
-DEV_WARMUP="${DEV_WARMUP:-15}"
+DEV_WARMUP="${DEV_WARMUP:-40}"
 H2LOAD_ARGS="${H2LOAD_ARGS:--c 4 -m 16}"
 GRPC_C="${GRPC_C:-64}"
 GRPC_SIZE="${GRPC_SIZE:-64}"

@@ -5,9 +5,11 @@
 #
 # Usage: bash bench/run.sh
 # Env:   DUR=10s         wrk duration per measured run
-#        WARMUP=15s      wrk warm-up of every .NET target (each tunnel process, YARP) before measuring: a fresh
-#                        .NET process needs ~10 s of load before tiered JIT and dynamic PGO settle
-#                        (3 s left the per-mode rows at ~0.4x of the same build warm); nginx needs none
+#        WARMUP=40s      wrk warm-up of every .NET target (each tunnel process, YARP) before measuring: a fresh
+#                        .NET process compiles for ~40 s of load before tiered JIT and dynamic PGO settle
+#                        (dotnet-counters on `otun dev`: dotnet.jit.compilation.time 2.5-3 s per 5 s in the
+#                        first 15 s, 0.5-0.9 s per 5 s at 15-35 s, 0.06-0.1 s after 40 s; 3 s of warm-up left
+#                        the per-mode rows at ~0.4x of the same build warm); nginx needs none
 #        YARP=1          0: skip the YARP two-hop reference
 #        OTUN_COPY=1     1: build and run from a copy of the working tree in $COPY_DIR, so a
 #                        concurrent `dotnet build` in the repo does not clash; 0: use ./otun in place
@@ -29,7 +31,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 shared_bench="${SHARED_BENCH:-$(cd "$repo/../shared/bench" 2>/dev/null && pwd || echo /work/shared/bench)}"
 DUR="${DUR:-10s}"
-WARMUP="${WARMUP:-15s}"
+WARMUP="${WARMUP:-40s}"
 YARP="${YARP:-1}"
 STRICT="${STRICT:-0}"
 DIAG_DUR="${DIAG_DUR:-3s}"
