@@ -163,12 +163,9 @@ warm_wrk() {   # KEY PORT: WARMUP of load on one path, not measured
   log "warm-up $1: $WARMUP"
   wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" -H "Host: $HOST" "http://127.0.0.1:$2$PATH_Q" >"$out/wrk-$1-warmup.txt" 2>&1 || true
 }
-run_wrk() {   # KEY PATH RECORD PORT WARM(0/1)
-  local key=$1 what=$2 rec=$3 port=$4 warm=$5 f="$out/wrk-$1.txt" url="http://127.0.0.1:$4$PATH_Q"
+run_wrk() {   # KEY PATH RECORD PORT (warm-up, if any, is warm_wrk's)
+  local key=$1 what=$2 rec=$3 port=$4 f="$out/wrk-$1.txt" url="http://127.0.0.1:$4$PATH_Q"
   local rps non2xx sockerr err
-  if [ "$warm" = 1 ]; then
-    wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" -H "Host: $HOST" "$url" >"$out/wrk-$key-warmup.txt" 2>&1 || true
-  fi
   log "wrk $key: -t$THREADS -c$CONNS -d$DUR --latency -H 'Host: $HOST' $url"
   local n c0=()
   for n in "${CPU_PROCS[@]}"; do c0+=("$(cpu_ticks "${PID[$n]:-}")"); done
@@ -279,13 +276,13 @@ for mode in $GRAINS; do
   wait_paths
   check_topology
   snap_logs
-  if [ "$first" = 1 ]; then run_wrk direct "backend direct (nginx)" "-" "$BACKEND_PORT" 0; first=0; fi
+  if [ "$first" = 1 ]; then run_wrk direct "backend direct (nginx)" "-" "$BACKEND_PORT"; first=0; fi
   # Both paths are warmed before either is measured: gw-a serves only the cross path, and measured
   # right after its own first load it was still compiling (tier-up and PGO) while gw-b was not.
   warm_wrk "local-$mode" "$GWB_INGRESS"
   warm_wrk "cross-$mode" "$GWA_INGRESS"
-  run_wrk "local-$mode" "local: gw-b -> agent"         "${LABEL[$mode]}" "$GWB_INGRESS" 0
-  run_wrk "cross-$mode" "cross: gw-a -> gw-b -> agent" "${LABEL[$mode]}" "$GWA_INGRESS" 0
+  run_wrk "local-$mode" "local: gw-b -> agent"         "${LABEL[$mode]}" "$GWB_INGRESS"
+  run_wrk "cross-$mode" "cross: gw-a -> gw-b -> agent" "${LABEL[$mode]}" "$GWA_INGRESS"
   new_log_lines "$mode"
   HWM[gw-a.$mode]=$(hwm_mb gw-a); HWM[gw-b.$mode]=$(hwm_mb gw-b); HWM[agent.$mode]=$(hwm_mb agent); HWM[silo.$mode]=$(hwm_mb silo)
 done

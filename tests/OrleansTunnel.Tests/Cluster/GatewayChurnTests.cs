@@ -103,7 +103,7 @@ public sealed class GatewayChurnTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>Adds and removes a route as fast as the grain takes it; every change is pushed to every gateway.</summary>
+    /// <summary>Route changes made so far: written by the changing loop only, read by the restarts.</summary>
     private sealed class ChangeCount
     {
         private int _value;
@@ -113,14 +113,15 @@ public sealed class GatewayChurnTests(ITestOutputHelper output)
         public void Add() => Interlocked.Increment(ref _value);
     }
 
+    /// <summary>Adds and removes a route as fast as the grain takes it; every change is pushed to every gateway.</summary>
     private static async Task<int> ChangeRoutesAsync(IRoutingGrain routing, ChangeCount changed, CancellationToken stop)
     {
-        int changes = 0;
         using var tick = new PeriodicTimer(TimeSpan.FromMilliseconds(20));
         while (!stop.IsCancellationRequested)
         {
-            string host = $"churn-{changes % 8}.test";
-            if (changes % 2 == 0)
+            int n = changed.Value;
+            string host = $"churn-{n % 8}.test";
+            if (n % 2 == 0)
             {
                 await routing.UpsertRoute(new Route(host, null, "backend"));
             }
@@ -128,7 +129,6 @@ public sealed class GatewayChurnTests(ITestOutputHelper output)
             {
                 await routing.RemoveRoute(host, null);
             }
-            changes++;
             changed.Add();
             try
             {
@@ -139,7 +139,7 @@ public sealed class GatewayChurnTests(ITestOutputHelper output)
                 break;
             }
         }
-        return changes;
+        return changed.Value;
     }
 
     private sealed record Counts(int Sent, int Ok, List<string> Failures);
