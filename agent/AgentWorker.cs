@@ -111,8 +111,7 @@ public sealed partial class AgentWorker(
     {
         var o = options.Value;
         using var channel = TunnelDialer.Channel(gateway, o.DialTimeout, o.MaxTunnelMessageSize, handler => GatewayTls.Configure(handler, o));
-        var client = new Protocol.V1.Tunnel.TunnelClient(channel);
-        using var call = client.Connect(cancellationToken: stoppingToken);
+        using var call = FrameCodec.Open(channel.CreateCallInvoker(), FrameCodec.Connect, stoppingToken);
         ulong epoch = NextEpoch();
         var hello = new Hello
         {

@@ -54,6 +54,7 @@ public sealed partial class BackendForwarder
                 {
                     await connection.WriteAsync(payload.Memory, cancel);
                     await connection.FlushAsync(cancel);
+                    frame.Data.ReleasePayload();
                     stream.ReturnCredit(payload.Length);
                 }
                 if (frame.Data.EndOfBody)

@@ -210,7 +210,7 @@ public sealed partial class BackendForwarder : IDisposable
         }
 
         var body = await response.Content.ReadAsStreamAsync(cancel);
-        byte[] current = ArrayPool<byte>.Shared.Rent(_options.ResponseBufferSize);
+        byte[]? current = ArrayPool<byte>.Shared.Rent(_options.ResponseBufferSize);
         byte[]? next = null; // the read-ahead buffer, rented only when a body has more than one chunk
         int? firstRead = null;
         try
@@ -260,7 +260,9 @@ public sealed partial class BackendForwarder : IDisposable
 
             // Read one chunk ahead so the last chunk can carry the end of body, but never hold a chunk
             // back while the backend is silent: a chunk waits only for a read that already completed.
-            int n = firstRead ?? await body.ReadAsync(current, cancel);
+            // Each chunk's buffer is handed to the tunnel with it (no copy into a frame buffer); the
+            // writer returns it to the pool once written, and the next read gets a fresh one.
+            int n = firstRead ?? await body.ReadAsync(current!, cancel);
             while (n > 0)
             {
                 next ??= ArrayPool<byte>.Shared.Rent(_options.ResponseBufferSize);
@@ -270,7 +272,9 @@ public sealed partial class BackendForwarder : IDisposable
                 {
                     try
                     {
-                        await stream.SendDataAsync(current.AsMemory(0, n), endOfBody: false, cancel);
+                        var chunk = current!;
+                        current = null;
+                        await stream.SendLeasedDataAsync(chunk, n, endOfBody: false, cancel);
                     }
                     catch
                     {
@@ -284,13 +288,15 @@ public sealed partial class BackendForwarder : IDisposable
                 if (!sent)
                 {
                     bool end = m == 0 && !HasTrailers(response);
-                    await stream.SendDataAsync(current.AsMemory(0, n), end, cancel);
+                    var chunk = current!;
+                    current = null;
+                    await stream.SendLeasedDataAsync(chunk, n, end, cancel);
                     if (end)
                     {
                         return;
                     }
                 }
-                (current, next) = (next, current);
+                (current, next) = (next, null);
                 n = m;
             }
             if (HasTrailers(response))
@@ -317,7 +323,10 @@ public sealed partial class BackendForwarder : IDisposable
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(current);
+            if (current is not null)
+            {
+                ArrayPool<byte>.Shared.Return(current);
+            }
             if (next is not null)
             {
                 ArrayPool<byte>.Shared.Return(next);

@@ -31,6 +31,8 @@ internal sealed class MuxRequestContent(MuxStream stream, long? length) : HttpCo
                     {
                         await target.WriteAsync(payload.Memory, linked.Token);
                         unflushed += payload.Length;
+                        // The connection's stream copied the bytes: the payload's pooled buffer can go back.
+                        frame.Data.ReleasePayload();
                     }
                     if (frame.Data.EndOfBody)
                     {

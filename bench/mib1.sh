@@ -6,7 +6,8 @@
 # hops = the nginx worker (backend and both hops in one process) minus the direct row's figure ("~").
 #
 # Usage: flock /tmp/otun-bench.lock bash bench/mib1.sh
-# Env:   DUR=10 (seconds per wrk run)  RUNS=3  YARP=1  OTUN_SET="Key=Value ..."
+# Env:   DUR=10 (seconds per wrk run)  RUNS=3  YARP=1  WARMUP=40 (seconds of load per .NET target first)
+#        OTUN_SET="Key=Value ..."
 #        OTUN_COPY=1 COPY_DIR=/tmp/bench-src-bulk READY_TIMEOUT=90   as in run.sh
 # Output: bench/out/mib1-<timestamp>/ (wrk output, dev logs, results.txt).
 set -euo pipefail
@@ -21,7 +22,7 @@ COPY_DIR="${COPY_DIR:-/tmp/bench-src-bulk}"
 . "$here/common.sh"
 INGRESS_PORT=28090 TUNNEL_PORT=27070 ADMIN_PORT=29090 SILO_PORT=22111 SILO_GW_PORT=32000
 HTTPS_PORT=28443 DASH_PORT=28091
-DUR="${DUR:-10}" RUNS="${RUNS:-3}" YARP="${YARP:-1}"
+DUR="${DUR:-10}" RUNS="${RUNS:-3}" YARP="${YARP:-1}" WARMUP="${WARMUP:-40}"
 
 nginx_started=0 yarp_started=0
 cleanup() {
@@ -64,7 +65,7 @@ run() {
 }
 for u in "http://127.0.0.1:18182/1m.bin" "http://127.0.0.1:$INGRESS_PORT/1m.bin"; do
   [ "$u" = "http://127.0.0.1:18182/1m.bin" ] && [ -z "$yarp_pids" ] && continue
-  wrk -t1 -c8 -d3s "$u" >/dev/null 2>&1 || true   # warm-up (JIT)
+  wrk -t1 -c8 -d"${WARMUP}s" "$u" >/dev/null 2>&1 || true   # warm-up (JIT: ~40 s of load, see bench/README)
 done
 for i in $(seq 1 "$RUNS"); do
   run direct "http://127.0.0.1:18080/1m.bin" "$nginx_pids"

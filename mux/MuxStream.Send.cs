@@ -126,6 +126,88 @@ public sealed partial class MuxStream
     }
 
     /// <summary>
+    /// Sends the first <paramref name="length"/> bytes of <paramref name="lease"/>, a buffer rented from
+    /// <see cref="ArrayPool{T}.Shared"/> that this call now owns (it goes back to the pool once written, or
+    /// when this throws): the bytes are not copied when one frame and the credit available take them all.
+    /// Otherwise the leading bytes go in copied frames and the lease carries the last one.
+    /// </summary>
+    public async ValueTask SendLeasedDataAsync(byte[] lease, int length, bool endOfBody, CancellationToken cancellationToken)
+    {
+        int offset = 0;
+        try
+        {
+            int maxFrame = _connection.Settings.MaxDataFrame;
+            while (length - offset > 0)
+            {
+                int rest = length - offset;
+                int granted = await AcquireCreditAsync(Math.Min(rest, maxFrame), cancellationToken).ConfigureAwait(false);
+                if (granted < rest)
+                {
+                    await SendCopiedFrameAsync(lease.AsMemory(offset, granted), endOfBody: false).ConfigureAwait(false);
+                    offset += granted;
+                    continue;
+                }
+                var frame = new Frame
+                {
+                    Stream = Id,
+                    Data = new Data { Payload = UnsafeByteOperations.UnsafeWrap(lease.AsMemory(offset, rest)), EndOfBody = endOfBody },
+                };
+                var owned = lease;
+                lease = null!;
+                try
+                {
+                    await EnqueueOrderedAsync(frame, rest, owned).ConfigureAwait(false);
+                }
+                catch
+                {
+                    ArrayPool<byte>.Shared.Return(owned);
+                    throw;
+                }
+                offset = length;
+            }
+            if (length == 0)
+            {
+                if (endOfBody)
+                {
+                    await EnqueueOrderedAsync(new Frame { Stream = Id, Data = new Data { EndOfBody = true } }, 0).ConfigureAwait(false);
+                }
+            }
+        }
+        finally
+        {
+            if (lease is not null)
+            {
+                ArrayPool<byte>.Shared.Return(lease);
+            }
+        }
+        if (endOfBody)
+        {
+            MarkLocalEnded();
+        }
+    }
+
+    /// <summary>Queues one data frame of already granted credit, copied into a pooled buffer.</summary>
+    private async ValueTask SendCopiedFrameAsync(ReadOnlyMemory<byte> bytes, bool endOfBody)
+    {
+        var copy = ArrayPool<byte>.Shared.Rent(bytes.Length);
+        bytes.CopyTo(copy);
+        var frame = new Frame
+        {
+            Stream = Id,
+            Data = new Data { Payload = UnsafeByteOperations.UnsafeWrap(copy.AsMemory(0, bytes.Length)), EndOfBody = endOfBody },
+        };
+        try
+        {
+            await EnqueueOrderedAsync(frame, bytes.Length, copy).ConfigureAwait(false);
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(copy);
+            throw;
+        }
+    }
+
+    /// <summary>
     /// UDP: sends one datagram as exactly one data frame (never split or merged). Returns false, having
     /// sent nothing, when it is larger than a data frame or than the credit available now: the caller
     /// drops it (and counts the drop) rather than waiting.

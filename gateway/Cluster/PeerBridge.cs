@@ -111,7 +111,9 @@ public sealed partial class PeerBridge(ConnectionRegistry registry, GatewayIdent
         try
         {
             Frame? pending = null;
-            while ((pending ?? await from.ReadAsync(to.Aborted)) is { } frame)
+            // No token on the read (a registration per frame): a reset of the other side resets this
+            // one through the abort registrations, and its reset frame ends the read.
+            while ((pending ?? await from.ReadAsync(CancellationToken.None)) is { } frame)
             {
                 pending = null;
                 switch (frame.KindCase)
@@ -129,10 +131,12 @@ public sealed partial class PeerBridge(ConnectionRegistry registry, GatewayIdent
                             if (next.KindCase == Frame.KindOneofCase.Data && next.Data.EndOfBody && !datagrams
                                 && to.TrySendHeadWithBody(frame, next.Data.Payload.Span))
                             {
-                                from.ReturnCredit(next.Data.Payload.Length);
+                                int sent = next.Data.Payload.Length;
+                                next.Data.ReleasePayload();
+                                from.ReturnCredit(sent);
                                 if (outcome is not null)
                                 {
-                                    outcome.Bytes += next.Data.Payload.Length;
+                                    outcome.Bytes += sent;
                                     outcome.Ended();
                                 }
                                 return;
@@ -150,19 +154,25 @@ public sealed partial class PeerBridge(ConnectionRegistry registry, GatewayIdent
                         break;
                     case Frame.KindOneofCase.Data:
                         var payload = frame.Data.Payload;
+                        int length = payload.Length;
                         if (datagrams && !frame.Data.EndOfBody)
                         {
                             // No credit for the whole datagram on the next hop: dropped, as UDP may.
                             await to.TrySendDatagramAsync(payload.Memory, to.Aborted);
                         }
+                        else if (frame.Data.TakeLease() is { } lease)
+                        {
+                            // The pooled buffer the bytes arrived in leaves with them: no copy on this hop.
+                            await to.SendLeasedDataAsync(lease, length, frame.Data.EndOfBody, to.Aborted);
+                        }
                         else
                         {
                             await to.SendDataAsync(payload.Memory, frame.Data.EndOfBody, to.Aborted);
                         }
-                        from.ReturnCredit(payload.Length);
+                        from.ReturnCredit(length);
                         if (outcome is not null)
                         {
-                            outcome.Bytes += payload.Length;
+                            outcome.Bytes += length;
                         }
                         if (frame.Data.EndOfBody)
                         {

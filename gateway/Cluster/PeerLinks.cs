@@ -215,8 +215,7 @@ public sealed class PeerLink : IAsyncDisposable
                 handler.SslOptions.RemoteCertificateValidationCallback = CaTrust.Validator(_options.PeerCaFile);
             }
         });
-        var client = new Protocol.V1.Tunnel.TunnelClient(channel);
-        using var call = client.Peer(cancellationToken: _stop.Token);
+        using var call = FrameCodec.Open(channel.CreateCallInvoker(), FrameCodec.Peer, _stop.Token);
         var hello = new Hello
         {
             ProtocolVersion = MuxSettings.ProtocolVersion,

@@ -147,10 +147,13 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
                             if (!frame.Data.EndOfBody && unflushed < flushEvery && stream.TryRead(out var next))
                             {
                                 body.Write(payload.Span);
+                                frame.Data.ReleasePayload();
                                 frame = next;
                                 continue;
                             }
                             var flush = await body.WriteAsync(payload.Memory, aborted);
+                            // Kestrel copied the bytes: the payload's pooled buffer can go back.
+                            frame.Data.ReleasePayload();
                             stream.ReturnCredit(unflushed);
                             unflushed = 0;
                             if (flush.IsCanceled)

@@ -90,6 +90,7 @@ internal static partial class WebSocketRelay
                         idle.CancelAfter(idleTimeout);
                         await visitor.WriteAsync(payload.Memory, downStop.Token);
                         await visitor.FlushAsync(downStop.Token);
+                        frame.Data.ReleasePayload();
                         bytesOut += payload.Length;
                         stream.ReturnCredit(payload.Length);
                     }

@@ -26,7 +26,7 @@ public sealed partial class TunnelService(
     OrleansTunnel.Gateway.Cluster.ClusterPresence presence,
     IOptions<GatewayOptions> options,
     ILoggerFactory loggerFactory,
-    ILogger<TunnelService> logger) : OrleansTunnel.Protocol.V1.Tunnel.TunnelBase
+    ILogger<TunnelService> logger) : TunnelServiceBase
 {
     public override async Task Connect(IAsyncStreamReader<FrameBatch> requestStream, IServerStreamWriter<FrameBatch> responseStream, ServerCallContext context)
     {

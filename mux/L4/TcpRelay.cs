@@ -113,6 +113,8 @@ public static class TcpRelay
                         if (length > 0)
                         {
                             await socket.SendAsync(frame.Data.Payload.Memory, SocketFlags.None, cancel).ConfigureAwait(false);
+                            // The kernel has the bytes: the payload's pooled buffer can go back.
+                            frame.Data.ReleasePayload();
                             state.Down += length;
                             state.Touch(0, length);
                             stream.ReturnCredit(length);

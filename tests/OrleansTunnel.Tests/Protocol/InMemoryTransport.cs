@@ -1,11 +1,12 @@
 using System.Threading.Channels;
 using Google.Protobuf;
 using Grpc.Core;
+using OrleansTunnel.Mux;
 using OrleansTunnel.Protocol.V1;
 
 namespace OrleansTunnel.Tests.Protocol;
 
-/// <summary>Two ends of a tunnel stream in memory; batches are serialised as on the wire.</summary>
+/// <summary>Two ends of a tunnel stream in memory; batches are serialised as on the wire, by the tunnel's own codec.</summary>
 public sealed class InMemoryTransport
 {
     private readonly Channel<FrameBatch> _toA = Channel.CreateUnbounded<FrameBatch>();
@@ -19,7 +20,7 @@ public sealed class InMemoryTransport
 
     public void CloseB() => _toB.Writer.TryComplete();
 
-    private static FrameBatch Copy(FrameBatch batch) => FrameBatch.Parser.ParseFrom(batch.ToByteArray());
+    private static FrameBatch Copy(FrameBatch batch) => FrameCodec.Parse(new System.Buffers.ReadOnlySequence<byte>(CodecBuffers.Serialize(batch)));
 
     private sealed class Reader(ChannelReader<FrameBatch> reader) : IAsyncStreamReader<FrameBatch>
     {

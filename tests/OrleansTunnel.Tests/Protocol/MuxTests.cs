@@ -184,6 +184,45 @@ public sealed class MuxTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task ALeasedBuffer_LargerThanTheCredit_ArrivesWhole_InOrder()
+    {
+        var stream = _gateway.OpenStream();
+        stream.SendHead(new Frame { RequestHead = new RequestHead { RequestId = "leased", Method = "POST" } });
+        var bytes = new byte[4096 * 2 + 300];
+        Random.Shared.NextBytes(bytes);
+        var lease = System.Buffers.ArrayPool<byte>.Shared.Rent(bytes.Length);
+        bytes.CopyTo(lease, 0);
+        var send = stream.SendLeasedDataAsync(lease, bytes.Length, endOfBody: true, CancellationToken.None).AsTask();
+
+        // 4096 bytes of credit at a time: two copied frames, then the lease itself carries the last 300.
+        var received = new List<byte>();
+        for (int i = 0; i < 3; i++)
+        {
+            var frame = await NextFrameAtAgent(f => f.Stream == stream.Id && f.KindCase == Frame.KindOneofCase.Data);
+            received.AddRange(frame.Data.Payload.ToByteArray());
+            Assert.Equal(i == 2, frame.Data.EndOfBody);
+            if (i < 2)
+            {
+                Assert.False(send.IsCompleted, "the sender went past its credit");
+                await _transport.WriteToA(Batch(new Frame { Stream = stream.Id, WindowUpdate = new WindowUpdate { Increment = 4096 } }));
+            }
+        }
+        await send.Within(TimeSpan.FromSeconds(5));
+        Assert.Equal(Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(bytes)),
+            Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(received.ToArray())));
+    }
+
+    [Fact]
+    public async Task ALeaseSentOnAResetStream_FailsWithTheReset()
+    {
+        var stream = await OpenRequestAsync();
+        stream.Reset(ResetCode.Cancelled, "test: the visitor left");
+        var lease = System.Buffers.ArrayPool<byte>.Shared.Rent(100);
+        var error = await Assert.ThrowsAsync<MuxStreamAbortedException>(() => stream.SendLeasedDataAsync(lease, 100, endOfBody: true, CancellationToken.None).AsTask());
+        Assert.Contains("the visitor left", error.Reason.Reason);
+    }
+
+    [Fact]
     public async Task LosingTheConnection_EndsEveryOpenStreamWithAReason()
     {
         var a = await OpenRequestAsync();
