@@ -97,26 +97,8 @@ public sealed partial class MuxStream
         {
             int want = (int)Math.Min(data.Length, maxFrame);
             int granted = await AcquireCreditAsync(want, cancellationToken).ConfigureAwait(false);
-            // A pooled buffer, not a fresh array per frame: it goes back to the pool once the frame's write
-            // finished (serialized into the gRPC message) or failed, never while the writer may read it.
-            var bytes = ArrayPool<byte>.Shared.Rent(granted);
-            data.Slice(0, granted).CopyTo(bytes);
             bool last = granted == data.Length;
-            var frame = new Frame
-            {
-                Stream = Id,
-                Data = new Data { Payload = UnsafeByteOperations.UnsafeWrap(bytes.AsMemory(0, granted)), EndOfBody = endOfBody && last },
-            };
-            try
-            {
-                await EnqueueOrderedAsync(frame, granted, bytes).ConfigureAwait(false);
-            }
-            catch
-            {
-                // Never queued: nothing will read the buffer.
-                ArrayPool<byte>.Shared.Return(bytes);
-                throw;
-            }
+            await SendCopiedFrameAsync(data.Slice(0, granted), endOfBody && last).ConfigureAwait(false);
             data = data.Slice(granted);
         }
         if (endOfBody)
@@ -143,7 +125,7 @@ public sealed partial class MuxStream
                 int granted = await AcquireCreditAsync(Math.Min(rest, maxFrame), cancellationToken).ConfigureAwait(false);
                 if (granted < rest)
                 {
-                    await SendCopiedFrameAsync(lease.AsMemory(offset, granted), endOfBody: false).ConfigureAwait(false);
+                    await SendCopiedFrameAsync(new ReadOnlySequence<byte>(lease.AsMemory(offset, granted)), endOfBody: false).ConfigureAwait(false);
                     offset += granted;
                     continue;
                 }
@@ -186,22 +168,28 @@ public sealed partial class MuxStream
         }
     }
 
-    /// <summary>Queues one data frame of already granted credit, copied into a pooled buffer.</summary>
-    private async ValueTask SendCopiedFrameAsync(ReadOnlyMemory<byte> bytes, bool endOfBody)
+    /// <summary>
+    /// Queues one data frame of already granted credit, copied into a pooled buffer (not a fresh array per
+    /// frame): it goes back to the pool once the frame's write finished (serialized into the gRPC message)
+    /// or failed, never while the writer may read it.
+    /// </summary>
+    private async ValueTask SendCopiedFrameAsync(ReadOnlySequence<byte> bytes, bool endOfBody)
     {
-        var copy = ArrayPool<byte>.Shared.Rent(bytes.Length);
+        int length = (int)bytes.Length;
+        var copy = ArrayPool<byte>.Shared.Rent(length);
         bytes.CopyTo(copy);
         var frame = new Frame
         {
             Stream = Id,
-            Data = new Data { Payload = UnsafeByteOperations.UnsafeWrap(copy.AsMemory(0, bytes.Length)), EndOfBody = endOfBody },
+            Data = new Data { Payload = UnsafeByteOperations.UnsafeWrap(copy.AsMemory(0, length)), EndOfBody = endOfBody },
         };
         try
         {
-            await EnqueueOrderedAsync(frame, bytes.Length, copy).ConfigureAwait(false);
+            await EnqueueOrderedAsync(frame, length, copy).ConfigureAwait(false);
         }
         catch
         {
+            // Never queued: nothing will read the buffer.
             ArrayPool<byte>.Shared.Return(copy);
             throw;
         }
