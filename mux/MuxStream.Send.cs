@@ -115,82 +115,69 @@ public sealed partial class MuxStream
     /// </summary>
     public async ValueTask SendLeasedDataAsync(byte[] lease, int length, bool endOfBody, CancellationToken cancellationToken)
     {
+        if (length == 0)
+        {
+            ArrayPool<byte>.Shared.Return(lease);
+            await SendDataAsync(ReadOnlySequence<byte>.Empty, endOfBody, cancellationToken).ConfigureAwait(false);
+            return;
+        }
         int offset = 0;
         try
         {
             int maxFrame = _connection.Settings.MaxDataFrame;
-            while (length - offset > 0)
+            while (true)
             {
                 int rest = length - offset;
                 int granted = await AcquireCreditAsync(Math.Min(rest, maxFrame), cancellationToken).ConfigureAwait(false);
-                if (granted < rest)
+                if (granted == rest)
                 {
-                    await SendCopiedFrameAsync(new ReadOnlySequence<byte>(lease.AsMemory(offset, granted)), endOfBody: false).ConfigureAwait(false);
-                    offset += granted;
-                    continue;
+                    break;
                 }
-                var frame = new Frame
-                {
-                    Stream = Id,
-                    Data = new Data { Payload = UnsafeByteOperations.UnsafeWrap(lease.AsMemory(offset, rest)), EndOfBody = endOfBody },
-                };
-                var owned = lease;
-                lease = null!;
-                try
-                {
-                    await EnqueueOrderedAsync(frame, rest, owned).ConfigureAwait(false);
-                }
-                catch
-                {
-                    ArrayPool<byte>.Shared.Return(owned);
-                    throw;
-                }
-                offset = length;
-            }
-            if (length == 0)
-            {
-                if (endOfBody)
-                {
-                    await EnqueueOrderedAsync(new Frame { Stream = Id, Data = new Data { EndOfBody = true } }, 0).ConfigureAwait(false);
-                }
+                await SendCopiedFrameAsync(new ReadOnlySequence<byte>(lease.AsMemory(offset, granted)), endOfBody: false).ConfigureAwait(false);
+                offset += granted;
             }
         }
-        finally
+        catch
         {
-            if (lease is not null)
-            {
-                ArrayPool<byte>.Shared.Return(lease);
-            }
+            ArrayPool<byte>.Shared.Return(lease);
+            throw;
         }
+        await EnqueuePooledFrameAsync(lease, offset, length - offset, endOfBody).ConfigureAwait(false);
         if (endOfBody)
         {
             MarkLocalEnded();
         }
     }
 
-    /// <summary>
-    /// Queues one data frame of already granted credit, copied into a pooled buffer (not a fresh array per
-    /// frame): it goes back to the pool once the frame's write finished (serialized into the gRPC message)
-    /// or failed, never while the writer may read it.
-    /// </summary>
-    private async ValueTask SendCopiedFrameAsync(ReadOnlySequence<byte> bytes, bool endOfBody)
+    /// <summary>Queues one data frame of already granted credit, copied into a pooled buffer (not a fresh array per frame).</summary>
+    private ValueTask SendCopiedFrameAsync(ReadOnlySequence<byte> bytes, bool endOfBody)
     {
         int length = (int)bytes.Length;
-        var copy = ArrayPool<byte>.Shared.Rent(length);
+        var copy = ArrayPool<byte>.Shared.Rent(Math.Max(1, length));
         bytes.CopyTo(copy);
+        return EnqueuePooledFrameAsync(copy, 0, length, endOfBody);
+    }
+
+    /// <summary>
+    /// Queues one data frame over a slice of a pooled buffer this stream owns: the writer returns it to the
+    /// pool once the frame's write finished (serialized into the gRPC message) or failed, never while it may
+    /// read it; this returns it when the frame was never queued.
+    /// </summary>
+    private async ValueTask EnqueuePooledFrameAsync(byte[] pooled, int offset, int length, bool endOfBody)
+    {
         var frame = new Frame
         {
             Stream = Id,
-            Data = new Data { Payload = UnsafeByteOperations.UnsafeWrap(copy.AsMemory(0, length)), EndOfBody = endOfBody },
+            Data = new Data { Payload = UnsafeByteOperations.UnsafeWrap(pooled.AsMemory(offset, length)), EndOfBody = endOfBody },
         };
         try
         {
-            await EnqueueOrderedAsync(frame, length, copy).ConfigureAwait(false);
+            await EnqueueOrderedAsync(frame, length, pooled).ConfigureAwait(false);
         }
         catch
         {
             // Never queued: nothing will read the buffer.
-            ArrayPool<byte>.Shared.Return(copy);
+            ArrayPool<byte>.Shared.Return(pooled);
             throw;
         }
     }
@@ -220,18 +207,7 @@ public sealed partial class MuxStream
             _sendCredit -= length;
         }
         cancellationToken.ThrowIfCancellationRequested();
-        var bytes = ArrayPool<byte>.Shared.Rent(Math.Max(1, length));
-        datagram.CopyTo(bytes);
-        var frame = new Frame { Stream = Id, Data = new Data { Payload = UnsafeByteOperations.UnsafeWrap(bytes.AsMemory(0, length)) } };
-        try
-        {
-            await EnqueueOrderedAsync(frame, length, bytes).ConfigureAwait(false);
-        }
-        catch
-        {
-            ArrayPool<byte>.Shared.Return(bytes);
-            throw;
-        }
+        await SendCopiedFrameAsync(new ReadOnlySequence<byte>(datagram), endOfBody: false).ConfigureAwait(false);
         return true;
     }
 
