@@ -54,8 +54,6 @@ internal sealed class ClusterChild : IDisposable
         _process = Launch();
     }
 
-    private const string MallocArenaMax = "MALLOC_ARENA_MAX";
-
     public static ClusterChild Start(string name, string? readyPrefix, string command, IEnumerable<string> args, IDictionary<string, string>? environment, string dataDirectory)
     {
         // setsid: the children are not in the terminal's process group, so Ctrl-C reaches only this process,
@@ -80,12 +78,7 @@ internal sealed class ClusterChild : IDisposable
         {
             start.Environment[key] = value;
         }
-        // glibc's default of 8 malloc arenas per core let the silos' native memory grow ~25 % in a
-        // 10-minute soak with a flat GC heap; two arenas kept every process within 5 % (bench/README.md).
-        if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable(MallocArenaMax)))
-        {
-            start.Environment[MallocArenaMax] = "2";
-        }
+        RuntimeDefaults.Apply(start.Environment, Environment.GetEnvironmentVariable);
         return new ClusterChild(name, readyPrefix, start, Path.Combine(dataDirectory, "logs", name + ".log"));
     }
 

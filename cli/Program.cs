@@ -64,6 +64,7 @@ namespace OrleansTunnel.Cli
                     "admin" => await AdminCli.RunAsync(rest),
                     "inspect" => await InspectCli.RunAsync(rest),
                     "new-token" => NewToken(),
+                    "version" or "--version" => Version(),
                     "-h" or "--help" or "help" => Usage(),
                     _ => throw new CliException($"unknown command '{command}'; see otun --help"),
                 };
@@ -106,6 +107,7 @@ namespace OrleansTunnel.Cli
                   inspect      the cluster's requests: a live tail, one request, a replay (otun inspect --help)
                   hash-token   print the SHA-256 a gateway is configured with for a token
                   new-token    print a fresh random token
+                  version      print the version, the .NET runtime and its GC settings
 
                 Configuration: appsettings.json in the working directory, then environment variables
                 OTUN_<Section>__<Key> (e.g. OTUN_Gateway__ResponseTimeout=00:00:30), then flags;
@@ -147,6 +149,7 @@ namespace OrleansTunnel.Cli
             var cluster = Microsoft.Extensions.Configuration.ConfigurationBinder.Get<OrleansTunnel.Silo.ClusterSettings>(
                 configuration.GetSection(OrleansTunnel.Silo.ClusterSettings.Section)) ?? new();
             Console.WriteLine($"otun silo: {cluster}");
+            RuntimeDefaults.Print("silo");
             Console.WriteLine($"otun silo: ready (pid {Environment.ProcessId})");
             await signal.WaitAsync(app);
             await StopAsync("silo", app);
@@ -171,6 +174,7 @@ namespace OrleansTunnel.Cli
                 return 1;
             }
             PrintGateway(app);
+            RuntimeDefaults.Print("gateway");
             Console.WriteLine($"otun gateway: ready (pid {Environment.ProcessId})");
             await signal.WaitAsync(app);
             await StopAsync("gateway", app);
@@ -203,6 +207,7 @@ namespace OrleansTunnel.Cli
             var stopped = signal.WaitAsync(host);
             if (await Task.WhenAny(status.AnyUp, stopped) == status.AnyUp)
             {
+                RuntimeDefaults.Print("agent");
                 Console.WriteLine($"otun agent: ready, tunnel up (pid {Environment.ProcessId})");
             }
             await stopped;
@@ -344,6 +349,7 @@ namespace OrleansTunnel.Cli
                 {
                     Console.WriteLine($"  curl -H 'Host: {exampleHost}' {ingress}/");
                 }
+                RuntimeDefaults.Print("dev");
                 Console.WriteLine($"otun dev: ready (pid {Environment.ProcessId})");
             }
 
@@ -462,6 +468,16 @@ namespace OrleansTunnel.Cli
                 throw new CliException("hash-token needs a token (argument, or on standard input with '-')");
             }
             Console.WriteLine(AgentCredentialStore.Hash(token));
+            return 0;
+        }
+
+        private static int Version()
+        {
+            var assembly = typeof(Program).Assembly;
+            string version = (System.Reflection.CustomAttributeExtensions.GetCustomAttribute<System.Reflection.AssemblyInformationalVersionAttribute>(assembly)?.InformationalVersion
+                ?? assembly.GetName().Version?.ToString() ?? "unknown");
+            Console.WriteLine($"otun {version}");
+            RuntimeDefaults.Print("runtime");
             return 0;
         }
 

@@ -21,5 +21,7 @@ USER 10001:10001
 ENV ASPNETCORE_HTTP_PORTS=
 # Two glibc malloc arenas: native memory stays flat under load (bench/README.md, soak).
 ENV MALLOC_ARENA_MAX=2
+# A 32 MiB cap on the GC's gen0 budget, otherwise sized from the node's CPU cache (README, "Memory").
+ENV DOTNET_GCGen0MaxBudget=0x2000000
 EXPOSE 11111 30000 9091
 ENTRYPOINT ["/app/otun", "silo"]

@@ -43,6 +43,19 @@ public sealed class DockerfileTests
         Assert.Equal($"ENTRYPOINT [\"/app/otun\", \"{role}\"]", stage.Single(l => l.StartsWith("ENTRYPOINT", StringComparison.Ordinal)));
     }
 
+    [Theory]
+    [MemberData(nameof(Roles))]
+    public void RuntimeStage_SetsTheProcessDefaults(string role)
+    {
+        var lines = Lines(role);
+        var stage = lines[Array.FindLastIndex(lines, l => l.StartsWith("FROM ", StringComparison.OrdinalIgnoreCase))..];
+
+        foreach (var (name, value) in OrleansTunnel.Cli.RuntimeDefaults.Environment)
+        {
+            Assert.Contains($"ENV {name}={value}", stage);
+        }
+    }
+
     [Fact]
     public void AllRoles_PublishTheSameProject_TheSameWay()
     {
