@@ -13,7 +13,10 @@ public sealed partial class MuxConnection
     {
         while (await _reader.MoveNext(_closed.Token).ConfigureAwait(false))
         {
-            foreach (var frame in _reader.Current.Frames)
+            var frames = _reader.Current.Frames;
+            Volatile.Write(ref _messagesRead, _messagesRead + 1);
+            Volatile.Write(ref _framesRead, _framesRead + frames.Count);
+            foreach (var frame in frames)
             {
                 Dispatch(frame);
             }

@@ -150,6 +150,8 @@ public sealed partial class MuxConnection
                     }
                     // A write blocked on a dead peer's flow control must not outlive Close().
                     await _write(batch, _closed.Token).ConfigureAwait(false);
+                    Volatile.Write(ref _messagesWritten, _messagesWritten + 1);
+                    Volatile.Write(ref _framesWritten, _framesWritten + batch.Frames.Count);
                     // The batch is serialized and written: the payload buffers go back to the pool
                     // before the senders learn their frames are written.
                     foreach (var (done, pooled) in completions)

@@ -51,6 +51,12 @@ public sealed partial class MuxConnection
 
     public MuxSettings Settings { get; }
 
+    // Written only by the writer (…Written) and the read loop (…Read); read by admin views.
+    private long _messagesWritten;
+    private long _framesWritten;
+    private long _messagesRead;
+    private long _framesRead;
+
     /// <summary>Cancelled once the connection is closed for any reason.</summary>
     public CancellationToken Closed => _closed.Token;
 
@@ -62,6 +68,13 @@ public sealed partial class MuxConnection
 
     /// <summary>Control frames waiting for the writer.</summary>
     public int QueuedControlFrames => Volatile.Read(ref _controlCount);
+
+    /// <summary>
+    /// gRPC messages (frame batches) and frames written and read so far; frames per message is how much
+    /// the writer coalesces (one message is one HTTP/2 DATA write and flush).
+    /// </summary>
+    public MuxTraffic Traffic => new(Volatile.Read(ref _messagesWritten), Volatile.Read(ref _framesWritten),
+        Volatile.Read(ref _messagesRead), Volatile.Read(ref _framesRead));
 
     /// <summary>Last measured ping round trip, or null before the first pong.</summary>
     public TimeSpan? RoundTripTime => Volatile.Read(ref _rttMicros) is var us and >= 0 ? TimeSpan.FromMicroseconds(us) : null;
@@ -265,3 +278,6 @@ public sealed class MuxPeerErrorException(string code, string message) : Excepti
 {
     public string Code { get; } = code;
 }
+
+/// <summary>Messages and frames a <see cref="MuxConnection"/> wrote and read.</summary>
+public readonly record struct MuxTraffic(long MessagesWritten, long FramesWritten, long MessagesRead, long FramesRead);

@@ -26,6 +26,7 @@ public sealed class AdminEndpoints(
     RoutingSubscriber subscriber,
     IHostApplicationLifetime lifetime,
     ConnectionRegistry registry,
+    Cluster.PeerLinks peers,
     GatewayDrain drain,
     AdminAuthorizer authorizer,
     AdminAudit audit,
@@ -66,9 +67,22 @@ public sealed class AdminEndpoints(
                     activeStreams = c.Mux.ActiveStreams,
                     queuedControlFrames = c.Mux.QueuedControlFrames,
                     rttMs = c.Mux.RoundTripTime?.TotalMilliseconds,
+                    traffic = Traffic(c.Mux),
                     accepting = c.Accepting,
                     // Services the agent probes (health checks): healthy or not, the last probe's outcome, since when.
                     health = c.Health.States.ToDictionary(kv => kv.Key, kv => new { healthy = kv.Value.Healthy, detail = kv.Value.Detail, since = kv.Value.Since }),
+                })).ExecuteAsync(context);
+            case "/peers":
+                // This gateway's links to the other gateways (it opens the streams on them): up or not, streams, ping RTT.
+                return Results.Json(peers.All.Select(l => new
+                {
+                    gateway = l.Info.GatewayId,
+                    url = l.Info.TunnelUrl,
+                    up = l.Mux is not null,
+                    accepting = l.Accepting,
+                    activeStreams = l.Mux?.ActiveStreams ?? 0,
+                    rttMs = l.Mux?.RoundTripTime?.TotalMilliseconds,
+                    traffic = l.Mux is { } m ? Traffic(m) : null,
                 })).ExecuteAsync(context);
         }
         foreach (var endpoint in _endpoints)
@@ -89,5 +103,20 @@ public sealed class AdminEndpoints(
             }
         }
         return Results.Text("otun admin: unknown path\n", statusCode: 404).ExecuteAsync(context);
+    }
+
+    /// <summary>What the connection wrote and read: gRPC messages, frames, and frames per message (the writer's coalescing).</summary>
+    private static object Traffic(Mux.MuxConnection mux)
+    {
+        var t = mux.Traffic;
+        return new
+        {
+            messagesOut = t.MessagesWritten,
+            framesOut = t.FramesWritten,
+            framesPerMessageOut = t.MessagesWritten == 0 ? 0 : Math.Round((double)t.FramesWritten / t.MessagesWritten, 2),
+            messagesIn = t.MessagesRead,
+            framesIn = t.FramesRead,
+            framesPerMessageIn = t.MessagesRead == 0 ? 0 : Math.Round((double)t.FramesRead / t.MessagesRead, 2),
+        };
     }
 }

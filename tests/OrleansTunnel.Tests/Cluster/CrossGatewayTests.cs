@@ -57,6 +57,35 @@ public sealed class CrossGatewayTests(CrossGatewayFixture fixture, ITestOutputHe
     }
 
     [Fact]
+    public async Task ThePeerLink_ShowsInPeers_WithItsTraffic()
+    {
+        static async Task<JsonElement> LinkAsync(HttpClient client, Uri admin)
+        {
+            var peers = JsonDocument.Parse(await client.GetStringAsync(new Uri(admin, "/peers"))).RootElement;
+            return peers.EnumerateArray().Single(p => p.GetProperty("gateway").GetString() == "gw-test");
+        }
+
+        var before = await LinkAsync(H.Client, B.Admin);
+        Assert.True(before.GetProperty("up").GetBoolean(), $"gw-b's link to gw-test is not up: {before}");
+        long framesOut = before.GetProperty("traffic").GetProperty("framesOut").GetInt64();
+        long messagesIn = before.GetProperty("traffic").GetProperty("messagesIn").GetInt64();
+
+        using (var response = await H.Client.GetAsync(B.Url("/hello")))
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        var after = (await LinkAsync(H.Client, B.Admin)).GetProperty("traffic");
+        // At least the request's head went out and its answer came in, each in some message.
+        Assert.True(after.GetProperty("framesOut").GetInt64() > framesOut, $"no frame written on the link: {after}");
+        Assert.True(after.GetProperty("messagesIn").GetInt64() > messagesIn, $"no message read on the link: {after}");
+        Assert.True(after.GetProperty("framesPerMessageOut").GetDouble() >= 1, $"frames per message below one: {after}");
+        // The agent's tunnel on gw-test shows its own traffic in /tunnels.
+        var tunnels = JsonDocument.Parse(await H.Client.GetStringAsync(new Uri(H.Admin, "/tunnels"))).RootElement;
+        Assert.Contains(tunnels.EnumerateArray(), t => t.GetProperty("traffic").GetProperty("framesIn").GetInt64() > 0);
+    }
+
+    [Fact]
     public async Task ALargeDownload_CrossesWhole_AndEqualsTheBackendsOwnBytes()
     {
         const long size = 48L * 1024 * 1024 + 3;
