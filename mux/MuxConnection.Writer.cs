@@ -115,10 +115,6 @@ public sealed partial class MuxConnection
             while (!_closed.IsCancellationRequested)
             {
                 await _wake.WaitAsync(_closed.Token).ConfigureAwait(false);
-                // One pass through the thread pool's queue before taking the frames: producers already
-                // scheduled (a batch of answers the read loop just handed to their streams) add theirs,
-                // and they leave as one message instead of one each.
-                await Task.Yield();
                 Volatile.Write(ref _wakePending, 0);
                 while (true)
                 {
