@@ -98,9 +98,10 @@ public sealed partial class MuxConnection
     public Action<string>? ProtocolViolation { get; set; }
 
     /// <summary>Runs the read loop, the writer and the heartbeat until the connection ends; never throws.</summary>
-    public async Task RunAsync(TimeSpan heartbeatInterval, CancellationToken cancellationToken)
+    /// <param name="cancelledReason">The close reason when <paramref name="cancellationToken"/> fires (what its owner knows that means).</param>
+    public async Task RunAsync(TimeSpan heartbeatInterval, CancellationToken cancellationToken, string cancelledReason = "shutting down")
     {
-        using var link = cancellationToken.Register(() => Close("shutting down"));
+        using var link = cancellationToken.Register(() => Close(cancelledReason));
         var writer = Task.Run(WriteLoopAsync);
         var heartbeat = heartbeatInterval > TimeSpan.Zero ? Task.Run(() => HeartbeatLoopAsync(heartbeatInterval)) : Task.CompletedTask;
         try

@@ -74,15 +74,16 @@ public sealed class AdminEndpoints(
                 })).ExecuteAsync(context);
             case "/peers":
                 // This gateway's links to the other gateways (it opens the streams on them): up or not, streams, ping RTT.
-                return Results.Json(peers.All.Select(l => new
+                // The link's connection is read once: one that drops meanwhile shows as down, never half.
+                return Results.Json(peers.All.Select(l => (Link: l, Mux: l.Mux)).Select(p => new
                 {
-                    gateway = l.Info.GatewayId,
-                    url = l.Info.TunnelUrl,
-                    up = l.Mux is not null,
-                    accepting = l.Accepting,
-                    activeStreams = l.Mux?.ActiveStreams ?? 0,
-                    rttMs = l.Mux?.RoundTripTime?.TotalMilliseconds,
-                    traffic = l.Mux is { } m ? Traffic(m) : null,
+                    gateway = p.Link.Info.GatewayId,
+                    url = p.Link.Info.TunnelUrl,
+                    up = p.Mux is not null,
+                    accepting = p.Link.Accepting,
+                    activeStreams = p.Mux?.ActiveStreams ?? 0,
+                    rttMs = p.Mux?.RoundTripTime?.TotalMilliseconds,
+                    traffic = p.Mux is { } m ? Traffic(m) : null,
                 })).ExecuteAsync(context);
         }
         foreach (var endpoint in _endpoints)

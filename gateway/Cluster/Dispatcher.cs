@@ -41,19 +41,20 @@ public sealed class Dispatcher(ConnectionRegistry registry, RoutingCache routing
     public long CrossGateway => Interlocked.Read(ref _crossGateway);
 
     public ValueTask<DispatchTarget?> ChooseAsync(string service, CancellationToken cancellationToken) =>
-        ChooseAsync(service, null, cancellationToken);
+        ChooseAsync(service, null, null, cancellationToken);
 
     /// <summary>
     /// Like <see cref="ChooseAsync(string, CancellationToken)"/>, skipping sessions whose circuit is open
-    /// for the service and the sessions in <paramref name="excluded"/> (a retry's failed path). The target's
-    /// half-open circuit, if any, is claimed for this request (its one probe).
+    /// for the service, the sessions in <paramref name="excluded"/> (a retry's failed path) and, when not
+    /// null, every session of <paramref name="avoidAgent"/>. The target's half-open circuit, if any, is
+    /// claimed for this request (its one probe).
     /// </summary>
-    public async ValueTask<DispatchTarget?> ChooseAsync(string service, ISet<string>? excluded, CancellationToken cancellationToken)
+    public async ValueTask<DispatchTarget?> ChooseAsync(string service, ISet<string>? excluded, string? avoidAgent, CancellationToken cancellationToken)
     {
         // A half-open circuit's probe may be claimed by another request between the check and the claim: choose again.
         for (int attempt = 0; attempt < 3; attempt++)
         {
-            var target = await ChooseOnceAsync(service, excluded, cancellationToken);
+            var target = await ChooseOnceAsync(service, excluded, avoidAgent, cancellationToken);
             if (target is null || await circuits.TryEnterAsync(target.SessionId, service))
             {
                 return target;
@@ -64,12 +65,13 @@ public sealed class Dispatcher(ConnectionRegistry registry, RoutingCache routing
         return null;
     }
 
-    private bool Allowed(string sessionId, string service, ISet<string>? excluded) =>
-        (excluded is null || !excluded.Contains(sessionId)) && circuits.Allows(sessionId, service);
+    private bool Allowed(string sessionId, string agentId, string service, ISet<string>? excluded, string? avoidAgent) =>
+        (excluded is null || !excluded.Contains(sessionId)) && (avoidAgent is null || !string.Equals(agentId, avoidAgent, StringComparison.Ordinal))
+        && circuits.Allows(sessionId, service);
 
-    private async ValueTask<DispatchTarget?> ChooseOnceAsync(string service, ISet<string>? excluded, CancellationToken cancellationToken)
+    private async ValueTask<DispatchTarget?> ChooseOnceAsync(string service, ISet<string>? excluded, string? avoidAgent, CancellationToken cancellationToken)
     {
-        if (registry.Choose(service, c => Allowed(c.Session.SessionId, service, excluded)) is { } local)
+        if (registry.Choose(service, c => Allowed(c.Session.SessionId, c.AgentId, service, excluded, avoidAgent)) is { } local)
         {
             return new DispatchTarget
             {
@@ -82,16 +84,16 @@ public sealed class Dispatcher(ConnectionRegistry registry, RoutingCache routing
         {
             return null;
         }
-        var usable = Usable(endpoints, service, excluded);
+        var usable = Usable(endpoints, service, excluded, avoidAgent);
         if (usable.Length == 0)
         {
             // The links are kept up eagerly; this waits only right after a gateway joined or a link broke.
-            var remote = endpoints.Where(e => e.GatewayId != identity.GatewayId && Allowed(e.SessionId, service, excluded)).Select(e => e.GatewayId);
+            var remote = endpoints.Where(e => e.GatewayId != identity.GatewayId && Allowed(e.SessionId, e.AgentId, service, excluded, avoidAgent)).Select(e => e.GatewayId);
             if (await peers.WaitAnyUpAsync(remote, cancellationToken) is null)
             {
                 return null;
             }
-            usable = Usable(endpoints, service, excluded);
+            usable = Usable(endpoints, service, excluded, avoidAgent);
             if (usable.Length == 0)
             {
                 return null;
@@ -130,6 +132,6 @@ public sealed class Dispatcher(ConnectionRegistry registry, RoutingCache routing
     private int Outstanding(string sessionId) => _remoteOutstanding.GetValueOrDefault(sessionId);
 
     /// <summary>The endpoints on other gateways whose link is up.</summary>
-    private ServiceEndpoint[] Usable(ServiceEndpoint[] endpoints, string service, ISet<string>? excluded) =>
-        [.. endpoints.Where(e => e.GatewayId != identity.GatewayId && peers.Up(e.GatewayId) is not null && Allowed(e.SessionId, service, excluded))];
+    private ServiceEndpoint[] Usable(ServiceEndpoint[] endpoints, string service, ISet<string>? excluded, string? avoidAgent) =>
+        [.. endpoints.Where(e => e.GatewayId != identity.GatewayId && peers.Up(e.GatewayId) is not null && Allowed(e.SessionId, e.AgentId, service, excluded, avoidAgent))];
 }

@@ -6,18 +6,21 @@ namespace OrleansTunnel.Gateway.Health;
 
 /// <summary>
 /// Whether, and where, one visitor request may be sent a second time. A request is retried at most once,
-/// on another agent session (of another agent or the same one), and only when its path failed before any
-/// byte of the backend's answer reached the gateway and before the backend could have acted on it:
+/// on another agent session: another agent's when one is usable (a killed agent's other connections die
+/// with the one that failed), else another session of the same agent. Only when nothing of the answer
+/// reached the visitor yet, and only when the backend cannot have acted on it or acting twice is harmless:
 /// <list type="bullet">
 /// <item>the stream could not be opened (the session was closing): always;</item>
 /// <item>the agent or the holding gateway refused it before the backend saw it (Refused, UnknownService):
 /// when its body can be sent again (no body, or buffered);</item>
-/// <item>the backend refused the connection or the session died (BackendUnavailable, stream lost): only
-/// for an idempotent method (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) whose body can be sent again.</item>
+/// <item>the backend refused the connection or the session died (BackendUnavailable, stream lost), before
+/// the answer's head or after it but before the gateway wrote any of it to the visitor: only for an
+/// idempotent method (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) whose body can be sent again.</item>
 /// </list>
-/// Never after a timeout, a protocol error, or once the answer's head arrived.
+/// Never after a timeout, a protocol error, an operator's cancel, or once the visitor's answer started.
 /// </summary>
-public sealed class RetryPlan(string service, Func<ISet<string>, ValueTask<DispatchTarget?>> choose)
+/// <param name="choose">Chooses a session for the service, skipping the given sessions and, when not null, every session of the given agent.</param>
+public sealed class RetryPlan(string service, Func<ISet<string>, string?, ValueTask<DispatchTarget?>> choose)
 {
     private readonly HashSet<string> _failed = new(StringComparer.Ordinal);
 
@@ -56,17 +59,25 @@ public sealed class RetryPlan(string service, Func<ISet<string>, ValueTask<Dispa
     });
 
     /// <summary>
-    /// After a failure on <paramref name="sessionId"/>: chooses another session; true when the request
-    /// goes there (the caller then writes nothing to the visitor).
+    /// Whether an answer whose head arrived and then broke off (<paramref name="reset"/>) may be retried:
+    /// the caller checks that nothing of it was written to the visitor yet.
     /// </summary>
-    public async ValueTask<bool> TryPlanAsync(string sessionId, string? requestId, Reset? reset, bool headSent)
+    public bool AllowsAfterAnswerHead(Reset reset) => !Used && Replayable && Idempotent
+        && reset.Code is ResetCode.BackendUnavailable or ResetCode.Internal or ResetCode.Unspecified;
+
+    /// <summary>
+    /// After a failure on <paramref name="sessionId"/> of <paramref name="agentId"/>: chooses another
+    /// session (another agent's first); true when the request goes there (the caller then writes nothing
+    /// to the visitor). <paramref name="answerHead"/>: the answer's head had arrived (see <see cref="AllowsAfterAnswerHead"/>).
+    /// </summary>
+    public async ValueTask<bool> TryPlanAsync(string sessionId, string agentId, string? requestId, Reset? reset, bool headSent, bool answerHead = false)
     {
-        if (!Allows(reset, headSent))
+        if (answerHead ? reset is null || !AllowsAfterAnswerHead(reset) : !Allows(reset, headSent))
         {
             return false;
         }
         _failed.Add(sessionId);
-        var next = await choose(_failed);
+        var next = await choose(_failed, agentId) ?? await choose(_failed, null);
         if (next is null)
         {
             return false;
@@ -74,7 +85,7 @@ public sealed class RetryPlan(string service, Func<ISet<string>, ValueTask<Dispa
         Used = true;
         Next = next;
         FailedRequestId = requestId;
-        Reason = !headSent ? "stream-not-opened" : (reset?.Code ?? ResetCode.Internal) switch
+        Reason = !headSent ? "stream-not-opened" : answerHead ? "answer-lost" : (reset?.Code ?? ResetCode.Internal) switch
         {
             ResetCode.BackendUnavailable => "backend-unavailable",
             ResetCode.Refused => "refused",
@@ -105,7 +116,7 @@ public sealed class RetryPlan(string service, Func<ISet<string>, ValueTask<Dispa
     /// The plan for a request, or null when retries are off. An idempotent request with a small body of known
     /// length is read whole first (Resilience:RetryBufferBytes), so it can be sent again.
     /// </summary>
-    public static async Task<RetryPlan?> ForAsync(HttpContext context, bool hasBody, ResilienceOptions o, Func<ISet<string>, ValueTask<DispatchTarget?>> choose, string service)
+    public static async Task<RetryPlan?> ForAsync(HttpContext context, bool hasBody, ResilienceOptions o, Func<ISet<string>, string?, ValueTask<DispatchTarget?>> choose, string service)
     {
         if (!o.Retry)
         {

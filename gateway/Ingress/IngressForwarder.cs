@@ -185,7 +185,7 @@ public sealed class IngressForwarder(
             }
             bool hasBody = VisitorProtocol.Detect(context) is not (VisitorKind.WebSocketHttp1 or VisitorKind.WebSocketHttp2) && TunnelExchange.HasBody(context.Request);
             retry = await OrleansTunnel.Gateway.Health.RetryPlan.ForAsync(context, hasBody, OrleansTunnel.Gateway.Health.RouteResilienceConfig.For(resilience.CurrentValue, route.Resilience),
-                excluded => dispatcher.ChooseAsync(route.Service, excluded, context.RequestAborted), route.Service);
+                (excluded, avoidAgent) => dispatcher.ChooseAsync(route.Service, excluded, avoidAgent, context.RequestAborted), route.Service);
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
@@ -283,7 +283,7 @@ public sealed class IngressForwarder(
             {
                 // The session is closing: nothing was sent, so any request may go elsewhere.
                 circuits.Abandoned(target.SessionId, route.Service);
-                if (retry is not null && await retry.TryPlanAsync(target.SessionId, null, ex.Reason, headSent: false))
+                if (retry is not null && await retry.TryPlanAsync(target.SessionId, target.AgentId, null, ex.Reason, headSent: false))
                 {
                     return;
                 }

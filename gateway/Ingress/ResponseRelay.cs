@@ -188,6 +188,16 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
                             context.Abort();
                             return;
                         }
+                        if (!context.Response.HasStarted && entry.Retry is { } retry
+                            && await retry.TryPlanAsync(entry.SessionId, entry.AgentId, entry.Id, frame.Reset, headSent: true, answerHead: true))
+                        {
+                            // The head had come but nothing was written to the visitor yet: the forwarder sends
+                            // the (idempotent) request again, so the half answer is dropped, never relayed.
+                            context.Response.Clear();
+                            entry.Failure = $"response aborted after its head ({frame.Reset.Reason}); retried on agent '{retry.Next!.AgentId}' session {retry.Next.SessionId}";
+                            entry.RetriedAs = $"on agent '{retry.Next.AgentId}' session {retry.Next.SessionId} ({retry.Reason})";
+                            return;
+                        }
                         entry.Failure = $"response aborted mid-body: {frame.Reset.Reason}";
                         LogResponseAborted(logger, entry.Id, frame.Reset.Code.ToString(), frame.Reset.Reason);
                         if (entry.Kind == VisitorKind.Grpc && GrpcStatus.TryWriteTrailers(context, GrpcStatus.Unavailable, $"the tunnel lost the call mid-response: {frame.Reset.Reason}"))
@@ -234,7 +244,7 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
         {
             entry.PathFailure = $"{message}: {reset?.Reason ?? "the stream ended"}";
         }
-        if (entry.CancelledBy is null && entry.Retry is { } retry && await retry.TryPlanAsync(entry.SessionId, entry.Id, reset, headSent: true))
+        if (entry.CancelledBy is null && entry.Retry is { } retry && await retry.TryPlanAsync(entry.SessionId, entry.AgentId, entry.Id, reset, headSent: true))
         {
             // Nothing reached the visitor: the forwarder sends the request again on the planned session.
             entry.Failure = $"{message} ({reset?.Reason ?? "the stream ended"}); retried on agent '{retry.Next!.AgentId}' session {retry.Next.SessionId}";

@@ -28,6 +28,9 @@ public sealed partial class TunnelService(
     ILoggerFactory loggerFactory,
     ILogger<TunnelService> logger) : TunnelServiceBase
 {
+    /// <summary>Why a tunnel connection ended when Kestrel aborted its gRPC call (the peer's connection dropped, or it was reset).</summary>
+    private const string StreamAborted = "the peer's tunnel stream was aborted (its process or its network connection went away)";
+
     public override async Task Connect(IAsyncStreamReader<FrameBatch> requestStream, IServerStreamWriter<FrameBatch> responseStream, ServerCallContext context)
     {
         var o = options.Value;
@@ -167,7 +170,7 @@ public sealed partial class TunnelService(
         var heartbeatTask = HeartbeatGrainAsync(agentGrain, connection, o.HeartbeatInterval, heartbeats.Token);
         try
         {
-            await mux.RunAsync(o.HeartbeatInterval, context.CancellationToken);
+            await mux.RunAsync(o.HeartbeatInterval, context.CancellationToken, StreamAborted);
         }
         finally
         {
@@ -272,7 +275,7 @@ public sealed partial class TunnelService(
         LogPeerConnected(logger, peerId, peer);
         try
         {
-            await mux.RunAsync(o.HeartbeatInterval, context.CancellationToken);
+            await mux.RunAsync(o.HeartbeatInterval, context.CancellationToken, StreamAborted);
         }
         finally
         {

@@ -57,6 +57,17 @@ public sealed class DockerfileTests
     }
 
     [Fact]
+    public void TheOtunScript_ExportsTheProcessDefaults_LettingTheOperatorsValueWin()
+    {
+        var script = File.ReadAllLines(Path.Combine(RepoRoot.Path, "otun"));
+
+        foreach (var (name, value) in OrleansTunnel.Cli.RuntimeDefaults.Environment)
+        {
+            Assert.Contains($"export {name}=\"${{{name}:-{value}}}\"", script);
+        }
+    }
+
+    [Fact]
     public void AllRoles_PublishTheSameProject_TheSameWay()
     {
         var commands = RoleNames.Select(PublishCommand).Distinct().ToList();

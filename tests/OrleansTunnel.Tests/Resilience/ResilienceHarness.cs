@@ -59,7 +59,12 @@ public sealed class ResilienceBackend : IAsyncDisposable
             {
                 await Task.Delay(delay);
             }
-            await context.Response.WriteAsync(Expected(context.Request.Method, context.Request.Path, body.ToArray()));
+            // A length-delimited answer, as most small answers are: the agent sends its head and body in one
+            // message, so an agent killed mid-request leaves the gateway all of the answer or none of it. (A
+            // chunked answer whose end is lost after its head reached the visitor cannot be retried by any proxy.)
+            var answer = System.Text.Encoding.UTF8.GetBytes(Expected(context.Request.Method, context.Request.Path, body.ToArray()));
+            context.Response.ContentLength = answer.Length;
+            await context.Response.Body.WriteAsync(answer);
         });
     }
 

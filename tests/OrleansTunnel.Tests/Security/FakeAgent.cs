@@ -19,7 +19,8 @@ internal sealed class FakeAgent : IAsyncDisposable
         _call = call;
     }
 
-    public static async Task<FakeAgent> ConnectAsync(TunnelHarness h, string service = "other")
+    /// <param name="slot">The connection slot (an agent's second connection uses slot 1; the same slot supersedes).</param>
+    public static async Task<FakeAgent> ConnectAsync(TunnelHarness h, string service = "other", uint slot = 0)
     {
         var channel = GrpcChannel.ForAddress(h.TunnelUrl);
         var call = new Tunnel.TunnelClient(channel).Connect();
@@ -29,6 +30,7 @@ internal sealed class FakeAgent : IAsyncDisposable
             AgentId = TunnelHarness.OtherAgentId,
             InitialWindow = 262144,
             Epoch = (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+            Slot = slot,
             Services = { new ServiceOffer { Name = service, Scheme = "http" } },
         };
         // The honest handshake (challenge, proof, welcome); what follows is hand-made.
