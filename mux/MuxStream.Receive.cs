@@ -10,30 +10,10 @@ namespace OrleansTunnel.Mux;
 public sealed partial class MuxStream
 {
     /// <summary>Reads the peer's next frame for this stream (head, data, trailers or reset); null once nothing more will come.</summary>
-    public async ValueTask<Frame?> ReadAsync(CancellationToken cancellationToken)
-    {
-        while (await _inbound.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
-        {
-            if (_inbound.Reader.TryRead(out var frame))
-            {
-                Interlocked.Decrement(ref _queuedFrames);
-                return frame;
-            }
-        }
-        return null;
-    }
+    public ValueTask<Frame?> ReadAsync(CancellationToken cancellationToken) => _inbound.ReadAsync(cancellationToken);
 
     /// <summary>Non-blocking read, for callers that want to know whether more is already here.</summary>
-    public bool TryRead(out Frame? frame)
-    {
-        bool ok = _inbound.Reader.TryRead(out var f);
-        if (ok)
-        {
-            Interlocked.Decrement(ref _queuedFrames);
-        }
-        frame = f;
-        return ok;
-    }
+    public bool TryRead(out Frame? frame) => _inbound.TryRead(out frame);
 
     /// <summary>
     /// Tells the peer that the consumer drained <paramref name="bytes"/> of body: the credit goes back
@@ -92,7 +72,7 @@ public sealed partial class MuxStream
                 }
                 if (frame.Data.EndOfBody)
                 {
-                    _inbound.Writer.TryComplete();
+                    _inbound.Complete();
                     FinishIfDone();
                 }
                 break;
@@ -100,7 +80,7 @@ public sealed partial class MuxStream
                 Interlocked.Exchange(ref _remoteEnded, 1);
                 if (Enqueue(frame))
                 {
-                    _inbound.Writer.TryComplete();
+                    _inbound.Complete();
                     FinishIfDone();
                 }
                 break;
@@ -116,7 +96,7 @@ public sealed partial class MuxStream
                     Interlocked.Exchange(ref _remoteEnded, 1);
                     if (Enqueue(frame))
                     {
-                        _inbound.Writer.TryComplete();
+                        _inbound.Complete();
                         FinishIfDone();
                     }
                 }
@@ -142,12 +122,11 @@ public sealed partial class MuxStream
     /// <summary>Queues a frame for the reader, or resets the stream when the peer queued more frames than allowed.</summary>
     private bool Enqueue(Frame frame)
     {
-        if (Interlocked.Increment(ref _queuedFrames) > _connection.Settings.MaxQueuedFramesPerStream)
+        if (_inbound.TryWrite(frame, _connection.Settings.MaxQueuedFramesPerStream) == FrameInbox.WriteResult.OverLimit)
         {
             ProtocolError($"peer queued more than {_connection.Settings.MaxQueuedFramesPerStream} frames the reader has not taken (empty or tiny frames)");
             return false;
         }
-        _inbound.Writer.TryWrite(frame);
         return true;
     }
 
@@ -156,7 +135,7 @@ public sealed partial class MuxStream
         if (frame.RequestHead.EndOfBody)
         {
             Interlocked.Exchange(ref _remoteEnded, 1);
-            _inbound.Writer.TryComplete();
+            _inbound.Complete();
         }
     }
 

@@ -1,4 +1,3 @@
-using System.Threading.Channels;
 using OrleansTunnel.Protocol.V1;
 
 namespace OrleansTunnel.Mux;
@@ -11,7 +10,7 @@ namespace OrleansTunnel.Mux;
 public sealed partial class MuxStream
 {
     private readonly MuxConnection _connection;
-    private readonly Channel<Frame> _inbound = Channel.CreateUnbounded<Frame>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+    private readonly FrameInbox _inbound = new();
     private readonly CancellationTokenSource _aborted = new();
     private readonly Lock _gate = new();
 
@@ -29,7 +28,6 @@ public sealed partial class MuxStream
     private int _receiveRemaining;
     private int _drainedSinceUpdate;
 
-    private int _queuedFrames; // frames in _inbound not read yet (bounded by MuxSettings.MaxQueuedFramesPerStream)
     private int _headSeen;     // 1 once the peer's response head arrived (a second one is a protocol error)
     private int _localEnded;   // 1 once end of body / trailers / reset went out
     private int _remoteEnded;  // 1 once the peer's end of body / trailers / reset arrived
@@ -114,8 +112,8 @@ public sealed partial class MuxStream
             waiter = _creditWaiter;
             _creditWaiter = null;
         }
-        _inbound.Writer.TryWrite(new Frame { Stream = Id, Reset = reason });
-        _inbound.Writer.TryComplete();
+        _inbound.TryWrite(new Frame { Stream = Id, Reset = reason });
+        _inbound.Complete();
         waiter?.TrySetResult();
         try
         {

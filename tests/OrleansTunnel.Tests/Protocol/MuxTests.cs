@@ -102,6 +102,37 @@ public sealed class MuxTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task AReadCancelledWhileItWaits_Throws_AndLosesNoFrame_AndItsTokenNeverCancelsALaterRead()
+    {
+        var stream = await OpenRequestAsync();
+
+        // A read waiting on an empty stream is cancelled by its token.
+        using var first = new CancellationTokenSource();
+        var waiting = stream.ReadAsync(first.Token).AsTask();
+        Assert.False(waiting.IsCompleted);
+        first.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting.Within(TimeSpan.FromSeconds(5)));
+
+        // A read answered by a frame, whose token is cancelled afterwards, must not cancel the next read.
+        using var second = new CancellationTokenSource();
+        var answered = stream.ReadAsync(second.Token).AsTask();
+        await _transport.WriteToA(Batch(new Frame { Stream = stream.Id, ResponseHead = new ResponseHead { Status = 200 } }));
+        Assert.Equal(200, (await answered.Within(TimeSpan.FromSeconds(5)))!.ResponseHead.Status);
+        var later = stream.ReadAsync(CancellationToken.None).AsTask();
+        second.Cancel();
+        Assert.False(later.IsCompleted);
+
+        // Frames written meanwhile reach that later read, in order, then the end.
+        await _transport.WriteToA(Batch(
+            new Frame { Stream = stream.Id, Data = new Data { Payload = ByteString.CopyFromUtf8("one") } },
+            new Frame { Stream = stream.Id, Data = new Data { Payload = ByteString.CopyFromUtf8("two"), EndOfBody = true } }));
+        Assert.Equal("one", (await later.Within(TimeSpan.FromSeconds(5)))!.Data.Payload.ToStringUtf8());
+        Assert.True(stream.TryRead(out var two));
+        Assert.Equal("two", two!.Data.Payload.ToStringUtf8());
+        Assert.Null(await stream.ReadAsync(CancellationToken.None).AsTask().Within(TimeSpan.FromSeconds(5)));
+    }
+
+    [Fact]
     public async Task DataAfterTheEndOfBody_NeverReachesTheReader()
     {
         var victim = await OpenRequestAsync();

@@ -1,0 +1,195 @@
+using System.Threading.Tasks.Sources;
+using OrleansTunnel.Protocol.V1;
+
+namespace OrleansTunnel.Mux;
+
+/// <summary>
+/// A stream's received frames, for its one reader: a small FIFO under a lock with one reusable waiter.
+/// It replaces a per-stream unbounded channel, whose queue segment (32 slots), reader, writer and per-wait
+/// operation objects were about 3 KB of the ~19 KB a small tunnelled request allocated. Writers are the
+/// connection's read loop and whoever aborts the stream; the reader awaits <see cref="ReadAsync"/> (one at a
+/// time). A frame written while the reader waits is handed to it directly; continuations run on the thread
+/// pool, never inline on the writer (the read loop must not run a request's code).
+/// </summary>
+internal sealed class FrameInbox : IValueTaskSource<Frame?>
+{
+    public enum WriteResult { Written, Completed, OverLimit }
+
+    private readonly Lock _lock = new();
+    private Frame? _first;          // the oldest queued frame (most streams never hold more than two)
+    private Queue<Frame>? _rest;    // queued frames after _first
+    private int _count;             // queued frames, not counting one handed straight to the waiting reader
+    private bool _completed;
+    private bool _waiting;          // the reader awaits _waiter
+    private CancellationToken _waitToken;
+    private CancellationTokenRegistration _waitRegistration;
+    private ManualResetValueTaskSourceCore<Frame?> _waiter = new() { RunContinuationsAsynchronously = true };
+
+    /// <summary>Frames queued and not read yet.</summary>
+    public int Count
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _count;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Queues a frame (or hands it to the waiting reader). <see cref="WriteResult.OverLimit"/>: already
+    /// <paramref name="limit"/> frames wait unread (nothing was queued); <see cref="WriteResult.Completed"/>:
+    /// nothing more is accepted.
+    /// </summary>
+    public WriteResult TryWrite(Frame frame, int limit = int.MaxValue)
+    {
+        CancellationTokenRegistration registration;
+        lock (_lock)
+        {
+            if (_completed)
+            {
+                return WriteResult.Completed;
+            }
+            if (!_waiting)
+            {
+                if (_count >= limit)
+                {
+                    return WriteResult.OverLimit;
+                }
+                if (_first is null)
+                {
+                    _first = frame;
+                }
+                else
+                {
+                    (_rest ??= new Queue<Frame>(4)).Enqueue(frame);
+                }
+                _count++;
+                return WriteResult.Written;
+            }
+            // The reader waits, so nothing is queued: the frame goes to it directly.
+            registration = TakeWaiter();
+        }
+        registration.Unregister();
+        _waiter.SetResult(frame);
+        return WriteResult.Written;
+    }
+
+    /// <summary>Nothing more will be written: the reader gets what is queued, then null.</summary>
+    public void Complete()
+    {
+        CancellationTokenRegistration registration;
+        lock (_lock)
+        {
+            if (_completed)
+            {
+                return;
+            }
+            _completed = true;
+            if (!_waiting)
+            {
+                return;
+            }
+            registration = TakeWaiter();
+        }
+        registration.Unregister();
+        _waiter.SetResult(null);
+    }
+
+    public bool TryRead(out Frame? frame)
+    {
+        lock (_lock)
+        {
+            return TryTake(out frame);
+        }
+    }
+
+    /// <summary>The next frame; null once completed and drained. One reader at a time.</summary>
+    public ValueTask<Frame?> ReadAsync(CancellationToken cancellationToken)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<Frame?>(cancellationToken);
+        }
+        short version;
+        lock (_lock)
+        {
+            if (TryTake(out var frame))
+            {
+                return new ValueTask<Frame?>(frame);
+            }
+            if (_completed)
+            {
+                return new ValueTask<Frame?>((Frame?)null);
+            }
+            if (_waiting)
+            {
+                throw new InvalidOperationException("a stream has one reader: ReadAsync was called while another read waits");
+            }
+            _waiter.Reset();
+            version = _waiter.Version;
+            _waiting = true;
+            _waitToken = cancellationToken;
+        }
+        if (cancellationToken.CanBeCanceled)
+        {
+            var registration = cancellationToken.UnsafeRegister(static (state, token) => ((FrameInbox)state!).Cancel(token), this);
+            lock (_lock)
+            {
+                if (_waiting && _waiter.Version == version)
+                {
+                    _waitRegistration = registration;
+                    registration = default;
+                }
+            }
+            // Already answered (or cancelled) before the registration was kept: drop it.
+            registration.Unregister();
+        }
+        return new ValueTask<Frame?>(this, version);
+    }
+
+    private void Cancel(CancellationToken token)
+    {
+        lock (_lock)
+        {
+            if (!_waiting || _waitToken != token)
+            {
+                return;
+            }
+            _waiting = false;
+            _waitToken = default;
+            _waitRegistration = default;
+        }
+        _waiter.SetException(new OperationCanceledException(token));
+    }
+
+    /// <summary>Under the lock: the waiting reader is about to be answered.</summary>
+    private CancellationTokenRegistration TakeWaiter()
+    {
+        _waiting = false;
+        _waitToken = default;
+        var registration = _waitRegistration;
+        _waitRegistration = default;
+        return registration;
+    }
+
+    private bool TryTake(out Frame? frame)
+    {
+        frame = _first;
+        if (frame is null)
+        {
+            return false;
+        }
+        _first = _rest is { Count: > 0 } rest ? rest.Dequeue() : null;
+        _count--;
+        return true;
+    }
+
+    Frame? IValueTaskSource<Frame?>.GetResult(short token) => _waiter.GetResult(token);
+
+    ValueTaskSourceStatus IValueTaskSource<Frame?>.GetStatus(short token) => _waiter.GetStatus(token);
+
+    void IValueTaskSource<Frame?>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        _waiter.OnCompleted(continuation, state, token, flags);
+}
