@@ -15,7 +15,8 @@
 #        CONNS=64       wrk connections
 #        GRAINS=        request-grain mode (always|on-demand|off; empty: the build's default)
 #        TOP=25         frames in the self-time table
-#        TRACE_PROFILE=dotnet-sampled-thread-time   dotnet-trace collect --profile
+#        TRACE_PROFILE=dotnet-sampled-thread-time   dotnet-trace collect --profile; gc-verbose: an
+#                       allocation trace, summarised by bench/allocs (bytes by type and allocating frame)
 #        LOAD=wrk       wrk: HTTP/1.1 on the plain ingress; h2: h2load -c4 -m16 (H2LOAD_ARGS) on the TLS
 #                       ingress (18453), the HTTP/2 visitor path of protocols.sh
 #        OTUN_COPY=1 COPY_DIR=/tmp/bench-src READY_TIMEOUT=90   as in run.sh
@@ -103,6 +104,20 @@ fi
 secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')
 reqs=$(awk -v r="${rps:-0}" -v s="$secs" 'BEGIN {printf "%d", r * s}')
 us=$(us_per_req $((c1 - c0)) "$reqs")
+if [ "$TRACE_PROFILE" = gc-verbose ]; then
+  # An allocation trace: AllocationTick events by type and allocating frame (bench/allocs), no CPU samples.
+  log "summarising allocations"
+  source_rev
+  {
+    echo "# Allocations $(date '+%Y-%m-%d %H:%M'), source $rev, grains $(grain_label "$GRAINS" "$(dirname "$OTUN")")"
+    echo
+    echo "wrk -t1 -c$CONNS GET /hello through otun dev -> nginx 18080: ${rps} rps over the whole wrk run (tracing on); ~${reqs} requests in the ${secs}s trace window"
+    echo
+    dotnet run -c Release --project "$here/allocs" -- "$out/trace.nettrace" "$reqs" "$TOP"
+  } >"$out/summary.md" 2>"$out/allocs.err" || die "bench/allocs failed (see $out/allocs.err)"
+  cat "$out/summary.md"
+  exit 0
+fi
 log "converting to speedscope"
 "$trace" convert "$out/trace.nettrace" --format Speedscope -o "$out/trace" >"$out/convert.log" 2>&1 || die "convert failed (see $out/convert.log)"
 sjson=$(ls "$out"/trace*.speedscope.json | head -1)
