@@ -18,24 +18,11 @@ internal sealed class FrameInbox : IValueTaskSource<Frame?>
     private readonly Lock _lock = new();
     private Frame? _first;          // the oldest queued frame (most streams never hold more than two)
     private Queue<Frame>? _rest;    // queued frames after _first
-    private int _count;             // queued frames, not counting one handed straight to the waiting reader
     private bool _completed;
     private bool _waiting;          // the reader awaits _waiter
     private CancellationToken _waitToken;
     private CancellationTokenRegistration _waitRegistration;
     private ManualResetValueTaskSourceCore<Frame?> _waiter = new() { RunContinuationsAsynchronously = true };
-
-    /// <summary>Frames queued and not read yet.</summary>
-    public int Count
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return _count;
-            }
-        }
-    }
 
     /// <summary>
     /// Queues a frame (or hands it to the waiting reader). <see cref="WriteResult.OverLimit"/>: already
@@ -53,7 +40,7 @@ internal sealed class FrameInbox : IValueTaskSource<Frame?>
             }
             if (!_waiting)
             {
-                if (_count >= limit)
+                if (Queued >= limit)
                 {
                     return WriteResult.OverLimit;
                 }
@@ -65,7 +52,6 @@ internal sealed class FrameInbox : IValueTaskSource<Frame?>
                 {
                     (_rest ??= new Queue<Frame>(4)).Enqueue(frame);
                 }
-                _count++;
                 return WriteResult.Written;
             }
             // The reader waits, so nothing is queued: the frame goes to it directly.
@@ -182,9 +168,11 @@ internal sealed class FrameInbox : IValueTaskSource<Frame?>
             return false;
         }
         _first = _rest is { Count: > 0 } rest ? rest.Dequeue() : null;
-        _count--;
         return true;
     }
+
+    /// <summary>Under the lock: frames queued and not read yet (one handed straight to the waiting reader is not queued).</summary>
+    private int Queued => _first is null ? 0 : 1 + (_rest?.Count ?? 0);
 
     Frame? IValueTaskSource<Frame?>.GetResult(short token) => _waiter.GetResult(token);
 

@@ -62,7 +62,7 @@ public sealed class RetryPlan(string service, Func<ISet<string>, string?, ValueT
     /// Whether an answer whose head arrived and then broke off (<paramref name="reset"/>) may be retried:
     /// the caller checks that nothing of it was written to the visitor yet.
     /// </summary>
-    public bool AllowsAfterAnswerHead(Reset reset) => !Used && Replayable && Idempotent
+    private bool AllowsAfterAnswerHead(Reset reset) => !Used && Replayable && Idempotent
         && reset.Code is ResetCode.BackendUnavailable or ResetCode.Internal or ResetCode.Unspecified;
 
     /// <summary>

@@ -194,8 +194,7 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
                             // The head had come but nothing was written to the visitor yet: the forwarder sends
                             // the (idempotent) request again, so the half answer is dropped, never relayed.
                             context.Response.Clear();
-                            entry.Failure = $"response aborted after its head ({frame.Reset.Reason}); retried on agent '{retry.Next!.AgentId}' session {retry.Next.SessionId}";
-                            entry.RetriedAs = $"on agent '{retry.Next.AgentId}' session {retry.Next.SessionId} ({retry.Reason})";
+                            NoteRetried(entry, retry, $"response aborted after its head ({frame.Reset.Reason})");
                             return;
                         }
                         entry.Failure = $"response aborted mid-body: {frame.Reset.Reason}";
@@ -247,8 +246,7 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
         if (entry.CancelledBy is null && entry.Retry is { } retry && await retry.TryPlanAsync(entry.SessionId, entry.AgentId, entry.Id, reset, headSent: true))
         {
             // Nothing reached the visitor: the forwarder sends the request again on the planned session.
-            entry.Failure = $"{message} ({reset?.Reason ?? "the stream ended"}); retried on agent '{retry.Next!.AgentId}' session {retry.Next.SessionId}";
-            entry.RetriedAs = $"on agent '{retry.Next.AgentId}' session {retry.Next.SessionId} ({retry.Reason})";
+            NoteRetried(entry, retry, $"{message} ({reset?.Reason ?? "the stream ended"})");
             return;
         }
         entry.Status = status;
@@ -267,6 +265,14 @@ public sealed partial class ResponseRelay(RequestTracker tracker, IOptionsMonito
             context.Response.Headers.RetryAfter = ((int)Math.Ceiling(options.CurrentValue.RetryAfter.TotalSeconds)).ToString();
         }
         await GatewayErrors.WriteAsync(context, status, message, grpcCode);
+    }
+
+    /// <summary>Records on the failed attempt's entry why it failed and where its retry went.</summary>
+    private static void NoteRetried(RequestEntry entry, OrleansTunnel.Gateway.Health.RetryPlan retry, string failure)
+    {
+        var next = retry.Next!;
+        entry.Failure = $"{failure}; retried on agent '{next.AgentId}' session {next.SessionId}";
+        entry.RetriedAs = $"on agent '{next.AgentId}' session {next.SessionId} ({retry.Reason})";
     }
 
     /// <returns>The names of fields that could not be forwarded, if any.</returns>
