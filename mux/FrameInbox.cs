@@ -8,16 +8,18 @@ namespace OrleansTunnel.Mux;
 /// It replaces a per-stream unbounded channel, whose queue segment (32 slots), reader, writer and per-wait
 /// operation objects were about 2.2 KB of the ~12.8 KB a small tunnelled request allocated. Writers are the
 /// connection's read loop and whoever aborts the stream; the reader awaits <see cref="ReadAsync"/> (one at a
-/// time). A frame written while the reader waits is handed to it directly; continuations run on the thread
+/// time). A frame written while the reader waits is handed to it directly (staged frames once published);
+/// continuations run on the thread
 /// pool, never inline on the writer (the read loop must not run a request's code).
 /// </summary>
 internal sealed class FrameInbox : IValueTaskSource<Frame?>
 {
-    public enum WriteResult { Written, Completed, OverLimit }
+    public enum WriteResult { Written, Staged, Completed, OverLimit }
 
     private readonly Lock _lock = new();
     private Frame? _first;          // the oldest queued frame (most streams never hold more than two)
     private Queue<Frame>? _rest;    // queued frames after _first
+    private int _staged;            // the last queued frames the reader may not take yet (see Publish)
     private bool _completed;
     private bool _waiting;          // the reader awaits _waiter
     private CancellationToken _waitToken;
@@ -27,9 +29,13 @@ internal sealed class FrameInbox : IValueTaskSource<Frame?>
     /// <summary>
     /// Queues a frame (or hands it to the waiting reader). <see cref="WriteResult.OverLimit"/>: already
     /// <paramref name="limit"/> frames wait unread (nothing was queued); <see cref="WriteResult.Completed"/>:
-    /// nothing more is accepted.
+    /// nothing more is accepted. With <paramref name="stage"/> the frame stays invisible to the reader until
+    /// <see cref="Publish"/>: the read loop stages the frames of one received message and publishes them once
+    /// the whole message is routed, so a reader woken by a head also sees the body or reset that came with it
+    /// (<see cref="WriteResult.Staged"/>: the first staged frame since the last publish, the caller must
+    /// publish). A write that is not staged publishes everything before it.
     /// </summary>
-    public WriteResult TryWrite(Frame frame, int limit = int.MaxValue)
+    public WriteResult TryWrite(Frame frame, int limit = int.MaxValue, bool stage = false)
     {
         CancellationTokenRegistration registration;
         lock (_lock)
@@ -38,23 +44,27 @@ internal sealed class FrameInbox : IValueTaskSource<Frame?>
             {
                 return WriteResult.Completed;
             }
-            if (!_waiting)
+            if (Queued >= limit)
             {
-                if (Queued >= limit)
-                {
-                    return WriteResult.OverLimit;
-                }
-                if (_first is null)
-                {
-                    _first = frame;
-                }
-                else
-                {
-                    (_rest ??= new Queue<Frame>(4)).Enqueue(frame);
-                }
+                return WriteResult.OverLimit;
+            }
+            if (_first is null)
+            {
+                _first = frame;
+            }
+            else
+            {
+                (_rest ??= new Queue<Frame>(4)).Enqueue(frame);
+            }
+            if (stage)
+            {
+                return ++_staged == 1 ? WriteResult.Staged : WriteResult.Written;
+            }
+            _staged = 0;
+            if (!_waiting || !TryTake(out frame!))
+            {
                 return WriteResult.Written;
             }
-            // The reader waits, so nothing is queued: the frame goes to it directly.
             registration = TakeWaiter();
         }
         registration.Unregister();
@@ -62,10 +72,29 @@ internal sealed class FrameInbox : IValueTaskSource<Frame?>
         return WriteResult.Written;
     }
 
-    /// <summary>Nothing more will be written: the reader gets what is queued, then null.</summary>
+    /// <summary>Makes the staged frames visible to the reader (and wakes it when it waits).</summary>
+    public void Publish()
+    {
+        CancellationTokenRegistration registration;
+        Frame? frame;
+        lock (_lock)
+        {
+            _staged = 0;
+            if (!_waiting || !(TryTake(out frame) || _completed))
+            {
+                return;
+            }
+            registration = TakeWaiter();
+        }
+        registration.Unregister();
+        _waiter.SetResult(frame);
+    }
+
+    /// <summary>Nothing more will be written: the reader gets what is queued (once published), then null.</summary>
     public void Complete()
     {
         CancellationTokenRegistration registration;
+        Frame? frame;
         lock (_lock)
         {
             if (_completed)
@@ -73,14 +102,16 @@ internal sealed class FrameInbox : IValueTaskSource<Frame?>
                 return;
             }
             _completed = true;
-            if (!_waiting)
+            // A waiting reader has nothing visible; with frames staged, the publish answers it.
+            if (!_waiting || _staged > 0)
             {
                 return;
             }
+            TryTake(out frame);
             registration = TakeWaiter();
         }
         registration.Unregister();
-        _waiter.SetResult(null);
+        _waiter.SetResult(frame);
     }
 
     public bool TryRead(out Frame? frame)
@@ -105,7 +136,7 @@ internal sealed class FrameInbox : IValueTaskSource<Frame?>
             {
                 return new ValueTask<Frame?>(frame);
             }
-            if (_completed)
+            if (_completed && _staged == 0)
             {
                 return new ValueTask<Frame?>((Frame?)null);
             }
@@ -160,18 +191,20 @@ internal sealed class FrameInbox : IValueTaskSource<Frame?>
         return registration;
     }
 
+    /// <summary>Under the lock: the oldest visible (not staged) frame.</summary>
     private bool TryTake(out Frame? frame)
     {
         frame = _first;
-        if (frame is null)
+        if (frame is null || Queued == _staged)
         {
+            frame = null;
             return false;
         }
         _first = _rest is { Count: > 0 } rest ? rest.Dequeue() : null;
         return true;
     }
 
-    /// <summary>Under the lock: frames queued and not read yet (one handed straight to the waiting reader is not queued).</summary>
+    /// <summary>Under the lock: frames queued and not read yet, staged ones included.</summary>
     private int Queued => _first is null ? 0 : 1 + (_rest?.Count ?? 0);
 
     Frame? IValueTaskSource<Frame?>.GetResult(short token) => _waiter.GetResult(token);

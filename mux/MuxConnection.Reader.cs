@@ -16,11 +16,45 @@ public sealed partial class MuxConnection
             var frames = _reader.Current.Frames;
             Volatile.Write(ref _messagesRead, _messagesRead + 1);
             Volatile.Write(ref _framesRead, _framesRead + frames.Count);
-            foreach (var frame in frames)
+            // The frames of one message reach their readers together: a head woken alone would be flushed to
+            // the visitor before the body or reset that came with it is seen (one more write, or an answer that
+            // can no longer be retried).
+            _stageReads = frames.Count > 1;
+            try
             {
-                Dispatch(frame);
+                foreach (var frame in frames)
+                {
+                    Dispatch(frame);
+                }
+            }
+            finally
+            {
+                if (_stageReads)
+                {
+                    _stageReads = false;
+                    foreach (var inbox in _stagedInboxes)
+                    {
+                        inbox.Publish();
+                    }
+                    _stagedInboxes.Clear();
+                }
             }
         }
+    }
+
+    // Read loop only: whether stream frames are staged until the message is routed, and whose.
+    private bool _stageReads;
+    private readonly List<FrameInbox> _stagedInboxes = [];
+
+    /// <summary>Read loop only: queues a received frame for a stream's reader (staged while a message is routed).</summary>
+    internal FrameInbox.WriteResult Deliver(FrameInbox inbox, Frame frame)
+    {
+        var result = inbox.TryWrite(frame, Settings.MaxQueuedFramesPerStream, _stageReads);
+        if (result == FrameInbox.WriteResult.Staged)
+        {
+            _stagedInboxes.Add(inbox);
+        }
+        return result;
     }
 
     private void Dispatch(Frame frame)

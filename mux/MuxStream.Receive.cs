@@ -122,7 +122,7 @@ public sealed partial class MuxStream
     /// <summary>Queues a frame for the reader, or resets the stream when the peer queued more frames than allowed.</summary>
     private bool Enqueue(Frame frame)
     {
-        if (_inbound.TryWrite(frame, _connection.Settings.MaxQueuedFramesPerStream) == FrameInbox.WriteResult.OverLimit)
+        if (_connection.Deliver(_inbound, frame) == FrameInbox.WriteResult.OverLimit)
         {
             ProtocolError($"peer queued more than {_connection.Settings.MaxQueuedFramesPerStream} frames the reader has not taken (empty or tiny frames)");
             return false;

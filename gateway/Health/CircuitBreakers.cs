@@ -132,6 +132,13 @@ public sealed partial class CircuitBreakers
                 return true;
             }
             _sharedProbes.TryRemove(key, out _);
+            if (_shared.Find(sessionId, service) is null)
+            {
+                // Another gateway's probe closed the circuit while this claim was on its way: the close skipped
+                // this circuit then (a claim was pending), so it is closed here now and the request may go.
+                ClosedElsewhere([key]);
+                return true;
+            }
         }
         FreeLocalProbe(sessionId, service);
         return false;

@@ -15,6 +15,7 @@ public sealed class MuxTests : IAsyncDisposable
     private readonly MuxConnection _gateway;
     private readonly Task _run;
     private readonly List<string> _violations = [];
+    private Action? _whileReadLoopReports;  // runs on the read loop when it reports a violation
 
     public MuxTests()
     {
@@ -22,7 +23,14 @@ public sealed class MuxTests : IAsyncDisposable
         var settings = new MuxSettings { ReceiveWindow = 4096, SendWindow = 4096, MaxDataFrame = 4096, MaxQueuedFramesPerStream = 64, MaxProtocolViolations = 4 };
         _gateway = new MuxConnection(_transport.ReaderA, (batch, _) => _transport.WriteToB(batch), settings, opensStreams: true, NullLogger.Instance)
         {
-            ProtocolViolation = v => { lock (_violations) { _violations.Add(v); } },
+            ProtocolViolation = v =>
+            {
+                lock (_violations)
+                {
+                    _violations.Add(v);
+                }
+                _whileReadLoopReports?.Invoke();
+            },
         };
         _run = _gateway.RunAsync(TimeSpan.Zero, _stop.Token);
     }
@@ -129,6 +137,29 @@ public sealed class MuxTests : IAsyncDisposable
         Assert.Equal("one", (await later.Within(TimeSpan.FromSeconds(5)))!.Data.Payload.ToStringUtf8());
         Assert.True(stream.TryRead(out var two));
         Assert.Equal("two", two!.Data.Payload.ToStringUtf8());
+        Assert.Null(await stream.ReadAsync(CancellationToken.None).AsTask().Within(TimeSpan.FromSeconds(5)));
+    }
+
+    [Fact]
+    public async Task AMessagesFrames_ReachAWaitingReaderTogether_SoAHeadIsNeverSeenWithoutTheResetThatCameWithIt()
+    {
+        var stream = await OpenRequestAsync();
+        var waiting = stream.ReadAsync(CancellationToken.None);
+        // One message: the head, a frame for a stream never opened (its report runs on the read loop, between the
+        // head and the reset), then the reset. While the read loop is inside the message, the read must not be
+        // answered (IsCompleted asks the read's source directly, with no thread-pool hop).
+        bool answeredMidMessage = true;
+        _whileReadLoopReports = () => answeredMidMessage = waiting.IsCompleted;
+        await _transport.WriteToA(Batch(
+            new Frame { Stream = stream.Id, ResponseHead = new ResponseHead { Status = 200 } },
+            new Frame { Stream = 999, Data = new Data() },
+            new Frame { Stream = stream.Id, Reset = new Reset { Code = ResetCode.Internal, Reason = "agent lost" } }));
+
+        Assert.Equal(200, (await waiting.AsTask().Within(TimeSpan.FromSeconds(5)))!.ResponseHead.Status);
+        Assert.False(answeredMidMessage, "the reader was answered with the head before the rest of its message was routed");
+        // Woken by the head, the reader sees the reset at once (the relay retries instead of flushing a lone head).
+        Assert.True(stream.TryRead(out var reset));
+        Assert.Equal("agent lost", reset!.Reset.Reason);
         Assert.Null(await stream.ReadAsync(CancellationToken.None).AsTask().Within(TimeSpan.FromSeconds(5)));
     }
 
