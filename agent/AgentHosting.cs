@@ -115,6 +115,10 @@ public sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
         {
             failures.Add("Agent:ResponseBufferSize must be at least 1024 bytes");
         }
+        if (o.ResponseInitialBufferSize < 256 || o.ResponseInitialBufferSize > o.ResponseBufferSize)
+        {
+            failures.Add($"Agent:ResponseInitialBufferSize {o.ResponseInitialBufferSize} must be between 256 bytes and Agent:ResponseBufferSize ({o.ResponseBufferSize})");
+        }
         if (o.ReconnectMinDelay <= TimeSpan.Zero || o.ReconnectMaxDelay < o.ReconnectMinDelay)
         {
             failures.Add("Agent:ReconnectMinDelay must be positive and at most Agent:ReconnectMaxDelay");

@@ -100,8 +100,14 @@ public sealed class AgentOptions
     public int BackendMaxConnections { get; set; } = int.MaxValue;
 
 
-    /// <summary>Buffer used to read a backend's response body (bytes).</summary>
+    /// <summary>Buffer used to read a backend's response body (bytes); the largest the agent grows to.</summary>
     public int ResponseBufferSize { get; set; } = 64 * 1024;
+
+    /// <summary>
+    /// First buffer for a response body of unknown length (bytes, 256..ResponseBufferSize): a gRPC answer or an
+    /// event stream arrives a few hundred bytes at a time; a read that fills it grows the next to ResponseBufferSize.
+    /// </summary>
+    public int ResponseInitialBufferSize { get; set; } = 4 * 1024;
 
     /// <summary>
     /// On shutdown (SIGTERM), how long in-flight requests may take to finish after the agent told its

@@ -210,7 +210,12 @@ public sealed partial class BackendForwarder : IDisposable
         }
 
         var body = await response.Content.ReadAsStreamAsync(cancel);
-        byte[]? current = ArrayPool<byte>.Shared.Rent(_options.ResponseBufferSize);
+        // Buffers fit the body: a known length rents no more than it, an unknown one starts at ResponseInitialBufferSize (a gRPC
+        // answer or an event stream is a few hundred bytes at a time) and grows to ResponseBufferSize as soon
+        // as a read fills its buffer. Two 64 KiB buffers per call held across a gRPC call's wait for its
+        // trailers outgrew ArrayPool's shared cache at 64 concurrent calls: ~27 KB allocated per call.
+        int size = length is > 0 ? (int)Math.Min(length.Value, _options.ResponseBufferSize) : _options.ResponseInitialBufferSize;
+        byte[]? current = ArrayPool<byte>.Shared.Rent(size);
         byte[]? next = null; // the read-ahead buffer, rented only when a body has more than one chunk
         int? firstRead = null;
         try
@@ -265,7 +270,7 @@ public sealed partial class BackendForwarder : IDisposable
             int n = firstRead ?? await body.ReadAsync(current!, cancel);
             while (n > 0)
             {
-                next ??= ArrayPool<byte>.Shared.Rent(_options.ResponseBufferSize);
+                next ??= ArrayPool<byte>.Shared.Rent(n >= current!.Length ? _options.ResponseBufferSize : current.Length);
                 var pending = body.ReadAsync(next, cancel);
                 bool sent = false;
                 if (!pending.IsCompleted)

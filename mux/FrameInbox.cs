@@ -8,9 +8,9 @@ namespace OrleansTunnel.Mux;
 /// It replaces a per-stream unbounded channel, whose queue segment (32 slots), reader, writer and per-wait
 /// operation objects were about 2.2 KB of the ~12.8 KB a small tunnelled request allocated. Writers are the
 /// connection's read loop and whoever aborts the stream; the reader awaits <see cref="ReadAsync"/> (one at a
-/// time). A frame written while the reader waits is handed to it directly (staged frames once published);
-/// continuations run on the thread
-/// pool, never inline on the writer (the read loop must not run a request's code).
+/// time). A frame written while the reader waits is handed to it directly (a staged frame once published);
+/// continuations run on the thread pool, never inline on the writer (the read loop must not run a
+/// request's code).
 /// </summary>
 internal sealed class FrameInbox : IValueTaskSource<Frame?>
 {
