@@ -210,9 +210,9 @@ public sealed partial class BackendForwarder : IDisposable
         }
 
         var body = await response.Content.ReadAsStreamAsync(cancel);
-        // Buffers fit the body: a known length rents no more than it, an unknown one starts at ResponseInitialBufferSize (a gRPC
-        // answer or an event stream is a few hundred bytes at a time) and grows to ResponseBufferSize as soon
-        // as a read fills its buffer. Two 64 KiB buffers per call held across a gRPC call's wait for its
+        // Buffers fit the body: a known length rents no more than it, an unknown one starts at
+        // ResponseInitialBufferSize (a gRPC answer or an event stream is a few hundred bytes at a time) and
+        // grows to ResponseBufferSize as soon as a read fills its buffer. Two 64 KiB buffers per call held across a gRPC call's wait for its
         // trailers outgrew ArrayPool's shared cache at 64 concurrent calls: ~27 KB allocated per call.
         int size = length is > 0 ? (int)Math.Min(length.Value, _options.ResponseBufferSize) : _options.ResponseInitialBufferSize;
         byte[]? current = ArrayPool<byte>.Shared.Rent(size);

@@ -38,6 +38,7 @@ internal sealed class FrameInbox : IValueTaskSource<Frame?>
     public WriteResult TryWrite(Frame frame, int limit = int.MaxValue, bool stage = false)
     {
         CancellationTokenRegistration registration;
+        Frame? answer;
         lock (_lock)
         {
             if (_completed)
@@ -61,14 +62,12 @@ internal sealed class FrameInbox : IValueTaskSource<Frame?>
                 return ++_staged == 1 ? WriteResult.Staged : WriteResult.Written;
             }
             _staged = 0;
-            if (!_waiting || !TryTake(out frame!))
+            if (!TryTakeAnswer(out answer, out registration))
             {
                 return WriteResult.Written;
             }
-            registration = TakeWaiter();
         }
-        registration.Unregister();
-        _waiter.SetResult(frame);
+        Answer(registration, answer);
         return WriteResult.Written;
     }
 
@@ -80,14 +79,12 @@ internal sealed class FrameInbox : IValueTaskSource<Frame?>
         lock (_lock)
         {
             _staged = 0;
-            if (!_waiting || !(TryTake(out frame) || _completed))
+            if (!TryTakeAnswer(out frame, out registration))
             {
                 return;
             }
-            registration = TakeWaiter();
         }
-        registration.Unregister();
-        _waiter.SetResult(frame);
+        Answer(registration, frame);
     }
 
     /// <summary>Nothing more will be written: the reader gets what is queued (once published), then null.</summary>
@@ -102,16 +99,13 @@ internal sealed class FrameInbox : IValueTaskSource<Frame?>
                 return;
             }
             _completed = true;
-            // A waiting reader has nothing visible; with frames staged, the publish answers it.
-            if (!_waiting || _staged > 0)
+            // With frames staged, the publish answers a waiting reader.
+            if (!TryTakeAnswer(out frame, out registration))
             {
                 return;
             }
-            TryTake(out frame);
-            registration = TakeWaiter();
         }
-        registration.Unregister();
-        _waiter.SetResult(frame);
+        Answer(registration, frame);
     }
 
     public bool TryRead(out Frame? frame)
@@ -179,6 +173,28 @@ internal sealed class FrameInbox : IValueTaskSource<Frame?>
             _waitRegistration = default;
         }
         _waiter.SetException(new OperationCanceledException(token));
+    }
+
+    /// <summary>
+    /// Under the lock: when the reader waits and has an answer (a visible frame, or the end once nothing is
+    /// staged), takes it and the waiter; the caller then calls <see cref="Answer"/> outside the lock.
+    /// </summary>
+    private bool TryTakeAnswer(out Frame? frame, out CancellationTokenRegistration registration)
+    {
+        registration = default;
+        if (!_waiting || !(TryTake(out frame) || (_completed && _staged == 0)))
+        {
+            frame = null;
+            return false;
+        }
+        registration = TakeWaiter();
+        return true;
+    }
+
+    private void Answer(CancellationTokenRegistration registration, Frame? frame)
+    {
+        registration.Unregister();
+        _waiter.SetResult(frame);
     }
 
     /// <summary>Under the lock: the waiting reader is about to be answered.</summary>
